@@ -2,9 +2,20 @@
 
 Chernodub & Nowicki (2016), reproduced: the long-term-dependency tasks, an SRN
 whose single batched BPTT pass yields exact per-example, lag-resolved gradient
-statistics, the sampling-based minibatch construction and its baselines.
+statistics, the sampling-based minibatch construction (SGR) and its baselines.
 """
 from .tasks import TASK_NAMES, Task, make_task
 from .model import SRN, PerExampleStats, bptt, per_example_stats
+from .train import METHODS, TrainConfig, TrainResult, train
+from .sampling import RULES
 
-__all__ = ["TASK_NAMES", "Task", "make_task", "SRN", "PerExampleStats", "bptt", "per_example_stats"]
+__all__ = ["TASK_NAMES", "Task", "make_task", "SRN", "PerExampleStats", "bptt", "per_example_stats",
+           "METHODS", "RULES", "TrainConfig", "TrainResult", "train", "sweep"]
+
+
+def __getattr__(name):
+    # gradreg.sweep pulls in Dask: imported on first use only
+    if name == "sweep":
+        from . import sweep as module
+        return module
+    raise AttributeError(f"module 'gradreg' has no attribute {name!r}")

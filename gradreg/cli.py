@@ -1,0 +1,150 @@
+"""Command line: `python -m gradreg train | sweep | figures`.
+
+Every TrainConfig field is an option of `train`. Bad input exits with code 2 and one
+line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import typing
+
+from .train import TrainConfig
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class UsageError(ValueError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, exit 2
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}; allowed: true, false")
+
+
+def _parse_optional(kind):
+    def parse(text: str):
+        if text.lower() in ("none", ""):
+            return None
+        return kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _field_type(f: dataclasses.Field):
+    hints = typing.get_type_hints(TrainConfig)
+    hint = hints[f.name]
+    args = typing.get_args(hint)
+    if hint is bool:
+        return _parse_bool
+    if args and type(None) in args:  # X | None
+        inner = next(a for a in args if a is not type(None))
+        return _parse_optional(inner)
+    return hint
+
+
+_HELP = {
+    "task": "task name (temporal_order, temporal_order_3bit, adding, multiplication, xor, "
+            "random_permutation, noiseless_memorization)",
+    "length": "task length T",
+    "method": "sgd, clip, pascanu, sgr or lstm",
+    "rule": "SGR selection rule: top, band, weighted, greedy or random",
+    "lag": "lag threshold tau (none: floor(steps/2))",
+    "clip": "gradient-norm clipping threshold (none or 0: off; ignored by sgd)",
+    "pool_factor": "SGR candidate pool size M = pool_factor * batch_size",
+    "fair_batch": "baselines draw pool_factor * batch_size sequences per step (compute-fair control)",
+    "device": "auto, cpu, cuda or cuda:N",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m gradreg",
+                     description="Sampling-based gradient regularization for RNNs (Chernodub & Nowicki 2016).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train one run until solved",
+                           description="Train one run; every TrainConfig field is an option.")
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default
+        train.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_field_type(f),
+                           default=default, metavar=f.name.upper(),
+                           help=f"{_HELP.get(f.name, f.name.replace('_', ' '))} (default: {default})")
+    train.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sweep = sub.add_parser("sweep", help="run a grid of runs on Dask, resumable",
+                           description="Run a profile's grid of runs on Dask; appends one row per "
+                                       "finished run to RESULTS and skips runs already there.")
+    sweep.add_argument("--profile", required=True, help="smoke, quick or paper")
+    sweep.add_argument("--results", required=True, help="results CSV (created or resumed)")
+    sweep.add_argument("--scheduler", default=None,
+                       help="address of an existing Dask scheduler, e.g. tcp://host:8786 "
+                            "(default: a LocalCluster sized to this machine)")
+    sweep.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: all cores)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    figures = sub.add_parser("figures", help="run every notebook through papermill and write figures/")
+    figures.add_argument("--profile", default="quick", help="smoke, quick or paper (default: quick)")
+    figures.add_argument("--output-dir", default="figures", help="where figures go (default: figures)")
+    figures.add_argument("--build-dir", default="build", help="executed notebooks (default: build)")
+    return parser
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run_train(args) -> int:
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**fields)
+    from .train import train
+    result = train(config, progress=not (args.no_progress or args.json))
+    if args.json:
+        out = {k: _json_safe(v) for k, v in result.to_row().items()}
+        out["config"] = dataclasses.asdict(config)
+        out["history"] = [{k: _json_safe(v) for k, v in row.items()}
+                          for row in result.history.to_dict(orient="records")]
+        print(json.dumps(out))
+    else:
+        print(result.summary())
+    return 0
+
+
+def run_sweep_command(args) -> int:
+    from .sweep import run_sweep
+    run_sweep(args.profile, results=args.results, scheduler=args.scheduler, workers=args.workers,
+              progress=not args.no_progress)
+    return 0
+
+
+def run_figures(args) -> int:
+    from .figures import run_notebooks
+    run_notebooks(args.profile, output_dir=args.output_dir, build_dir=args.build_dir)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return {"train": run_train, "sweep": run_sweep_command, "figures": run_figures}[args.command](args)
+    except ValueError as error:  # UsageError too
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,299 @@
+"""SGR selection rules, the SGR step, Pascanu's regulariser, and the training harness."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sstats
+
+import gradreg
+from gradreg import sampling
+from gradreg.baselines import LSTMNet, omega, omega_grad
+from gradreg.model import bptt
+from gradreg.train import TrainConfig, _sgr_weights, pool_scores, train
+
+
+# ----------------------------------------------------------------- selection rules
+
+def test_top_picks_the_largest_scores():
+    scores = torch.tensor([0.3, 5.0, 0.1, 2.0, 7.0, 0.0, 1.0])
+    sel = sampling.select_top(scores, 3)
+    assert set(sel.index.tolist()) == {4, 1, 3}
+    assert torch.allclose(sel.weight, torch.full((3,), 1 / 3, dtype=torch.float64))
+
+
+def test_random_is_uniform_chi_square():
+    g = torch.Generator().manual_seed(0)
+    M, n, draws = 10, 3, 6000
+    counts = np.zeros(M)
+    for _ in range(draws):
+        sel = sampling.select_random(M, n, g)
+        assert len(set(sel.index.tolist())) == n
+        counts[sel.index.numpy()] += 1
+    expected = np.full(M, draws * n / M)
+    p = sstats.chisquare(counts, expected).pvalue
+    assert p > 1e-3, f"selection counts {counts} are not uniform (p={p:.2g})"
+
+
+def test_weighted_inclusion_probabilities_are_exact_and_importance_weights_unbiased():
+    g = torch.Generator().manual_seed(1)
+    scores = torch.tensor([0.1, 0.5, 1.0, 2.0, 4.0, 8.0, 0.05, 3.0], dtype=torch.float64)
+    values = torch.tensor([3.0, -1.0, 2.0, 0.5, -4.0, 1.5, 10.0, -2.0], dtype=torch.float64)
+    M, n = scores.numel(), 3
+    pi = sampling.inclusion_probabilities(scores, n)
+    assert pi.sum().item() == pytest.approx(n)
+    assert (pi <= 1).all() and pi[5] == 1.0  # the largest score is capped: always drawn
+    draws = 20000
+    hits = torch.zeros(M, dtype=torch.float64)
+    estimates = torch.empty(draws, dtype=torch.float64)
+    for k in range(draws):
+        sel = sampling.select_weighted(scores, n, importance=True, generator=g)
+        assert len(set(sel.index.tolist())) == n  # without replacement
+        hits[sel.index] += 1
+        estimates[k] = (sel.weight * values[sel.index]).sum()
+    freq = hits / draws
+    assert torch.allclose(freq, pi, atol=0.015), (freq, pi)
+    se = estimates.std() / math.sqrt(draws)
+    assert abs(estimates.mean() - values.mean()) < 4 * se, (estimates.mean(), values.mean(), se)
+    plain = sampling.select_weighted(scores, n, importance=False, generator=g)
+    assert torch.allclose(plain.weight, torch.full((n,), 1 / n, dtype=torch.float64))
+
+
+def test_weighted_with_alpha_zero_like_scores_is_uniform():
+    pi = sampling.inclusion_probabilities(torch.ones(10), 4)
+    assert torch.allclose(pi, torch.full((10,), 0.4, dtype=torch.float64))
+
+
+def test_band_takes_candidates_inside_then_nearest():
+    g = torch.Generator().manual_seed(0)
+    ratios = torch.tensor([1e-5, 0.5, 0.02, 1e-3, 50.0, 0.2, float("nan"), 2e-2])
+    sel = sampling.select_band(ratios, 3, 0.01, 1.0, g)
+    assert set(sel.index.tolist()) <= {1, 2, 5, 7} and len(sel.index) == 3
+    sel = sampling.select_band(ratios, 6, 0.01, 1.0, g)
+    # four inside, then the two nearest the band in log distance: 1e-3 (x10 low), 50 (x50 high)
+    assert set(sel.index.tolist()) == {1, 2, 5, 7, 3, 4}
+
+
+def _random_gram(M=12, P=30, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    vectors = torch.randn(M, P, generator=g, dtype=torch.float64) + 0.3
+    return vectors, vectors @ vectors.T
+
+
+def test_greedy_reports_the_exact_minibatch_norm_and_lands_in_the_band():
+    vectors, gram = _random_gram()
+    mean_norms = [sampling.minibatch_norm(gram, sampling.select_random(12, 4, torch.Generator().manual_seed(s))
+                                          .pool_weights(12)) for s in range(20)]
+    a, b = np.median(mean_norms) * 1.2, np.median(mean_norms) * 1.5
+    sel = sampling.select_greedy(gram, 4, (a, b))
+    direct = vectors[sel.index].mean(0).norm().item()
+    assert sel.norm == pytest.approx(direct, rel=1e-12)
+    assert sampling.minibatch_norm(gram, sel.pool_weights(12)) == pytest.approx(direct, rel=1e-12)
+    assert a <= sel.norm <= b
+    # a band above every reachable norm: greedy gets as close as it can, i.e. maximises the first pick
+    sel = sampling.select_greedy(gram, 1, (1e9, 2e9))
+    assert sel.index.item() == int(torch.diagonal(gram).argmax())
+
+
+def test_minibatch_norm_matches_gram_identity():
+    vectors, gram = _random_gram(seed=3)
+    w = torch.rand(12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert sampling.minibatch_norm(gram, w) == pytest.approx((w @ vectors).norm().item(), rel=1e-12)
+
+
+def test_bad_minibatch_size_raises():
+    with pytest.raises(ValueError, match="minibatch size 9"):
+        sampling.select_top(torch.ones(8), 9)
+
+
+# ------------------------------------------------------------------ the SGR step
+
+def _pool(task_name="temporal_order", length=12, M=16, seed=0, readout=None):
+    task = gradreg.make_task(task_name, length)
+    g = torch.Generator().manual_seed(seed)
+    model = gradreg.SRN(task.input_size, 9, task.output_size, init="gaussian", generator=g,
+                        dtype=torch.float64, readout=readout or task.readout)
+    x, y = task.sample(M, generator=g)
+    return task, model, x.double(), y
+
+
+@pytest.mark.parametrize("rule", sampling.RULES)
+def test_sgr_step_gradient_equals_autograd_of_the_chosen_examples_mean_loss(rule):
+    task, model, x, y = _pool()
+    config = TrainConfig(task="temporal_order", length=12, rule=rule, batch_size=4, pool_factor=4,
+                         band_low=1e-3, band_high=10.0)
+    rec = bptt(model, task, x, y)
+    log = {}
+    weights = _sgr_weights(config, task, model, rec, lag=6,
+                           generator=torch.Generator().manual_seed(0), log=log)
+    chosen = torch.nonzero(weights).squeeze(1)
+    assert chosen.numel() == 4
+    step = rec.batch_grads(weights)
+    model.zero_grad()
+    loss = (task.loss(model(x[chosen]), y[chosen]) * weights[chosen]).sum()
+    loss.backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(step[name], p.grad, rtol=1e-10, atol=1e-13)
+    if rule != "random":
+        assert {"pool_score_q10", "pool_score_q50", "pool_score_q90"} <= set(log)
+
+
+def test_top_rule_chooses_the_largest_long_term_scores_of_the_pool():
+    task, model, x, y = _pool()
+    stats = gradreg.per_example_stats(model, task, x, y, lag=6)
+    scores, _, _ = pool_scores(bptt(model, task, x, y), 6)
+    torch.testing.assert_close(scores, stats.long_term_norm, rtol=1e-12, atol=0)
+    config = TrainConfig(task="temporal_order", length=12, rule="top", batch_size=4)
+    weights = _sgr_weights(config, task, model, bptt(model, task, x, y), 6, None, {})
+    assert set(torch.nonzero(weights).squeeze(1).tolist()) == set(torch.topk(stats.long_term_norm, 4).indices.tolist())
+
+
+# ------------------------------------------------------------- Pascanu's Omega
+
+def reference_omega(model, x, y, task):
+    """Autograd all the way: u = dE/dh from autograd, then Omega with u and h detached."""
+    W_rec = model.W_rec
+    pre = x @ model.W_in.T + model.b
+    h = torch.zeros(x.shape[0], model.hidden_size, dtype=x.dtype)
+    hs = []
+    for t in range(x.shape[1]):
+        h = torch.tanh(pre[:, t] + h @ W_rec.T)
+        h.retain_grad()
+        hs.append(h)
+    out = hs[-1] @ model.W_out.T + model.b_out
+    task.loss(out, y).sum().backward()
+    W = W_rec.detach().clone().requires_grad_(True)
+    terms = []
+    for k in range(x.shape[1] - 1):
+        u = hs[k + 1].grad.detach()
+        fprime = 1 - hs[k + 1].detach() ** 2
+        for i in range(x.shape[0]):
+            if (u[i] ** 2).sum() < 1e-20:
+                continue
+            terms.append(((W.T @ (fprime[i] * u[i])).norm() / u[i].norm() - 1) ** 2)
+    value = torch.stack(terms).mean()
+    value.backward()
+    return value.detach(), W.grad
+
+
+def test_omega_and_its_gradient_equal_autograd_with_u_and_h_detached():
+    task, model, x, y = _pool(M=5)
+    rec = bptt(model, task, x, y, keep_u=True)
+    value, grad = omega_grad(model.W_rec, rec)
+    ref_value, ref_grad = reference_omega(model, x, y, task)
+    torch.testing.assert_close(value, ref_value, rtol=1e-10, atol=0)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-10, atol=1e-14)
+
+
+def test_omega_needs_u():
+    task, model, x, y = _pool(M=3)
+    with pytest.raises(ValueError, match="keep_u"):
+        omega(model.W_rec, bptt(model, task, x, y))
+
+
+def test_lstm_forget_gate_bias_is_one():
+    net = LSTMNet(6, 8, 4, generator=torch.Generator().manual_seed(0))
+    forget = net.lstm.bias_ih_l0[8:16] + net.lstm.bias_hh_l0[8:16]
+    assert torch.allclose(forget, torch.ones(8))
+
+
+# -------------------------------------------------------------- the harness
+
+EASY = dict(task="temporal_order", length=10, hidden_size=20, lr=0.1, momentum=0.9,
+            max_iterations=1500, check_every=50, test_size=2000)
+
+
+@pytest.mark.parametrize("method,rule", [("sgd", "top"), ("clip", "top"), ("pascanu", "top"), ("lstm", "top")]
+                         + [("sgr", r) for r in sampling.RULES])
+def test_every_method_solves_an_easy_instance(method, rule):
+    extra = dict(momentum=0.0, lr=0.05) if method == "sgd" else {}
+    result = train(TrainConfig(**{**EASY, **extra}, method=method, rule=rule))
+    assert result.solved, result.summary()
+    assert not result.diverged and result.final_error <= 0.01
+    per_step = result.config.pool_size if method == "sgr" else result.config.batch_size
+    assert result.examples == result.iterations * per_step
+    assert list(result.history["iteration"]) == list(range(50, result.iterations + 1, 50))
+    for column in ("iteration", "examples", "seconds", "train_loss", "test_error", "grad_norm",
+                   "minibatch_long_term_norm", "pool_score_q10", "pool_score_q50", "pool_score_q90",
+                   "spectral_radius"):
+        assert column in result.history
+
+
+def test_fair_batch_draws_the_pool_size():
+    result = train(TrainConfig(**{**EASY, "max_iterations": 20}, method="clip", fair_batch=True))
+    assert result.examples == 20 * 80
+
+
+def test_divergence_is_caught_not_raised():
+    config = TrainConfig(task="adding", length=10, method="sgd", lr=1e12, init="gaussian",
+                         max_iterations=200, check_every=10, test_size=200)
+    result = train(config)
+    assert result.diverged and not result.solved
+    assert result.iterations < 200
+    assert math.isnan(result.final_error)
+    assert len(result.steps) == result.iterations
+
+
+def test_same_config_gives_identical_results():
+    config = TrainConfig(**{**EASY, "max_iterations": 100}, method="sgr", rule="weighted")
+    a, b = train(config), train(config)
+    assert a.iterations == b.iterations
+    cols = ["train_loss", "test_error", "grad_norm", "minibatch_long_term_norm"]
+    assert a.history[cols].equals(b.history[cols])
+    c = train(config.replace(seed=1))
+    assert not a.history[cols].equals(c.history[cols])
+
+
+def test_per_step_readout_task_trains():
+    result = train(TrainConfig(task="noiseless_memorization", length=2, method="sgr", max_iterations=20,
+                               check_every=10, test_size=100, hidden_size=10))
+    assert len(result.history) == 2 and not result.diverged
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(task="nope"), "unknown task 'nope'"),
+    (dict(method="adam"), "unknown method 'adam'"),
+    (dict(rule="best"), "unknown rule 'best'"),
+    (dict(length=4), "length 4 is too short"),
+    (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+    (dict(lag=50), "lag 50 is outside the allowed range 0..49"),
+    (dict(lr=-1.0), "lr must be a positive"),
+    (dict(device="tpu"), "unknown device 'tpu'"),
+])
+def test_bad_config_raises_value_error(changes, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{"length": 50, **changes})
+
+
+# ------------------------------------------------------------------------ CLI
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "gradreg", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_train_json():
+    out = _cli("train", "--task", "temporal_order", "--length", "10", "--method", "clip", "--lr", "0.1",
+               "--momentum", "0.9", "--hidden-size", "20", "--max-iterations", "300", "--check-every", "50",
+               "--test-size", "1000", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["solved"] is True and result["method"] == "clip"
+    assert result["history"][-1]["test_error"] <= 0.01
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "--task", "nope"], "unknown task 'nope'"),
+    (["train", "--length", "3"], "length 3 is too short"),
+    (["train", "--lr", "abc"], "invalid float value: 'abc'"),
+    (["train", "--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
+    (["sweep", "--profile", "huge", "--results", "/tmp/never.csv"], "huge"),
+])
+def test_cli_bad_input_exits_2_with_one_line(args, match):
+    out = _cli(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
