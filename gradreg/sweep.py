@@ -1,0 +1,469 @@
+"""Sweeps: many training runs on Dask distributed, one CSV row per finished run.
+
+A sweep is a list of `TrainConfig`s, or the name of a profile (`PROFILES`):
+
+    smoke   temporal_order T=10, hidden 20, lr 0.3 (so that they solve), clip / sgr-top /
+            sgr-random / lstm, seeds 0-1, 300 iterations, 2,000 test sequences: 8 runs,
+            about 15 seconds (most of it starting the cluster)
+    quick   temporal_order and adding at T = 20, 40; the 7 paper methods;
+            seeds 0-2; 4,000 iterations: 84 runs, about 10-15 minutes on 2 cores
+    paper   temporal_order and adding at T = 50, 100, 150, 200; methods sgd, clip,
+            pascanu, sgr/top, sgr/random, sgr/weighted (no importance weights), lstm;
+            seeds 0-4; PAPER_MAX_ITERATIONS = 50,000 iterations per run (TrainConfig's default): 280 runs,
+            at most about 30 core-hours on CPU (a run stops early once solved): a cluster
+
+All other settings are `TrainConfig`'s defaults (hidden 50, batch 20, lr 0.01, clip 1,
+pool factor 4, lag floor(steps/2), test on 10,000 sequences every 100 iterations).
+
+    from gradreg.sweep import run_sweep, summarise
+    if __name__ == "__main__":       # needed in a script: the workers are spawned processes
+        df = run_sweep("quick", results="data/results/quick.csv")  # LocalCluster, 1 process per core
+        print(summarise(df))
+
+or from the command line:
+
+    python -m gradreg sweep --profile quick --results data/results/quick.csv [--workers N]
+
+Results file
+------------
+Columns, always in this order: task, length, method, rule, seed, solved, iterations,
+examples, seconds, final_error, diverged, device, error. The key of a run is
+(task, length, method, rule, seed), rule being "" for methods other than sgr; other
+settings are not part of the key, so use one results file per profile (or per
+variant). `error` is "" for a run that finished, else the one-line message of the
+exception it raised (then solved=False, diverged=False, iterations=examples=0,
+final_error=nan); a failed run counts as done: delete its line to run it again.
+
+Guarantee: a kill at any instant (SIGKILL, power loss after fsync) never leaves a half
+row among the rows. The header is written to a temporary file, fsynced and renamed
+over the results path (os.replace), so the file exists with its header or not at all.
+Each row is one complete CSV line, fields free of newlines, appended by the single
+process that runs the sweep with os.write on a descriptor opened with O_APPEND, then
+fsynced. If a write is ever cut short, the fragment can only be the file's last line,
+with no newline after it: `load_results` drops such a line, and the next `run_sweep`
+truncates it away before appending. Rows are de-duplicated by key, keeping the first,
+and a rerun skips every key already in the file, so an interrupted sweep resumes
+with no lost and no duplicated runs (the runs in flight at the kill are redone).
+Runs that Dask cancels (the client lost its scheduler) are not written, and a warning
+says to rerun; a run whose worker died repeatedly (KilledWorker) gets an error row.
+A sweep holds an advisory lock (flock) on the file so two sweeps cannot append to it
+at once.
+
+On a SLURM cluster (dask-jobqueue)
+----------------------------------
+Each run is single-threaded; give every Dask worker one core and one thread. The
+package and its environment must be importable on the compute nodes (shared
+filesystem). Start the cluster from a Python session on the login node:
+
+    from dask_jobqueue import SLURMCluster
+    cluster = SLURMCluster(queue="normal", account="myaccount",
+                           cores=16, processes=16,      # 16 workers x 1 thread per job
+                           memory="32GB", walltime="12:00:00",
+                           job_script_prologue=["source /path/to/gradreg/.venv/bin/activate"])
+    cluster.scale(jobs=4)                              # 64 workers
+    print(cluster.scheduler_address)                   # e.g. tcp://10.0.0.1:8786
+
+(if the compute nodes cannot reach the login node's default network interface, add
+e.g. interface="ib0" to SLURMCluster), then, while that session stays open, run from
+the repository:
+
+    python -m gradreg sweep --profile paper --results data/results/paper.csv \\
+        --scheduler tcp://10.0.0.1:8786
+
+Only the process running the sweep writes the results file, so it can live on any
+filesystem. If the jobs end (walltime), scale again and rerun the same command: the
+finished runs are skipped. Longer tasks are submitted with higher priority.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from .tasks import TASK_NAMES
+from .train import TrainConfig
+
+__all__ = ["PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
+           "COLUMNS", "KEY", "profile_configs", "config_key", "run_config", "run_sweep", "load_results",
+           "summarise", "wilson_interval"]
+
+COLUMNS = ("task", "length", "method", "rule", "seed", "solved", "iterations", "examples",
+           "seconds", "final_error", "diverged", "device", "error")
+KEY = ("task", "length", "method", "rule", "seed")
+
+#: Iterations per run in the paper profile: a run not solved by then counts as failed.
+#: Each SGR iteration processes M = 4 n = 80 sequences, each baseline iteration n = 20.
+PAPER_MAX_ITERATIONS = 50_000
+QUICK_MAX_ITERATIONS = 4_000
+SMOKE_MAX_ITERATIONS = 300
+
+# (method, rule, extra TrainConfig settings); rule only matters for sgr
+PAPER_METHODS = (
+    ("sgd", "top", {}),
+    ("clip", "top", {}),
+    ("pascanu", "top", {}),
+    ("sgr", "top", {}),
+    ("sgr", "random", {}),
+    # "the best other SGR rule": weighted, as a plain sampler (no Horvitz-Thompson weights)
+    ("sgr", "weighted", {"importance_weights": False}),
+    ("lstm", "top", {}),
+)
+SMOKE_METHODS = (("clip", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}), ("lstm", "top", {}))
+
+
+def _grid(tasks, lengths, methods, seeds, **common) -> list[TrainConfig]:
+    return [TrainConfig(task=task, length=length, method=method, rule=rule, seed=seed,
+                        **{**common, **extra})
+            for task in tasks for length in lengths for method, rule, extra in methods
+            for seed in seeds]
+
+
+PROFILES = {
+    # lr 0.3 so that the tiny runs solve and the solved path is exercised end to end
+    "smoke": lambda: _grid(("temporal_order",), (10,), SMOKE_METHODS, range(2), hidden_size=20,
+                           lr=0.3, max_iterations=SMOKE_MAX_ITERATIONS, test_size=2_000),
+    "quick": lambda: _grid(("temporal_order", "adding"), (20, 40), PAPER_METHODS, range(3),
+                           max_iterations=QUICK_MAX_ITERATIONS),
+    "paper": lambda: _grid(("temporal_order", "adding"), (50, 100, 150, 200), PAPER_METHODS,
+                           range(5), max_iterations=PAPER_MAX_ITERATIONS),
+}
+
+
+def profile_configs(name: str) -> list[TrainConfig]:
+    """The configs of a profile: "smoke", "quick" or "paper"."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
+    return PROFILES[name]()
+
+
+def config_key(config: TrainConfig) -> tuple:
+    """(task, length, method, rule, seed), rule "" unless method is sgr (as TrainResult.to_row)."""
+    return (config.task, int(config.length), config.method,
+            config.rule if config.method == "sgr" else "", int(config.seed))
+
+
+def _row_key(row) -> tuple:
+    return (str(row["task"]), int(row["length"]), str(row["method"]), str(row["rule"]),
+            int(row["seed"]))
+
+
+# ---------------------------------------------------------------- the run (on a worker)
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _error_row(config: TrainConfig, exc: BaseException, seconds: float = 0.0) -> dict:
+    task, length, method, rule, seed = config_key(config)
+    return {"task": task, "length": length, "method": method, "rule": rule, "seed": seed,
+            "solved": False, "iterations": 0, "examples": 0, "seconds": round(seconds, 3),
+            "final_error": float("nan"), "diverged": False, "device": "", "error": _one_line(exc)}
+
+
+def run_config(config: TrainConfig) -> dict:
+    """Train one config on one thread and return its results row; never raises."""
+    start = time.perf_counter()
+    try:
+        import torch
+
+        from .train import train
+        torch.set_num_threads(1)
+        row = train(config).to_row()
+        row["error"] = ""
+        return row
+    except Exception as exc:  # the sweep records it and goes on
+        return _error_row(config, exc, time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- the results file
+
+def _encode(row: dict) -> bytes:
+    values = []
+    for c in COLUMNS:
+        v = row.get(c, "")
+        if isinstance(v, str):
+            v = " ".join(v.split()) if c == "error" else v.replace("\r", " ").replace("\n", " ")
+        elif isinstance(v, float) and math.isnan(v):
+            v = "nan"
+        values.append(v)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue().encode("utf-8")
+
+
+_HEADER = _encode(dict(zip(COLUMNS, COLUMNS)))
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class _ResultsFile:
+    """Appends rows to a results CSV; see the module docstring for the guarantee."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            self._write_header()
+        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        try:
+            self._lock()
+            self._check_header()
+            self._drop_partial_tail()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def _write_header(self):
+        tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            os.write(fd, _HEADER)
+            os.fsync(fd)
+            os.close(fd)
+            fd = None
+            os.replace(tmp, self.path)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.path.parent)
+
+    def _lock(self):
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{self.path} is being written by another sweep") from None
+        except OSError:  # filesystem without flock support: go on unlocked
+            pass
+
+    def _check_header(self):
+        first = os.pread(self.fd, len(_HEADER), 0)
+        if first != _HEADER:
+            raise ValueError(f"{self.path} is not a results file of this version: its first line "
+                             f"must be {_HEADER.decode().strip()!r}")
+
+    def _drop_partial_tail(self):
+        size = os.fstat(self.fd).st_size
+        if size == 0 or os.pread(self.fd, 1, size - 1) == b"\n":
+            return
+        data = os.pread(self.fd, size, 0)
+        os.ftruncate(self.fd, data.rfind(b"\n") + 1)
+        os.fsync(self.fd)
+
+    def append(self, row: dict) -> None:
+        data = memoryview(_encode(row))
+        while data:  # one write in practice; a cut-short write leaves only a trailing fragment
+            data = data[os.write(self.fd, data):]
+        os.fsync(self.fd)
+
+    def close(self):
+        os.close(self.fd)  # also releases the lock
+
+
+def _read_complete_lines(path) -> str:
+    data = Path(path).read_bytes()
+    return data[:data.rfind(b"\n") + 1].decode("utf-8")
+
+
+def _empty_results() -> pd.DataFrame:
+    return _typed(pd.DataFrame({c: [] for c in COLUMNS}))
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    for c in ("task", "method", "rule", "device", "error"):
+        df[c] = df[c].fillna("").astype(str)
+    for c in ("length", "seed", "iterations", "examples"):
+        df[c] = df[c].astype("int64")
+    for c in ("seconds", "final_error"):
+        df[c] = df[c].astype("float64")
+    for c in ("solved", "diverged"):
+        df[c] = df[c].map(lambda v: v if isinstance(v, bool) else str(v) == "True").astype(bool)
+    return df
+
+
+def load_results(path) -> pd.DataFrame:
+    """The rows of a results file, typed; a trailing partial line is dropped and rows are
+    de-duplicated by key (the first kept). Raises FileNotFoundError if there is no file."""
+    text = _read_complete_lines(path)
+    if not text:
+        return _empty_results()
+    header = text.split("\n", 1)[0]
+    if header != _HEADER.decode().strip():
+        raise ValueError(f"{path} is not a results file: header {header!r}, expected "
+                         f"{_HEADER.decode().strip()!r}")
+    df = pd.read_csv(io.StringIO(text), dtype={c: str for c in ("task", "method", "rule", "device",
+                                                                  "error")},
+                     keep_default_na=False, na_values={"final_error": ["nan", "NaN", ""],
+                                                       "seconds": ["nan", "NaN", ""]})
+    df = _typed(df[list(COLUMNS)])
+    return df.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- the sweep
+
+def _as_configs(configs_or_profile) -> list[TrainConfig]:
+    if isinstance(configs_or_profile, str):
+        return profile_configs(configs_or_profile)
+    configs = list(configs_or_profile)
+    for c in configs:
+        if not isinstance(c, TrainConfig):
+            raise ValueError(f"a sweep takes a profile name ({', '.join(PROFILES)}) or TrainConfigs, "
+                             f"got {type(c).__name__}")
+    seen, dups = set(), []
+    for c in configs:
+        k = config_key(c)
+        if k in seen:
+            dups.append(k)
+        seen.add(k)
+    if dups:
+        raise ValueError(f"configs with the same key (task, length, method, rule, seed): {dups[:5]}")
+    return configs
+
+
+@contextlib.contextmanager
+def _client(scheduler, workers, pending):
+    from distributed import Client, LocalCluster
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    n = workers or os.cpu_count() or 1
+    if n < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    with LocalCluster(n_workers=min(n, max(pending, 1)), threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progress=True) -> pd.DataFrame:
+    """Run every config whose key is not yet in `results`, appending one row per finished run.
+
+    configs_or_profile: a profile name (see PROFILES) or a list of TrainConfig with distinct keys.
+    results: path of the CSV (created with its directories if missing).
+    scheduler: None for a LocalCluster of `workers` processes (default os.cpu_count()) with one
+        thread each; else the address of a running Dask scheduler ("tcp://host:8786"), whose
+        workers are used as they are (`workers` is then ignored).
+    Returns the rows of this sweep's configs (old and new), as `load_results` reads them.
+    """
+    configs = _as_configs(configs_or_profile)
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    wanted = {config_key(c) for c in configs}
+    out = _ResultsFile(results)
+    try:
+        done = {_row_key(r) for r in load_results(results)[list(KEY)].to_dict("records")}
+        pending = [c for c in configs if config_key(c) not in done]
+        if pending:
+            _run_pending(pending, out, total=len(configs), already=len(configs) - len(pending),
+                         scheduler=scheduler, workers=workers, progress=progress)
+    finally:
+        out.close()
+    df = load_results(results)
+    mask = [k in wanted for k in map(_row_key, df[list(KEY)].to_dict("records"))]
+    return df[mask].reset_index(drop=True)
+
+
+def _priority(c: TrainConfig) -> int:
+    # shortest length first, then task, then seed: an interrupted sweep leaves whole
+    # (length, task, seed) cells of every method, the most useful partial grid
+    task_rank = TASK_NAMES.index(c.task) if c.task in TASK_NAMES else 0
+    return -(c.length * 100_000 + task_rank * 1_000 + c.seed)
+
+
+def _run_pending(pending, out, total, already, scheduler, workers, progress):
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    bar = None
+    solved = errors = 0
+    lost = []
+    try:
+        with _client(scheduler, workers, len(pending)) as client:
+            # the bar starts once the cluster is up, so that its rate and ETA are the runs' own
+            bar = tqdm(total=total, initial=already, desc="sweep", unit="run", disable=not progress,
+                       dynamic_ncols=True)
+            futures = {}
+            for c in pending:
+                key = "gradreg-run-" + "-".join(map(str, config_key(c))) + f"-{os.urandom(4).hex()}"
+                f = client.submit(run_config, c, key=key, pure=False, priority=_priority(c))
+                futures[f] = c
+            for f in as_completed(futures):
+                c = futures.pop(f)
+                if f.cancelled():  # e.g. the connection to the scheduler was lost: not a result
+                    lost.append(config_key(c))
+                    continue
+                try:
+                    row = f.result()  # run_config never raises: this is Dask's own failure
+                except Exception as exc:  # e.g. KilledWorker (the run killed its workers)
+                    row = _error_row(c, exc)
+                out.append(row)
+                solved += bool(row["solved"])
+                errors += bool(row["error"])
+                if row["error"] and progress:
+                    bar.write(f"run {config_key(c)} failed: {row['error']}")
+                bar.set_postfix(solved=solved, errors=errors, refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if lost:
+        warnings.warn(f"{len(lost)} runs were cancelled by Dask and not recorded (first: {lost[0]}); "
+                      "run the sweep again to complete them", RuntimeWarning, stacklevel=3)
+
+
+# ---------------------------------------------------------------- summaries
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for k successes out of n ((0, 1) when n = 0)."""
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k!r}, n={n!r}")
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise(df: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
+    """Per (task, length, method, rule): runs, solved, success_rate with its Wilson interval
+    (ci_low, ci_high), and over the solved runs the median examples, iterations and seconds
+    to solve (NaN when none solved); diverged and errors count those runs."""
+    cols = ["task", "length", "method", "rule", "runs", "solved", "success_rate", "ci_low", "ci_high",
+            "median_examples", "median_iterations", "median_seconds", "diverged", "errors"]
+    rows = []
+    for (task, length, method, rule), g in df.groupby(["task", "length", "method", "rule"], sort=True):
+        n, k = len(g), int(g["solved"].astype(bool).sum())
+        lo, hi = wilson_interval(k, n, z)
+        s = g[g["solved"].astype(bool)]
+        rows.append({"task": task, "length": length, "method": method, "rule": rule, "runs": n,
+                     "solved": k, "success_rate": k / n, "ci_low": lo, "ci_high": hi,
+                     "median_examples": s["examples"].median() if k else float("nan"),
+                     "median_iterations": s["iterations"].median() if k else float("nan"),
+                     "median_seconds": s["seconds"].median() if k else float("nan"),
+                     "diverged": int(g["diverged"].astype(bool).sum()),
+                     "errors": int((g["error"].fillna("").astype(str) != "").sum())
+                     if "error" in g else 0})
+    return pd.DataFrame(rows, columns=cols)

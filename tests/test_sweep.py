@@ -1,0 +1,314 @@
+"""Tests of gradreg.sweep: profiles, the Dask sweep, the crash-safe results file, summaries.
+
+Every run here is tiny (T=10, hidden 10, a few hundred iterations, 500 test sequences);
+the file takes about a minute on 2 cores, most of it starting Dask clusters.
+"""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from gradreg.sweep import (COLUMNS, KEY, PAPER_MAX_ITERATIONS, PROFILES, _ResultsFile, config_key,
+                           load_results, profile_configs, run_sweep, summarise, wilson_interval)
+from gradreg.train import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = ",".join(COLUMNS) + "\n"
+
+
+def tiny(method="sgr", rule="top", seed=0, **kw):
+    base = dict(task="temporal_order", length=10, hidden_size=10, max_iterations=100,
+                check_every=100, test_size=500)
+    return TrainConfig(method=method, rule=rule, seed=seed, **{**base, **kw})
+
+
+def keys_of(df):
+    return [tuple(r) for r in df[list(KEY)].itertuples(index=False, name=None)]
+
+
+def data_lines(path):
+    return Path(path).read_text().splitlines()[1:]
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """One LocalCluster for the tests that pass a scheduler address (the --scheduler path)."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+# ---------------------------------------------------------------- profiles
+
+
+def test_profiles():
+    assert set(PROFILES) == {"smoke", "quick", "paper"}
+    paper = profile_configs("paper")
+    assert len(paper) == 2 * 4 * 7 * 5
+    assert {c.task for c in paper} == {"temporal_order", "adding"}
+    assert {c.length for c in paper} == {50, 100, 150, 200}
+    assert {c.seed for c in paper} == set(range(5))
+    assert {(c.method, c.rule if c.method == "sgr" else "") for c in paper} == {
+        ("sgd", ""), ("clip", ""), ("pascanu", ""), ("sgr", "top"), ("sgr", "random"),
+        ("sgr", "weighted"), ("lstm", "")}
+    assert all(c.max_iterations == PAPER_MAX_ITERATIONS for c in paper)
+    assert not any(c.importance_weights for c in paper)
+    for name in PROFILES:
+        configs = profile_configs(name)
+        assert len({config_key(c) for c in configs}) == len(configs)
+    assert len(profile_configs("smoke")) <= 10
+    assert all(c.max_iterations <= 500 and c.length <= 12 for c in profile_configs("smoke"))
+
+
+def test_bad_profile_and_duplicate_keys(tmp_path):
+    with pytest.raises(ValueError, match=r"'bogus'.*smoke, quick, paper"):
+        profile_configs("bogus")
+    with pytest.raises(ValueError, match="bogus"):
+        run_sweep("bogus", results=tmp_path / "r.csv", progress=False)
+    with pytest.raises(ValueError, match="same key"):
+        run_sweep([tiny(), tiny(lr=0.1)], results=tmp_path / "r.csv", progress=False)
+    # non-sgr methods ignore rule: a different rule is still the same key
+    with pytest.raises(ValueError, match="same key"):
+        run_sweep([tiny("clip", "top"), tiny("clip", "random")], results=tmp_path / "r.csv",
+                  progress=False)
+    assert not (tmp_path / "r.csv").exists()
+
+
+# ---------------------------------------------------------------- the sweep
+
+
+def test_smoke_sweep_then_rerun_changes_nothing(tmp_path):
+    path = tmp_path / "results" / "smoke.csv"
+    expected = [config_key(c) for c in profile_configs("smoke")]
+    df = run_sweep("smoke", results=path, workers=2, progress=False)
+
+    assert path.read_text().startswith(HEADER)
+    assert list(df.columns) == list(COLUMNS)
+    lines = data_lines(path)
+    assert len(lines) == len(expected)                       # one row each, nothing else
+    on_disk = keys_of(load_results(path))
+    assert sorted(on_disk) == sorted(expected)
+    assert sorted(keys_of(df)) == sorted(expected)
+    assert (df["error"] == "").all() and (df["device"] == "cpu").all()
+    assert df["solved"].dtype == bool and df["iterations"].dtype == "int64"
+    assert (df["iterations"] >= 1).all() and (df["iterations"] <= 300).all()
+    assert df["solved"].any()                                # lr 0.3: the solved path is exercised
+    sgr = df[df["method"] == "sgr"]
+    assert (sgr["examples"] == 80 * sgr["iterations"]).all()
+    assert (df.loc[df["method"] != "sgr", "rule"] == "").all()
+
+    before = path.read_bytes()
+    again = run_sweep("smoke", results=path, workers=2, progress=False)
+    assert path.read_bytes() == before
+    pd.testing.assert_frame_equal(again, df)
+
+
+def test_failed_run_becomes_an_error_row_and_the_sweep_goes_on(tmp_path, scheduler):
+    path = tmp_path / "r.csv"
+    # device cuda:999 passes TrainConfig's checks but makes train raise inside the worker
+    configs = [tiny(seed=0), tiny(seed=1, device="cuda:999"), tiny("clip", seed=2)]
+    df = run_sweep(configs, results=path, scheduler=scheduler, progress=False)
+    assert len(df) == 3 and len(data_lines(path)) == 3
+    row = df.set_index(list(KEY)).loc[config_key(configs[1])]
+    assert row["error"] != ""
+    assert "\n" not in row["error"]
+    assert not row["solved"] and not row["diverged"]
+    if not torch.cuda.is_available():
+        assert row["error"].startswith("ValueError:") and "CUDA is not available" in row["error"]
+    ok = df[df["seed"] != 1]
+    assert (ok["error"] == "").all() and (ok["iterations"] == 100).all()
+    s = summarise(load_results(path))
+    assert s.loc[(s["method"] == "sgr"), "errors"].item() == 1
+
+
+def _sweep_in_subprocess(configs, path):
+    code = ("import json, sys\n"
+            "from gradreg.sweep import run_sweep\n"
+            "from gradreg.train import TrainConfig\n"
+            "configs = [TrainConfig(**d) for d in json.loads(sys.argv[1])]\n"
+            "run_sweep(configs, results=sys.argv[2], workers=1, progress=False)\n")
+    payload = json.dumps([{k: getattr(c, k) for k in ("task", "length", "method", "rule", "seed",
+                                                       "hidden_size", "max_iterations", "check_every",
+                                                       "test_size")} for c in configs])
+    return subprocess.Popen([sys.executable, "-c", code, payload, str(path)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def _kill_group(proc):
+    # the subprocess was started in a session of its own: this only reaches what it started
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path, scheduler):
+    configs = [tiny(m, r, seed=s, max_iterations=500, check_every=500)
+               for s in range(2) for m, r in (("sgd", "top"), ("sgr", "top"), ("sgr", "random"))]
+    path = tmp_path / "killed.csv"
+    proc = _sweep_in_subprocess(configs, path)
+    try:
+        deadline = time.monotonic() + 90
+        while not (path.exists() and data_lines(path)):
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no row within 90 s"
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)                     # the sweep's own process, mid-way
+        proc.wait(timeout=30)
+    finally:
+        _kill_group(proc)                                     # its worker processes, if still there
+        proc.stderr.close()
+
+    assert Path(path).read_bytes().endswith(b"\n")
+    partial = load_results(path)                              # parses after the kill
+    assert 1 <= len(partial) < len(configs), "the kill should land before the sweep finishes"
+    assert len(data_lines(path)) == len(partial)
+
+    resumed = run_sweep(configs, results=path, scheduler=scheduler, progress=False)
+    reference = run_sweep(configs, results=tmp_path / "uninterrupted.csv", scheduler=scheduler,
+                          progress=False)
+    assert sorted(keys_of(resumed)) == sorted(keys_of(reference)) == sorted(map(config_key, configs))
+    lines = data_lines(path)
+    assert len(lines) == len(configs) and len(set(lines)) == len(configs)
+    # the rows finished before the kill are kept as they were
+    pd.testing.assert_frame_equal(load_results(path).iloc[:len(partial)], partial)
+
+
+# ---------------------------------------------------------------- the results file
+
+
+def test_trailing_partial_line_is_dropped_then_repaired(tmp_path, scheduler):
+    path = tmp_path / "r.csv"
+    rows = ("temporal_order,10,sgd,,0,True,200,4000,0.5,0.0,False,cpu,\n"
+            "temporal_order,10,sgr,top,0,False,100,8000,0.25,nan,True,cpu,\n"
+            "temporal_order,10,sgd,,0,False,1,1,1.0,1.0,False,cpu,\n")   # duplicate key: dropped
+    fragment = "temporal_order,10,clip,,0,False,10"                        # a cut-short row
+    path.write_text(HEADER + rows + fragment)
+
+    df = load_results(path)
+    assert keys_of(df) == [("temporal_order", 10, "sgd", "", 0), ("temporal_order", 10, "sgr", "top", 0)]
+    assert df["solved"].tolist() == [True, False] and df["diverged"].tolist() == [False, True]
+    assert df["iterations"].tolist() == [200, 100]               # the first of the duplicates
+    assert math.isnan(df["final_error"][1]) and df["rule"][0] == "" and df["error"][0] == ""
+
+    # a resumed sweep removes the fragment before appending and runs only the missing key
+    configs = [tiny("sgd", seed=0), tiny("sgr", "top", seed=0), tiny("clip", seed=0)]
+    out = run_sweep(configs, results=path, scheduler=scheduler, progress=False)
+    text = path.read_text()
+    assert fragment + "\n" not in text and text.endswith("\n")
+    assert len(text.splitlines()) == 1 + 3 + 1                    # header, 3 old rows, 1 new
+    assert sorted(keys_of(out)) == sorted(map(config_key, configs))
+    assert out.set_index("method").loc["clip", "iterations"] == 100
+
+
+def test_header_only_file_and_foreign_file(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER)
+    assert load_results(path).empty and list(load_results(path).columns) == list(COLUMNS)
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a results file"):
+        load_results(tmp_path / "other.csv")
+    with pytest.raises(ValueError, match="not a results file"):
+        run_sweep([tiny()], results=tmp_path / "other.csv", progress=False)
+    with pytest.raises(FileNotFoundError):
+        load_results(tmp_path / "missing.csv")
+
+
+APPENDER = """
+import sys
+from gradreg.sweep import _ResultsFile
+out = _ResultsFile(sys.argv[1])
+print("ready", flush=True)
+i = 0
+while True:
+    out.append({"task": "temporal_order", "length": 10, "method": "sgr", "rule": "top", "seed": i,
+                "solved": i % 2 == 0, "iterations": i, "examples": 80 * i, "seconds": 0.5,
+                "final_error": float("nan") if i % 3 == 0 else 0.25, "diverged": False,
+                "device": "cpu", "error": 'ValueError: a "quoted", message,\\nover two lines' * (i % 5 == 0)})
+    i += 1
+"""
+
+
+def test_rows_survive_kills_at_random_instants(tmp_path):
+    """SIGKILL a process that appends rows as fast as it can: every row read back is whole."""
+    path = tmp_path / "r.csv"
+    total = 0
+    for delay in (0.05, 0.13):
+        proc = subprocess.Popen([sys.executable, "-c", APPENDER, str(path)], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == b"ready", proc.stderr.read().decode()[-2000:]
+            time.sleep(delay)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+        df = load_results(path)
+        lines = path.read_bytes().split(b"\n")
+        complete = len(lines) - 2                               # minus header and what follows the last \n
+        assert complete > total                                 # it appended this time too
+        assert lines[0].decode() + "\n" == HEADER
+        # seeds repeat across the two processes: keys de-duplicate, the first kept
+        assert len(df) == max(total, complete - total)
+        total = complete
+        seeds = df["seed"].tolist()
+        assert seeds == list(range(len(df)))
+        assert (df["iterations"] == df["seed"]).all()
+        assert (df["examples"] == 80 * df["seed"]).all()
+        assert (df["solved"] == (df["seed"] % 2 == 0)).all()
+        assert df["final_error"].isna().tolist() == [s % 3 == 0 for s in seeds]
+        errs = df.loc[df["seed"] % 5 == 0, "error"]
+        assert (errs == 'ValueError: a "quoted", message, over two lines').all()
+        assert (df.loc[df["seed"] % 5 != 0, "error"] == "").all()
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def test_wilson_interval_known_values():
+    # by hand, z = 1.96: denominator 1 + z^2/n, centre (p + z^2/2n)/denom,
+    # half-width z sqrt(p(1-p)/n + z^2/4n^2)/denom
+    lo, hi = wilson_interval(0, 5)                 # centre = half = 0.38416/1.76832
+    assert lo == 0.0 and hi == pytest.approx(0.434491, abs=1e-6)
+    lo, hi = wilson_interval(5, 5)
+    assert lo == pytest.approx(0.565509, abs=1e-6) and hi == 1.0
+    lo, hi = wilson_interval(3, 10)                # centre 0.49208/1.38416, half 0.342882/1.38416
+    assert lo == pytest.approx(0.107789, abs=1e-6) and hi == pytest.approx(0.603227, abs=1e-6)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    lo, hi = wilson_interval(7, 20, z=2.5758)
+    assert lo < 0.35 < hi
+    with pytest.raises(ValueError):
+        wilson_interval(6, 5)
+
+
+def test_summarise():
+    rows = []
+    for seed in range(5):
+        rows.append(dict(task="adding", length=50, method="sgr", rule="top", seed=seed,
+                         solved=seed < 3, iterations=100 * (seed + 1), examples=8000 * (seed + 1),
+                         seconds=float(seed + 1), final_error=0.0, diverged=False, device="cpu",
+                         error=""))
+        rows.append(dict(task="adding", length=50, method="clip", rule="", seed=seed, solved=False,
+                         iterations=0 if seed == 0 else 20_000, examples=0, seconds=1.0,
+                         final_error=float("nan"), diverged=seed == 1, device="cpu",
+                         error="ValueError: x" if seed == 0 else ""))
+    s = summarise(pd.DataFrame(rows, columns=COLUMNS)).set_index("method")
+    sgr, clip = s.loc["sgr"], s.loc["clip"]
+    assert (sgr["runs"], sgr["solved"], sgr["success_rate"]) == (5, 3, 0.6)
+    assert (sgr["ci_low"], sgr["ci_high"]) == pytest.approx(wilson_interval(3, 5))
+    assert sgr["median_examples"] == 16000 and sgr["median_iterations"] == 200
+    assert sgr["median_seconds"] == 2.0
+    assert clip["solved"] == 0 and math.isnan(clip["median_examples"])
+    assert clip["ci_low"] == 0.0 and clip["ci_high"] == pytest.approx(0.434491, abs=1e-6)
+    assert (clip["diverged"], clip["errors"]) == (1, 1) and (sgr["diverged"], sgr["errors"]) == (0, 0)
