@@ -23,7 +23,7 @@ figures: $(STAMP)
 	$(PY) -m gradreg figures --profile $(PROFILE)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.per_example

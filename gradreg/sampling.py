@@ -162,3 +162,39 @@ def minibatch_norm(gram: Tensor, weights: Tensor) -> float:
     """||sum_i w_i g_i|| from the Gram matrix, for a dense (M,) weight vector."""
     w = weights.to(gram.dtype)
     return (w @ gram @ w).clamp_min(0).sqrt().item()
+
+
+def random_minibatch_rms(gram: Tensor, n: int) -> float:
+    """sqrt(E ||mean_B g||^2) for B drawn uniformly without replacement (n of M), exact:
+    P(i in B) = n/M and P(i, j in B) = n(n-1)/(M(M-1)) for i != j."""
+    M = gram.shape[0]
+    _check_n(n, M)
+    G = gram.double()
+    trace, total = torch.trace(G).item(), G.sum().item()
+    pair = n * (n - 1) / (M * (M - 1)) if M > 1 else 0.0
+    return max(((n / M) * trace + pair * (total - trace)) / n ** 2, 0.0) ** 0.5
+
+
+def select(rule: str, n: int, scores: Tensor | None, ratios: Tensor, gram: Tensor | None, *,
+           band: tuple[float, float] = (0.01, 10.0), alpha: float = 1.0, importance: bool = False,
+           greedy_band: tuple[float, float] = (1.5, 3.0),
+           generator: torch.Generator | None = None) -> Selection:
+    """Choose n of the pool by `rule` (one place for the training step and the explorer).
+
+    scores: long-term scores s_i (not needed by random/band); ratios: vanishing ratios
+    r_i (band); gram: Gram matrix of the long-term gradients (greedy). greedy_band is
+    relative to the RMS long-term norm of a random minibatch of the same pool.
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; allowed: {', '.join(RULES)}")
+    M = ratios.numel()
+    if rule == "top":
+        return select_top(torch.nan_to_num(scores, nan=-1.0), n)
+    if rule == "random":
+        return select_random(M, n, generator, device=ratios.device)
+    if rule == "band":
+        return select_band(ratios, n, band[0], band[1], generator)
+    if rule == "weighted":
+        return select_weighted(torch.nan_to_num(scores, nan=0.0, posinf=0.0), n, alpha, importance, generator)
+    unit = random_minibatch_rms(gram, n)
+    return select_greedy(gram, n, (greedy_band[0] * unit, greedy_band[1] * unit))

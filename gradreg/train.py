@@ -58,8 +58,8 @@ class TrainConfig:
     importance_weights: bool = False  # weighted: Horvitz-Thompson weights (unbiased for the pool mean)
     band_low: float = 0.01          # band: vanishing ratio range [band_low, band_high]
     band_high: float = 10.0
-    greedy_low: float = 0.5         # greedy: target band of the minibatch long-term norm,
-    greedy_high: float = 1.0        #   relative to the pool's median long-term score
+    greedy_low: float = 1.5         # greedy: target band of the minibatch long-term norm, relative
+    greedy_high: float = 3.0        #   to the RMS norm of a random minibatch of the same pool
     fair_batch: bool = False        # sgd/clip/pascanu/lstm: draw pool_factor * batch_size sequences
     test_size: int = 10_000
     solved_error: float = 0.01
@@ -316,18 +316,9 @@ def _sgr_weights(c: TrainConfig, task, model, rec, lag: int, generator, log) -> 
             q = torch.quantile(finite.double(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64,
                                                               device=finite.device))
             log["pool_score_q10"], log["pool_score_q50"], log["pool_score_q90"] = q.tolist()
-    if c.rule == "top":
-        sel = sampling.select_top(torch.nan_to_num(scores, nan=-1.0), n)
-    elif c.rule == "random":
-        sel = sampling.select_random(M, n, generator, device=rec.h.device)
-    elif c.rule == "band":
-        sel = sampling.select_band(ratios, n, c.band_low, c.band_high, generator)
-    elif c.rule == "weighted":
-        sel = sampling.select_weighted(torch.nan_to_num(scores, nan=0.0, posinf=0.0), n, c.alpha,
-                                       c.importance_weights, generator)
-    else:
-        median = float(scores.median()) if scores is not None else 1.0
-        sel = sampling.select_greedy(gram, n, (c.greedy_low * median, c.greedy_high * median))
+    sel = sampling.select(c.rule, n, scores, ratios, gram, band=(c.band_low, c.band_high),
+                          alpha=c.alpha, importance=c.importance_weights,
+                          greedy_band=(c.greedy_low, c.greedy_high), generator=generator)
     return sel.pool_weights(M).to(rec.h.dtype)
 
 
