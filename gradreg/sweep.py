@@ -373,7 +373,7 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     out = _ResultsFile(results)
     try:
         done = {_row_key(r) for r in load_results(results)[list(KEY)].to_dict("records")}
-        pending = [c for c in configs if config_key(c) not in done]
+        pending = sorted((c for c in configs if config_key(c) not in done), key=_priority, reverse=True)
         if pending:
             _run_pending(pending, out, total=len(configs), already=len(configs) - len(pending),
                          scheduler=scheduler, workers=workers, progress=progress)
