@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+# Idle OpenMP threads sleep instead of spinning: with 2 cores and many tiny matmuls,
+# spinning threads slow a busy machine down 10x (measured in benchmarks/).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: venv test figures lab bench sweep clean
 

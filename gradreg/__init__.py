@@ -8,9 +8,10 @@ from .tasks import TASK_NAMES, Task, make_task
 from .model import SRN, PerExampleStats, bptt, per_example_stats
 from .train import METHODS, TrainConfig, TrainResult, train
 from .sampling import RULES
+from .multiseed import train_many
 
 __all__ = ["TASK_NAMES", "Task", "make_task", "SRN", "PerExampleStats", "bptt", "per_example_stats",
-           "METHODS", "RULES", "TrainConfig", "TrainResult", "train", "sweep"]
+           "METHODS", "RULES", "TrainConfig", "TrainResult", "train", "train_many", "sweep"]
 
 
 def __getattr__(name):

@@ -5,6 +5,16 @@ import torch
 import gradreg
 from gradreg.model import ACTIVATIONS, bptt
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Single-threaded: these cases are made of tiny ops, which a second OpenMP thread only slows
+    (by 10-100x on a shared, oversubscribed machine, where the threads spin-wait)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 LENGTHS = {"noiseless_memorization": 3, "random_permutation": 12}  # others: 12
 
 
@@ -177,3 +187,124 @@ def test_cuda_matches_cpu():
     gpu = gradreg.per_example_stats(model.cuda(), task, x.cuda(), y.cuda(), lag=3)
     torch.testing.assert_close(gpu.long_term_norm.cpu(), cpu.long_term_norm, rtol=1e-9, atol=0)
     torch.testing.assert_close(gpu.grad_norm.cpu(), cpu.grad_norm, rtol=1e-9, atol=0)
+
+
+# ------------------------------------------------------------- the optimised reduction paths
+
+from gradreg.model import _chunk_bounds, _per_example_stats, _plan  # noqa: E402
+
+PATH_CASES = [("temporal_order", "tanh", "last"), ("adding", "relu", "last"),
+              ("xor", "sigmoid", "last"), ("noiseless_memorization", "tanh", "all"),
+              ("multiplication", "identity", "all")]
+
+
+@pytest.mark.parametrize("task_name,activation,readout", PATH_CASES)
+@pytest.mark.parametrize("path,chunk,block", [("direct", 1, 1), ("direct", 2, 3), ("direct", 5, 2),
+                                              ("direct", 100, 4), ("gram", None, 3),
+                                              ("gram", None, 1)])
+def test_every_norms_only_path_matches_autograd(task_name, activation, readout, path, chunk, block):
+    """Pieces of steps (the deltas are never all kept), blocks of examples and the Gram identity
+    all give the reference's norms and delta profiles."""
+    task, model, x, y = make_case(task_name, activation, readout, batch=5)
+    S = task.steps
+    for lag in (0, 1, S // 2, S - 1):
+        ref = reference_stats(model, task, x, y, lag)
+        stats = _per_example_stats(model, task, x, y, lag, norms_only=True, path=path,
+                                   chunk=chunk, block=block)
+        assert stats.grads is None and stats.long_term_grads is None
+        for field in ("loss", "delta_norm", "grad_norm", "long_term_norm"):
+            assert_close(getattr(stats, field), ref[field], f"{path} {field} lag={lag}")
+
+
+@pytest.mark.parametrize("task_name,activation,readout", PATH_CASES)
+@pytest.mark.parametrize("chunk", [1, 3, None])
+def test_full_gradients_with_pieces_of_steps_match_autograd(task_name, activation, readout, chunk):
+    task, model, x, y = make_case(task_name, activation, readout, batch=3)
+    S = task.steps
+    for lag in (0, 2, S - 1):
+        ref = reference_stats(model, task, x, y, lag)
+        for keep in (False, True):
+            stats = _per_example_stats(model, task, x, y, lag, keep_record=keep, chunk=chunk)
+            for field in ("delta_norm", "grad_norm", "long_term_norm"):
+                assert_close(getattr(stats, field), ref[field], f"{field} lag={lag}")
+            for k in stats.grads:
+                assert stats.grads[k].shape == (3, *getattr(model, k).shape)
+                assert_close(stats.grads[k], ref["grads"][k], f"grads[{k}] lag={lag}")
+            for k in stats.long_term_grads:
+                assert_close(stats.long_term_grads[k], ref["long_term_grads"][k], k)
+            assert (stats.record is not None) == keep
+
+
+@pytest.mark.parametrize("keep_u", [False, True])
+@pytest.mark.parametrize("task_name,activation,readout", PATH_CASES)
+def test_bptt_record_matches_per_example_stats_record(task_name, activation, readout, keep_u):
+    task, model, x, y = make_case(task_name, activation, readout, batch=3)
+    rec = bptt(model, task, x, y, keep_u=keep_u)
+    kept = gradreg.per_example_stats(model, task, x, y, norms_only=True, keep_record=True).record
+    ref = reference_stats(model, task, x, y, 0)
+    assert_close(torch.linalg.vector_norm(rec.delta, dim=2).T, ref["delta_norm"], "delta")
+    torch.testing.assert_close(kept.delta, rec.delta, rtol=1e-12, atol=0)
+    torch.testing.assert_close(kept.h, rec.h, rtol=0, atol=0)
+    assert rec.h.shape == rec.delta.shape == (task.steps, 3, model.hidden_size)
+    if keep_u:   # u_t = dE/dh_t, and delta_t = f'(z_t) * u_t
+        f = {"tanh": lambda h: 1 - h * h, "sigmoid": lambda h: h - h * h,
+             "relu": lambda h: (h > 0).double(), "identity": torch.ones_like}[activation]
+        torch.testing.assert_close(rec.u * f(rec.h), rec.delta, rtol=1e-12, atol=1e-15)
+    else:
+        assert rec.u is None
+
+
+def test_chunk_bounds_cover_the_steps_and_cut_at_the_lag_boundary():
+    for S in (1, 2, 7, 12, 100):
+        for chunk in (1, 2, 3, 32, 200):
+            for pivot in range(1, S + 1):
+                bounds = _chunk_bounds(S, chunk, pivot)
+                steps = [t for a, b in reversed(bounds) for t in range(a, b)]
+                assert steps == list(range(S))
+                assert all(0 < b - a <= chunk for a, b in bounds)
+                assert all(not a < pivot < b for a, b in bounds)
+
+
+def test_plan_picks_gram_for_short_sequences_and_respects_the_memory_budget():
+    assert _plan(None, True, False, S=10, B=64, H=200, I=6, m=5)[0] == "gram"
+    assert _plan(None, True, False, S=100, B=256, H=100, I=6, m=50)[0] == "direct"
+    assert _plan(None, False, False, S=10, B=64, H=200, I=6, m=5)[0] == "direct"
+    S, B, H, I = 200, 1024, 128, 6
+    path, chunk, block = _plan(None, True, False, S, B, H, I, S // 2)
+    assert path == "direct" and block < B
+    extra = 2 * block * H * (H + I + 1) + chunk * block * H     # accumulators + piece of deltas
+    assert extra <= 0.8 * S * B * H
+
+
+def test_norms_only_peak_memory_stays_under_twice_the_hidden_states():
+    """B=1024, S=200, H=128 float32: h is 100 MiB; the peak RSS growth of norms-only
+    per_example_stats, measured in a fresh process, stays under 2x that."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs Linux /proc to reset the peak RSS")
+    code = textwrap.dedent("""
+        import torch, gradreg
+        torch.set_num_threads(1)
+        B, T, H = 1024, 200, 128
+        task = gradreg.make_task("temporal_order", T)
+        g = torch.Generator().manual_seed(0)
+        model = gradreg.SRN(6, H, 4, generator=g)
+        x, y = task.sample(B, generator=g)
+        def status(key):
+            for line in open("/proc/self/status"):
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+        gradreg.per_example_stats(model, task, x, y, norms_only=True)
+        base = status("VmRSS")
+        open("/proc/self/clear_refs", "w").write("5")
+        gradreg.per_example_stats(model, task, x, y, norms_only=True)
+        print((status("VmHWM") - base) / (T * B * H * 4))
+    """)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300, check=True)
+    ratio = float(out.stdout.strip().splitlines()[-1])
+    assert ratio <= 2.0, f"peak memory {ratio:.2f}x the hidden states"

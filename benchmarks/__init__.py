@@ -1,0 +1,1 @@
+"""Benchmarks of gradreg: `python -m benchmarks.per_example`, `python -m benchmarks.training`."""
