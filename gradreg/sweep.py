@@ -77,6 +77,7 @@ finished runs are skipped. Longer tasks are submitted with higher priority.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import io
 import math
@@ -181,6 +182,30 @@ def run_config(config: TrainConfig) -> dict:
         return row
     except Exception as exc:  # the sweep records it and goes on
         return _error_row(config, exc, time.perf_counter() - start)
+
+
+def run_configs(configs: list[TrainConfig]) -> list[dict]:
+    """Train configs that differ only in the seed as one batched program (`train_many`);
+    if the batch fails, each config runs on its own so that one bad run costs no others."""
+    try:
+        import torch
+
+        from .multiseed import train_many
+        torch.set_num_threads(1)
+        rows = [r.to_row() for r in train_many(configs)]
+        return [{**row, "error": ""} for row in rows]
+    except Exception:
+        return [run_config(c) for c in configs]
+
+
+def _seed_groups(configs: list[TrainConfig]) -> list[list[TrainConfig]]:
+    """Group configs that agree on everything but the seed, keeping their order."""
+    groups: dict[tuple, list[TrainConfig]] = {}
+    for c in configs:
+        fields = dataclasses.asdict(c)
+        fields.pop("seed")
+        groups.setdefault(tuple(sorted((k, repr(v)) for k, v in fields.items())), []).append(c)
+    return list(groups.values())
 
 
 # ---------------------------------------------------------------- the results file
@@ -356,7 +381,8 @@ def _client(scheduler, workers, pending):
         yield client
 
 
-def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progress=True) -> pd.DataFrame:
+def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progress=True,
+              batch_seeds: bool = False) -> pd.DataFrame:
     """Run every config whose key is not yet in `results`, appending one row per finished run.
 
     configs_or_profile: a profile name (see PROFILES) or a list of TrainConfig with distinct keys.
@@ -364,6 +390,9 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     scheduler: None for a LocalCluster of `workers` processes (default os.cpu_count()) with one
         thread each; else the address of a running Dask scheduler ("tcp://host:8786"), whose
         workers are used as they are (`workers` is then ignored).
+    batch_seeds: runs that differ only in the seed go to one worker as one batched program
+        (`gradreg.multiseed.train_many`, identical results); their rows are written when the
+        whole group ends, so an interrupted group is rerun whole on resume.
     Returns the rows of this sweep's configs (old and new), as `load_results` reads them.
     """
     configs = _as_configs(configs_or_profile)
@@ -376,7 +405,8 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
         pending = sorted((c for c in configs if config_key(c) not in done), key=_priority, reverse=True)
         if pending:
             _run_pending(pending, out, total=len(configs), already=len(configs) - len(pending),
-                         scheduler=scheduler, workers=workers, progress=progress)
+                         scheduler=scheduler, workers=workers, progress=progress,
+                         batch_seeds=batch_seeds)
     finally:
         out.close()
     df = load_results(results)
@@ -391,7 +421,7 @@ def _priority(c: TrainConfig) -> int:
     return -(c.length * 100_000 + task_rank * 1_000 + c.seed)
 
 
-def _run_pending(pending, out, total, already, scheduler, workers, progress):
+def _run_pending(pending, out, total, already, scheduler, workers, progress, batch_seeds=False):
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -404,26 +434,33 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress):
             bar = tqdm(total=total, initial=already, desc="sweep", unit="run", disable=not progress,
                        dynamic_ncols=True)
             futures = {}
-            for c in pending:
+            units = _seed_groups(pending) if batch_seeds else [[c] for c in pending]
+            for group in units:
+                c = group[0]
                 key = "gradreg-run-" + "-".join(map(str, config_key(c))) + f"-{os.urandom(4).hex()}"
-                f = client.submit(run_config, c, key=key, pure=False, priority=_priority(c))
-                futures[f] = c
+                if batch_seeds:
+                    f = client.submit(run_configs, group, key=key, pure=False, priority=_priority(c))
+                else:
+                    f = client.submit(run_config, c, key=key, pure=False, priority=_priority(c))
+                futures[f] = group
             for f in as_completed(futures):
-                c = futures.pop(f)
+                group = futures.pop(f)
                 if f.cancelled():  # e.g. the connection to the scheduler was lost: not a result
-                    lost.append(config_key(c))
+                    lost += [config_key(c) for c in group]
                     continue
                 try:
-                    row = f.result()  # run_config never raises: this is Dask's own failure
+                    rows = f.result()  # run_config(s) never raise: this is Dask's own failure
+                    rows = rows if batch_seeds else [rows]
                 except Exception as exc:  # e.g. KilledWorker (the run killed its workers)
-                    row = _error_row(c, exc)
-                out.append(row)
-                solved += bool(row["solved"])
-                errors += bool(row["error"])
-                if row["error"] and progress:
-                    bar.write(f"run {config_key(c)} failed: {row['error']}")
+                    rows = [_error_row(c, exc) for c in group]
+                for c, row in zip(group, rows):
+                    out.append(row)
+                    solved += bool(row["solved"])
+                    errors += bool(row["error"])
+                    if row["error"] and progress:
+                        bar.write(f"run {config_key(c)} failed: {row['error']}")
                 bar.set_postfix(solved=solved, errors=errors, refresh=False)
-                bar.update(1)
+                bar.update(len(rows))
     finally:
         if bar is not None:
             bar.close()

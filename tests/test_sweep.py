@@ -312,3 +312,15 @@ def test_summarise():
     assert clip["solved"] == 0 and math.isnan(clip["median_examples"])
     assert clip["ci_low"] == 0.0 and clip["ci_high"] == pytest.approx(0.434491, abs=1e-6)
     assert (clip["diverged"], clip["errors"]) == (1, 1) and (sgr["diverged"], sgr["errors"]) == (0, 0)
+
+
+def test_batched_seeds_give_the_rows_of_separate_runs(tmp_path, scheduler):
+    configs = [tiny(seed=s) for s in range(3)] + [tiny("clip", seed=s) for s in range(2)]
+    separate = run_sweep(configs, results=tmp_path / "a.csv", scheduler=scheduler, progress=False)
+    batched = run_sweep(configs, results=tmp_path / "b.csv", scheduler=scheduler, progress=False,
+                        batch_seeds=True)
+    columns = [c for c in COLUMNS if c != "seconds"]
+    key = list(KEY)
+    pd.testing.assert_frame_equal(separate[columns].sort_values(key).reset_index(drop=True),
+                                  batched[columns].sort_values(key).reset_index(drop=True))
+    assert len(data_lines(tmp_path / "b.csv")) == 5
