@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"{_HELP.get(f.name, f.name.replace('_', ' '))} (default: {default})")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--threads", type=int, default=1,
+                       help="CPU threads for torch (default 1: these small matmuls run fastest on one)")
 
     sweep = sub.add_parser("sweep", help="run a grid of runs on Dask, resumable",
                            description="Run a profile's grid of runs on Dask; appends one row per "
@@ -113,6 +115,10 @@ def _json_safe(value):
 def run_train(args) -> int:
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**fields)
+    if args.threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {args.threads}")
+    import torch
+    torch.set_num_threads(args.threads)
     from .train import train
     result = train(config, progress=not (args.no_progress or args.json))
     if args.json:

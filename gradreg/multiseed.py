@@ -37,7 +37,7 @@ from . import sampling
 from .model import PARAM_NAMES, SRN, BPTTRecord, _fprime, _INPLACE_ACT, check_lag, spectral_radius
 from .tasks import make_task
 from .train import DTYPES, Seeds, TrainConfig, TrainResult, resolve_device, test_error
-from .train import _sgr_weights as _train_sgr_weights
+from .train import sgr_weights as _train_sgr_weights
 from .train import train as _train_one
 
 BATCHED_METHODS = ("sgd", "clip", "sgr")
@@ -154,6 +154,7 @@ class _Run:
         for name in PARAM_NAMES:
             p = getattr(self.model, name)
             p.data = p.data.clone()
+        self.result.model = self.model
         self.x_test = self.y_test = None
 
 
@@ -250,7 +251,7 @@ class _Batch:
         logs = [{"iteration": it} for _ in runs]
         fb = self._forward_backward(torch.stack(xs), torch.stack(ys))
         if c.method == "sgr":
-            weights = self._sgr_weights(fb, logs)
+            weights = self.sgr_weights(fb, logs)
         else:
             weights = torch.full((len(runs), self.draw), 1.0 / self.draw, dtype=self.dtype,
                                  device=self.device)
@@ -373,8 +374,8 @@ class _Batch:
 
     # ------------------------------------------------------------------ SGR
 
-    def _sgr_weights(self, fb: _Pass, logs: list[dict]) -> Tensor:
-        """(K, M) dense step weights, each run's as `train._sgr_weights` gives it."""
+    def sgr_weights(self, fb: _Pass, logs: list[dict]) -> Tensor:
+        """(K, M) dense step weights, each run's as `train.sgr_weights` gives it."""
         c, runs = self.config, self.active
         K, S, M, H = fb.h.shape
         n = c.batch_size

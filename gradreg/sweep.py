@@ -72,7 +72,8 @@ the repository:
 
 Only the process running the sweep writes the results file, so it can live on any
 filesystem. If the jobs end (walltime), scale again and rerun the same command: the
-finished runs are skipped. Longer tasks are submitted with higher priority.
+finished runs are skipped. Runs are submitted shortest length first, then by task and seed,
+so an unfinished sweep leaves whole cells of every method.
 """
 from __future__ import annotations
 

@@ -147,6 +147,7 @@ class TrainResult:
     history: pd.DataFrame
     steps: pd.DataFrame = field(repr=False, default=None)  # one row per iteration: the per-step log
     device: str = "cpu"
+    model: torch.nn.Module | None = field(repr=False, default=None)  # the trained network
 
     def summary(self) -> str:
         c = self.config
@@ -257,7 +258,7 @@ def train(config: TrainConfig, progress: bool = False, callback=None) -> TrainRe
         else:
             rec = bptt(model, task, x, y, keep_u=(c.method == "pascanu"))
             if c.method == "sgr":
-                weights = _sgr_weights(c, task, model, rec, lag, seeds.select, log)
+                weights = sgr_weights(c, task, model, rec, lag, seeds.select, log)
             else:
                 weights = torch.full((draw,), 1.0 / draw, dtype=dtype, device=device)
             g = rec.batch_grads(weights)
@@ -302,10 +303,10 @@ def train(config: TrainConfig, progress: bool = False, callback=None) -> TrainRe
     return TrainResult(config=c, solved=solved and not diverged, iterations=it, examples=examples,
                        seconds=seconds, final_error=float(error) if not diverged else float("nan"),
                        diverged=diverged, history=pd.DataFrame(history),
-                       steps=pd.DataFrame(step_rows), device=str(device))
+                       steps=pd.DataFrame(step_rows), device=str(device), model=model)
 
 
-def _sgr_weights(c: TrainConfig, task, model, rec, lag: int, generator, log) -> torch.Tensor:
+def sgr_weights(c: TrainConfig, task, model, rec, lag: int, generator, log) -> torch.Tensor:
     """Score the pool from the record already computed, pick n, return dense (M,) weights."""
     M, n = rec.batch_size, c.batch_size
     scores, ratios, gram = pool_scores(rec, lag, need_gram=(c.rule == "greedy"),

@@ -1,0 +1,165 @@
+"""The numbered notebooks: committed clean, parameterised, and each runs at the smoke profile.
+
+Each notebook is executed through papermill (`gradreg.figures.run_notebooks`, the same path
+as `make figures`) into a temporary output directory; the test checks that the figures it
+promises were written as valid, non-empty PNG (and PDF) files. A failing cell fails the test
+with the notebook, the cell index and the cell's first line in the message.
+"""
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradreg import figures, plotting
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+
+EXPECTED_FIGURES = {
+    "01_vanishing_gradients": ["01_delta_profiles", "01_bound_check"],
+    "02_per_example_estimation": ["02_score_distributions", "02_scores_training", "02_cost"],
+    "03_minibatch_theory": ["03_minibatch_theory", "03_selection_rules"],
+    "04_tasks": ["04_task_gallery", "04_relevant_positions"],
+    "05_training": ["05_learning_curves", "05_long_term_norm"],
+    "06_long_range": ["06_success_rate", "06_examples_to_solve"],
+}
+# notebook 6 reads data/results/*.csv when there is one; the test exercises the compute path
+EXTRA_PARAMETERS = {"06_long_range": {"results": "compute"}}
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _all_notebooks():
+    return sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def test_the_numbered_notebooks_are_the_expected_ones():
+    assert [p.stem for p in figures.numbered_notebooks(NOTEBOOK_DIR)] == list(EXPECTED_FIGURES)
+
+
+@pytest.mark.parametrize("path", _all_notebooks(), ids=lambda p: p.name)
+def test_committed_notebook_has_no_outputs(path):
+    nb = nbformat.read(str(path), as_version=4)
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        assert not cell.get("outputs"), f"{path.name}: cell {k} has outputs; clear them before committing"
+        assert cell.get("execution_count") is None, f"{path.name}: cell {k} has an execution count"
+
+
+@pytest.mark.parametrize("stem", list(EXPECTED_FIGURES))
+def test_numbered_notebook_has_parameters_cell(stem):
+    nb = nbformat.read(str(NOTEBOOK_DIR / f"{stem}.ipynb"), as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{stem}: expected one cell tagged 'parameters', found {len(tagged)}"
+    namespace = {}
+    exec(tagged[0].source, namespace)
+    assert namespace["profile"] == "quick"
+    assert namespace["seed"] == 0
+    assert namespace["device"] == "auto"
+    assert namespace["output_dir"] == "../figures"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_notebooks_match_their_generator():
+    """notebooks/_build.py is the reviewable source of the numbered notebooks."""
+    done = subprocess.run([sys.executable, str(NOTEBOOK_DIR / "_build.py"), "--check"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path.name} is not a PNG file"
+    assert data[12:16] == b"IHDR", f"{path.name}: PNG without an IHDR chunk"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", list(EXPECTED_FIGURES))
+def test_notebook_runs_at_smoke_profile(stem, tmp_path):
+    out = tmp_path / "figures"
+    start = time.perf_counter()
+    written = figures.run_notebooks("smoke", output_dir=out, build_dir=tmp_path / "build", notebooks=[stem],
+                                    log=lambda *args: None, parameters=EXTRA_PARAMETERS.get(stem),
+                                    timeout=300)
+    seconds = time.perf_counter() - start
+    for name in EXPECTED_FIGURES[stem]:
+        png, pdf = out / f"{name}.png", out / f"{name}.pdf"
+        assert png in written, f"{stem} did not write {png.name}"
+        assert png.stat().st_size > 5_000, f"{png.name} is suspiciously small"
+        width, height = _png_size(png)
+        assert 400 <= width <= 6000 and 250 <= height <= 6000, f"{png.name}: {width} x {height} pixels"
+        assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-", f"{stem} did not write {pdf.name}"
+    # the kernel ran on this interpreter (the .venv when the tests run from it)
+    executed = nbformat.read(str(tmp_path / "build" / "notebooks" / f"{stem}.ipynb"), as_version=4)
+    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert f"python={sys.executable}" in text
+    assert seconds < 240, f"{stem} took {seconds:.0f} s at the smoke profile"
+
+
+def test_failing_cell_is_named(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    params = nbformat.v4.new_code_cell('profile = "quick"\noutput_dir = "."')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("# boom\nraise ValueError('bad value 42')")]
+    path = tmp_path / "99_broken.ipynb"
+    nbformat.write(nb, str(path))
+    with pytest.raises(RuntimeError, match=r"99_broken.ipynb: cell 2 failed \('# boom'\): ValueError: bad value 42"):
+        figures.run_notebooks("smoke", output_dir=tmp_path / "f", build_dir=tmp_path / "b", notebooks=[path],
+                              log=lambda *args: None)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def test_wilson_interval_known_values():
+    low, high = plotting.wilson_interval(0, 5)
+    assert low == 0 and high == pytest.approx(0.4345, abs=1e-4)
+    low, high = plotting.wilson_interval(5, 5)
+    assert low == pytest.approx(0.5655, abs=1e-4) and high == 1
+    low, high = plotting.wilson_interval(np.array([3, 0]), np.array([10, 0]))
+    assert low[0] == pytest.approx(0.1078, abs=1e-4) and high[0] == pytest.approx(0.6032, abs=1e-4)
+    assert (low[1], high[1]) == (0, 1)
+
+
+def test_results_file_is_found_and_read(tmp_path):
+    from gradreg.sweep import COLUMNS
+    assert figures.find_results("auto", tmp_path, "quick") is None
+    assert figures.find_results("compute", tmp_path) is None
+    rows = pd.DataFrame({"task": "temporal_order", "length": [50, 50, 50, 100], "method": ["sgr", "sgr", "clip", "lstm"],
+                         "rule": ["top", "top", "", ""], "seed": [0, 1, 0, 0], "solved": [True, False, True, False],
+                         "iterations": [100, 200, 300, 400], "examples": [8000, 16000, 6000, 8000],
+                         "seconds": 1.0, "final_error": 0.0, "diverged": False, "device": "cpu",
+                         "error": ["", "", "", "boom"]})[list(COLUMNS)]
+    rows.to_csv(tmp_path / "quick.csv", index=False)
+    assert figures.find_results("auto", tmp_path, "quick") == tmp_path / "quick.csv"
+    assert figures.find_results("auto", tmp_path, "paper") is None           # only the same profile's file
+    table = figures.load_results(tmp_path / "quick.csv")
+    assert len(table) == 3                                                      # the failed run is dropped
+    assert list(table["label"]) == ["sgr/top", "sgr/top", "clip"]
+    summary = figures.run_summary(table, by=("task", "length", "label"))
+    top = summary[summary["label"] == "sgr/top"].iloc[0]
+    assert (top["runs"], top["solved"], top["median_examples"]) == (2, 1, 8000)
+    with pytest.raises(ValueError, match="does not exist"):
+        figures.find_results(str(tmp_path / "missing.csv"), tmp_path)
+
+
+def test_settings_cover_every_notebook_and_profile():
+    for stem in EXPECTED_FIGURES:
+        for profile in figures.PROFILES:
+            figures.settings(stem, profile)
+    with pytest.raises(ValueError, match="unknown profile"):
+        figures.settings("01_vanishing_gradients", "huge")
+    with pytest.raises(ValueError, match="unknown profile"):
+        figures.run_notebooks("huge", notebooks=[])
