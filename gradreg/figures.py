@@ -766,7 +766,8 @@ def run_summary(table: pd.DataFrame, by=("label",)) -> pd.DataFrame:
 
 def find_results(results: str = "auto", results_dir="../data/results", profile: str = "paper") -> Path | None:
     """Which sweep results file to read: `results` may be a path, "compute" (none), or
-    "auto": results_dir/<profile>.csv if it exists (the sweep of the same profile), else none."""
+    "auto": the committed evidence results_dir/paper.csv if it exists, else
+    results_dir/<profile>.csv if it exists, else none (the notebook computes its own runs)."""
     if results == "compute":
         return None
     if results != "auto":
@@ -774,8 +775,11 @@ def find_results(results: str = "auto", results_dir="../data/results", profile: 
         if not path.is_file():
             raise ValueError(f"results file {str(path)!r} does not exist; allowed: a CSV path, 'auto', 'compute'")
         return path
-    path = Path(results_dir) / f"{profile}.csv"
-    return path if path.is_file() else None
+    for name in ("paper", profile):
+        path = Path(results_dir) / f"{name}.csv"
+        if path.is_file():
+            return path
+    return None
 
 
 def load_results(path) -> pd.DataFrame:

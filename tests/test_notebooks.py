@@ -144,7 +144,9 @@ def test_results_file_is_found_and_read(tmp_path):
                          "error": ["", "", "", "boom"]})[list(COLUMNS)]
     rows.to_csv(tmp_path / "quick.csv", index=False)
     assert figures.find_results("auto", tmp_path, "quick") == tmp_path / "quick.csv"
-    assert figures.find_results("auto", tmp_path, "paper") is None           # only the same profile's file
+    assert figures.find_results("auto", tmp_path, "paper") is None
+    rows.iloc[:0].to_csv(tmp_path / "paper.csv", index=False)
+    assert figures.find_results("auto", tmp_path, "quick") == tmp_path / "paper.csv"  # the evidence first
     table = figures.load_results(tmp_path / "quick.csv")
     assert len(table) == 3                                                      # the failed run is dropped
     assert list(table["label"]) == ["sgr/top", "sgr/top", "clip"]
