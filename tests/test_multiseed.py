@@ -7,14 +7,7 @@ import torch
 from gradreg.multiseed import train_many
 from gradreg.train import TrainConfig, train
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded: these runs are made of tiny ops, which a second OpenMP thread only slows
-    (by 10-100x on a shared, oversubscribed machine, where the threads spin-wait)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 BASE = dict(task="temporal_order", length=12, hidden_size=10, batch_size=10, max_iterations=60,

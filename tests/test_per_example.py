@@ -5,14 +5,7 @@ import torch
 import gradreg
 from gradreg.model import ACTIVATIONS, bptt
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded: these cases are made of tiny ops, which a second OpenMP thread only slows
-    (by 10-100x on a shared, oversubscribed machine, where the threads spin-wait)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 LENGTHS = {"noiseless_memorization": 3, "random_permutation": 12}  # others: 12
