@@ -126,7 +126,7 @@ class _Run:
         nan = float("nan")
         row = {"iteration": self.it, "examples": self.examples, "seconds": time.perf_counter() - start,
                "train_loss": window["loss"].mean() if len(window) else nan,
-               "test_error": self.error,
+               "test_error": self.error, "test_counted": int(self.x_test.shape[0]),
                "grad_norm": window["grad_norm"].mean() if len(window) else nan,
                "minibatch_long_term_norm": window["minibatch_long_term_norm"].mean() if len(window) else nan}
         for q in ("pool_score_q10", "pool_score_q50", "pool_score_q90"):

@@ -78,22 +78,24 @@ so an unfinished sweep leaves whole cells of every method.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import csv
+import dataclasses
+import gzip
 import io
 import math
 import os
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import pandas as pd
 
-from .tasks import TASK_NAMES
 from .train import TrainConfig
 
 __all__ = ["PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
-           "COLUMNS", "KEY", "profile_configs", "config_key", "run_config", "run_sweep", "load_results",
+           "COLUMNS", "KEY", "HISTORY_COLUMNS", "profile_configs", "config_key", "run_config", "run_sweep",
+           "load_results", "load_history", "history_path",
            "summarise", "wilson_interval"]
 
 COLUMNS = ("task", "length", "method", "rule", "seed", "solved", "iterations", "examples",
@@ -121,10 +123,12 @@ SMOKE_METHODS = (("clip", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}),
 
 
 def _grid(tasks, lengths, methods, seeds, **common) -> list[TrainConfig]:
+    # shortest length first, then task, then seed: an interrupted sweep leaves whole
+    # (length, task, seed) cells of every method, the most useful partial grid
     return [TrainConfig(task=task, length=length, method=method, rule=rule, seed=seed,
                         **{**common, **extra})
-            for task in tasks for length in lengths for method, rule, extra in methods
-            for seed in seeds]
+            for length in lengths for task in tasks for seed in seeds
+            for method, rule, extra in methods]
 
 
 PROFILES = {
@@ -133,9 +137,21 @@ PROFILES = {
                            lr=0.3, max_iterations=SMOKE_MAX_ITERATIONS, test_size=2_000),
     "quick": lambda: _grid(("temporal_order", "adding"), (20, 40), PAPER_METHODS, range(3),
                            max_iterations=QUICK_MAX_ITERATIONS),
-    "paper": lambda: _grid(("temporal_order", "adding"), (50, 100, 150, 200), PAPER_METHODS,
-                           range(5), max_iterations=PAPER_MAX_ITERATIONS),
+    "paper": lambda: _paper_grid(),
 }
+
+
+def _paper_grid() -> list[TrainConfig]:
+    """The paper profile in the order it is submitted: the question is about links at a range
+    of about 100 and longer, so T = 100 comes first (every method), then T = 200 (the methods
+    under test and their controls before sgd and lstm), then T = 150, then T = 50."""
+    tasks, seeds, common = ("temporal_order", "adding"), range(5), {"max_iterations": PAPER_MAX_ITERATIONS}
+    first_at_200 = [m for m in PAPER_METHODS if m[0] not in ("sgd", "lstm")]
+    later_at_200 = [m for m in PAPER_METHODS if m[0] in ("sgd", "lstm")]
+    order = [(100, PAPER_METHODS), (200, first_at_200), (200, later_at_200), (150, PAPER_METHODS),
+             (50, PAPER_METHODS)]
+    return [config for length, methods in order
+            for config in _grid(tasks, (length,), methods, seeds, **common)]
 
 
 def profile_configs(name: str) -> list[TrainConfig]:
@@ -178,11 +194,14 @@ def run_config(config: TrainConfig) -> dict:
 
         from .train import train
         torch.set_num_threads(1)
-        row = train(config).to_row()
-        row["error"] = ""
-        return row
+        result = train(config)
+        return {**result.to_row(), "error": "", "history": _history_records(result)}
     except Exception as exc:  # the sweep records it and goes on
         return _error_row(config, exc, time.perf_counter() - start)
+
+
+def _history_records(result) -> list[dict]:
+    return result.history.to_dict(orient="records")
 
 
 def run_configs(configs: list[TrainConfig]) -> list[dict]:
@@ -193,8 +212,8 @@ def run_configs(configs: list[TrainConfig]) -> list[dict]:
 
         from .multiseed import train_many
         torch.set_num_threads(1)
-        rows = [r.to_row() for r in train_many(configs)]
-        return [{**row, "error": ""} for row in rows]
+        return [{**r.to_row(), "error": "", "history": _history_records(r)}
+                for r in train_many(configs)]
     except Exception:
         return [run_config(c) for c in configs]
 
@@ -304,7 +323,88 @@ class _ResultsFile:
         os.fsync(self.fd)
 
     def close(self):
+        if getattr(self, "history", None) is not None:
+            self.history.close()
         os.close(self.fd)  # also releases the lock
+
+
+HISTORY_COLUMNS = KEY + ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
+                         "grad_norm", "minibatch_long_term_norm", "spectral_radius",
+                         "pool_score_q10", "pool_score_q50", "pool_score_q90")
+
+
+def history_path(results) -> Path:
+    """Where the check histories of a results file live: NAME.csv -> NAME-history.csv.gz."""
+    results = Path(results)
+    return results.with_name(results.stem + "-history.csv.gz")
+
+
+def _gzip_members(data: bytes):
+    """(start, end, text) of each complete gzip member of `data`; stops at a cut-short one."""
+    view, pos = memoryview(data), 0
+    while pos < len(data):
+        d = zlib.decompressobj(wbits=31)
+        try:
+            text = d.decompress(view[pos:])
+        except zlib.error:
+            return
+        if not d.eof:
+            return
+        end = len(data) - len(d.unused_data)
+        yield pos, end, text.decode("utf-8")
+        pos = end
+
+
+class _HistoryFile:
+    """The check histories of a sweep's runs: one gzip member per run (a CSV with its header,
+    HISTORY_COLUMNS), appended as one write with O_APPEND and fsynced, before the run's results
+    row. A cut-short member can only be the last one: it is truncated away on open and skipped
+    by `load_history`. Guarded by the results file's lock."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        data = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
+        complete = 0
+        for _, end, _ in _gzip_members(data):
+            complete = end
+        if complete < len(data):
+            os.ftruncate(self.fd, complete)
+            os.fsync(self.fd)
+
+    def append(self, key: tuple, records: list[dict]) -> None:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(HISTORY_COLUMNS)
+        for rec in records:
+            values = dict(zip(KEY, key), **rec)
+            writer.writerow(["nan" if isinstance(v, float) and math.isnan(v) else v
+                             for v in (values.get(c, "nan") for c in HISTORY_COLUMNS)])
+        data = memoryview(gzip.compress(buf.getvalue().encode("utf-8"), mtime=0))
+        while data:
+            data = data[os.write(self.fd, data):]
+        os.fsync(self.fd)
+
+    def close(self):
+        os.close(self.fd)
+
+
+def load_history(path) -> pd.DataFrame:
+    """The check histories of a sweep, one row per check (HISTORY_COLUMNS): `path` is the
+    results CSV or its `-history.csv.gz`. A run written more than once (rerun after its row
+    was deleted, or killed between its history and its row) keeps its last history."""
+    path = Path(path)
+    if not path.name.endswith(".gz"):
+        path = history_path(path)
+    blocks = {}
+    for _, _, text in _gzip_members(path.read_bytes()):
+        block = pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False,
+                            na_values={c: ["nan", "NaN", ""] for c in HISTORY_COLUMNS[len(KEY):]})
+        if len(block):
+            blocks[_row_key(block.iloc[0])] = block
+    if not blocks:
+        return pd.DataFrame({c: [] for c in HISTORY_COLUMNS})
+    return pd.concat(blocks.values(), ignore_index=True)[list(HISTORY_COLUMNS)]
 
 
 def _read_complete_lines(path) -> str:
@@ -402,8 +502,13 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     wanted = {config_key(c) for c in configs}
     out = _ResultsFile(results)
     try:
+        out.history = _HistoryFile(history_path(results))
+    except BaseException:
+        out.close()
+        raise
+    try:
         done = {_row_key(r) for r in load_results(results)[list(KEY)].to_dict("records")}
-        pending = sorted((c for c in configs if config_key(c) not in done), key=_priority, reverse=True)
+        pending = [c for c in configs if config_key(c) not in done]   # submitted in this order
         if pending:
             _run_pending(pending, out, total=len(configs), already=len(configs) - len(pending),
                          scheduler=scheduler, workers=workers, progress=progress,
@@ -413,13 +518,6 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     df = load_results(results)
     mask = [k in wanted for k in map(_row_key, df[list(KEY)].to_dict("records"))]
     return df[mask].reset_index(drop=True)
-
-
-def _priority(c: TrainConfig) -> int:
-    # shortest length first, then task, then seed: an interrupted sweep leaves whole
-    # (length, task, seed) cells of every method, the most useful partial grid
-    task_rank = TASK_NAMES.index(c.task) if c.task in TASK_NAMES else 0
-    return -(c.length * 100_000 + task_rank * 1_000 + c.seed)
 
 
 def _run_pending(pending, out, total, already, scheduler, workers, progress, batch_seeds=False):
@@ -436,13 +534,13 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
                        dynamic_ncols=True)
             futures = {}
             units = _seed_groups(pending) if batch_seeds else [[c] for c in pending]
-            for group in units:
+            for position, group in enumerate(units):
                 c = group[0]
                 key = "gradreg-run-" + "-".join(map(str, config_key(c))) + f"-{os.urandom(4).hex()}"
                 if batch_seeds:
-                    f = client.submit(run_configs, group, key=key, pure=False, priority=_priority(c))
+                    f = client.submit(run_configs, group, key=key, pure=False, priority=-position)
                 else:
-                    f = client.submit(run_config, c, key=key, pure=False, priority=_priority(c))
+                    f = client.submit(run_config, c, key=key, pure=False, priority=-position)
                 futures[f] = group
             for f in as_completed(futures):
                 group = futures.pop(f)
@@ -455,6 +553,9 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
                 except Exception as exc:  # e.g. KilledWorker (the run killed its workers)
                     rows = [_error_row(c, exc) for c in group]
                 for c, row in zip(group, rows):
+                    history = row.pop("history", None)
+                    if history is not None:
+                        out.history.append(config_key(c), history)
                     out.append(row)
                     solved += bool(row["solved"])
                     errors += bool(row["error"])

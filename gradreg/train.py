@@ -228,7 +228,7 @@ def train(config: TrainConfig, progress: bool = False, callback=None) -> TrainRe
         window = pd.DataFrame(since_check)
         row = {"iteration": it, "examples": examples, "seconds": time.perf_counter() - start,
                "train_loss": window["loss"].mean() if len(window) else float("nan"),
-               "test_error": error,
+               "test_error": error, "test_counted": int(x_test.shape[0]),
                "grad_norm": window["grad_norm"].mean() if len(window) else float("nan"),
                "minibatch_long_term_norm": window["minibatch_long_term_norm"].mean() if len(window) else float("nan")}
         for q in ("pool_score_q10", "pool_score_q50", "pool_score_q90"):
