@@ -5,10 +5,12 @@ whose single batched BPTT pass yields exact per-example, lag-resolved gradient
 statistics, the sampling-based minibatch construction (SGR) and its baselines.
 """
 from .tasks import TASK_NAMES, Task, make_task
-from .model import SRN, PerExampleStats, bptt, per_example_stats
-from .train import METHODS, TrainConfig, TrainResult, train
+from .model import SRN
+from .passes import bptt
+from .stats import PerExampleStats, per_example_stats
+from .config import METHODS, TrainConfig, TrainResult
+from .engine import train, train_many
 from .sampling import RULES
-from .multiseed import train_many
 
 __all__ = ["TASK_NAMES", "Task", "make_task", "SRN", "PerExampleStats", "bptt", "per_example_stats",
            "METHODS", "RULES", "TrainConfig", "TrainResult", "train", "train_many", "sweep"]

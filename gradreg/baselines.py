@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .model import BPTTRecord
+from .passes import BPTTRecord
 
 
 def omega(W_rec: Tensor, record: BPTTRecord, eps: float = 1e-20) -> Tensor:

@@ -12,7 +12,7 @@ import math
 import sys
 import typing
 
-from .train import TrainConfig
+from .config import TrainConfig
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -119,7 +119,7 @@ def run_train(args) -> int:
         raise ValueError(f"threads must be an integer >= 1, got {args.threads}")
     import torch
     torch.set_num_threads(args.threads)
-    from .train import train
+    from .engine import train
     result = train(config, progress=not (args.no_progress or args.json))
     if args.json:
         out = {k: _json_safe(v) for k, v in result.to_row().items()}

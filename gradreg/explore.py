@@ -3,7 +3,7 @@
 Everything the explorer shows is computed by :func:`compute`, a pure function of a
 parameter dict: one candidate pool of M = pool_factor * batch_size sequences, ONE
 batched forward + BPTT pass (``gradreg.bptt``), the long-term scores and Gram matrix
-from ``train.pool_scores`` (the very function the SGR training step uses), and what
+from ``passes.pool_scores`` (the very function the SGR training step uses), and what
 each selection rule of ``gradreg.sampling`` would make of that pool:
 
 * (a) delta profiles ||dE_i/dz_t|| of every candidate against the lag S-1-t (log
@@ -39,10 +39,11 @@ import numpy as np
 import torch
 
 from . import sampling
-from .model import ACTIVATIONS, INITS, SRN, bptt, check_lag
+from .model import ACTIVATIONS, INITS, SRN
 from .model import spectral_radius as _spectral_radius
+from .passes import bptt, check_lag, pool_scores
 from .tasks import TASK_NAMES, make_task
-from .train import TrainConfig, Seeds, pool_scores, resolve_device
+from .config import Seeds, TrainConfig, resolve_device
 
 RULES = sampling.RULES
 STOCHASTIC_RULES = ("random", "weighted", "band")

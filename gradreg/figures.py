@@ -27,9 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .model import SRN, bptt, per_example_stats, spectral_radius
+from .model import SRN, spectral_radius
+from .passes import bptt
+from .stats import per_example_stats
 from .tasks import make_task
-from .train import TrainConfig, TrainResult, resolve_device, train
+from .config import TrainConfig, TrainResult, resolve_device
+from .engine import train
 
 PROFILES = ("smoke", "quick", "paper")
 
@@ -527,7 +530,7 @@ def selection_study(model: SRN, task_name: str, length: int, rules, pool_factors
       variance of the selected examples' g_i;
     - snr_measured: ||E m||^2 / E||m - E m||^2 over repeats (no independence assumed).
     """
-    from .train import sgr_weights  # the harness' own rule code
+    from .engine import sgr_weights  # the harness' own rule code
     task = make_task(task_name, length)
     device, dtype = model.W_in.device, model.W_in.dtype
     combos = [(rule, k) for k in pool_factors for rule in rules]
@@ -545,7 +548,7 @@ def selection_study(model: SRN, task_name: str, length: int, rules, pool_factors
         for _ in range(repeats):
             x, y = task.sample(config.pool_size, generator=data_gen)
             rec = bptt(model, task, x.to(device=device, dtype=dtype), y.to(device))
-            weights = sgr_weights(config, task, model, rec, lag_, select_gen, {})
+            weights = sgr_weights(config, rec, lag_, select_gen, {})
             lt = rec.recurrent_grads(0, task.steps - lag_)
             G = torch.cat([v.flatten(1) for v in lt.values()], 1).double()
             w = weights.double()

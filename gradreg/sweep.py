@@ -91,7 +91,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .train import TrainConfig
+from .config import TrainConfig
 
 __all__ = ["PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
            "COLUMNS", "KEY", "HISTORY_COLUMNS", "profile_configs", "config_key", "run_config", "run_sweep",
@@ -192,7 +192,7 @@ def run_config(config: TrainConfig) -> dict:
     try:
         import torch
 
-        from .train import train
+        from .engine import train
         torch.set_num_threads(1)
         result = train(config)
         return {**result.to_row(), "error": "", "history": _history_records(result)}

@@ -1,6 +1,6 @@
 """The interactive explorer (gradreg.explore, notebooks/explorer.ipynb): its numbers, its UI, its notebook.
 
-The rule norms of `compute` come from the pool's Gram matrix built by `train.pool_scores`;
+The rule norms of `compute` come from the pool's Gram matrix built by `passes.pool_scores`;
 here they are recomputed the long way, from `per_example_stats`' per-example long-term
 gradients, so the two paths check each other.
 """
@@ -17,7 +17,7 @@ import torch
 import gradreg
 from gradreg import explore
 from gradreg.explore import RULES, compute, make_params
-from gradreg.train import Seeds
+from gradreg.config import Seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "explorer.ipynb"

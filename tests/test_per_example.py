@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import gradreg
-from gradreg.model import ACTIVATIONS, bptt
+from gradreg.model import ACTIVATIONS
+from gradreg.passes import bptt
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -184,7 +185,8 @@ def test_cuda_matches_cpu():
 
 # ------------------------------------------------------------- the optimised reduction paths
 
-from gradreg.model import _chunk_bounds, _per_example_stats, _plan  # noqa: E402
+from gradreg.passes import chunk_bounds as _chunk_bounds  # noqa: E402
+from gradreg.stats import _per_example_stats, _plan  # noqa: E402
 
 PATH_CASES = [("temporal_order", "tanh", "last"), ("adding", "relu", "last"),
               ("xor", "sigmoid", "last"), ("noiseless_memorization", "tanh", "all"),

@@ -18,7 +18,7 @@ import torch
 
 from gradreg.sweep import (COLUMNS, KEY, PAPER_MAX_ITERATIONS, PROFILES, _ResultsFile, config_key,
                            load_results, profile_configs, run_sweep, summarise, wilson_interval)
-from gradreg.train import TrainConfig
+from gradreg.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = ",".join(COLUMNS) + "\n"
@@ -133,7 +133,7 @@ def test_failed_run_becomes_an_error_row_and_the_sweep_goes_on(tmp_path, schedul
 def _sweep_in_subprocess(configs, path):
     code = ("import json, sys\n"
             "from gradreg.sweep import run_sweep\n"
-            "from gradreg.train import TrainConfig\n"
+            "from gradreg.config import TrainConfig\n"
             "configs = [TrainConfig(**d) for d in json.loads(sys.argv[1])]\n"
             "run_sweep(configs, results=sys.argv[2], workers=1, progress=False)\n")
     payload = json.dumps([{k: getattr(c, k) for k in ("task", "length", "method", "rule", "seed",

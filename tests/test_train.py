@@ -12,8 +12,9 @@ from scipy import stats as sstats
 import gradreg
 from gradreg import sampling
 from gradreg.baselines import LSTMNet, omega, omega_grad
-from gradreg.model import bptt
-from gradreg.train import TrainConfig, sgr_weights, pool_scores, train
+from gradreg.passes import bptt, pool_scores
+from gradreg.config import TrainConfig
+from gradreg.engine import sgr_weights, train
 
 
 # ----------------------------------------------------------------- selection rules
@@ -127,7 +128,7 @@ def test_sgr_step_gradient_equals_autograd_of_the_chosen_examples_mean_loss(rule
                          band_low=1e-3, band_high=10.0)
     rec = bptt(model, task, x, y)
     log = {}
-    weights = sgr_weights(config, task, model, rec, lag=6,
+    weights = sgr_weights(config, rec, lag=6,
                            generator=torch.Generator().manual_seed(0), log=log)
     chosen = torch.nonzero(weights).squeeze(1)
     assert chosen.numel() == 4
@@ -147,7 +148,7 @@ def test_top_rule_chooses_the_largest_long_term_scores_of_the_pool():
     scores, _, _ = pool_scores(bptt(model, task, x, y), 6)
     torch.testing.assert_close(scores, stats.long_term_norm, rtol=1e-12, atol=0)
     config = TrainConfig(task="temporal_order", length=12, rule="top", batch_size=4)
-    weights = sgr_weights(config, task, model, bptt(model, task, x, y), 6, None, {})
+    weights = sgr_weights(config, bptt(model, task, x, y), 6, None, {})
     assert set(torch.nonzero(weights).squeeze(1).tolist()) == set(torch.topk(stats.long_term_norm, 4).indices.tolist())
 
 

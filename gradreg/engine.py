@@ -1,0 +1,465 @@
+"""One training engine for K runs at once: SGR and every baseline, with the solved criterion
+(docs/method.md sections 4-7).
+
+    result = train(TrainConfig(method="sgr", seed=0))                      # one run: K = 1
+    results = train_many([TrainConfig(method=m, seed=s) for m in ... for s in ...])
+
+`train_many` puts the SRN runs that share their shapes (task, length, hidden size, sequences
+drawn per step, dtype, device, ...) into one group and trains each group as one program: per
+iteration, one batched forward + BPTT pass (`gradreg.passes`) over every run's own batch, then
+each run's step from the stored per-example terms, by its method:
+
+    sgd / clip : n fresh sequences, weights 1/n                     (+ clipping for clip)
+    pascanu    : as clip, plus alpha * dOmega/dW_rec               (Pascanu SGD-CR)
+    sgr        : a pool of M = k n sequences, scored, n chosen by a rule, their
+                 already-computed gradients averaged: no second backward pass
+    lstm       : torch.nn.LSTM through autograd, same readout, optimiser and clipping
+                 (a group of its own: nn.LSTM takes one set of weights per call)
+
+Every run keeps its own generators (`Seeds`), data, selection, clipping scale, test set,
+checks and stopping point, and every product of the batched passes is a `bmm` that gives each
+run exactly the product of that run alone: `train(c)` is bit for bit the run of c in any
+`train_many` call on the CPU (tested), and a run stops without disturbing the others.
+
+The solved check: every `check_every` iterations the run's fixed test set (`test_size`
+sequences from its own seed) is scored TEST_CHUNK sequences at a time, stopping as soon as
+more than solved_error * test_size are wrong -- such a check cannot solve the run, whatever
+the rest of the test set holds. A run is solved at its first check with at most that many
+wrong: exactly the decision, and the iteration, of a full count. The history row of a check
+gives the error over the `test_counted` sequences it scored; `final_error` is always over the
+whole test set (counted to the end after a check that stopped early).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from . import sampling
+from .baselines import LSTMNet, omega_grad
+from .config import DTYPES, METHODS, Seeds, TrainConfig, TrainResult, resolve_device
+from .model import SRN, spectral_radius
+from .passes import (PARAM_NAMES, BPTTRecord, batch_major, check_lag, forward, pool_scores, readout,
+                     run_pass, weighted_grads)
+from .tasks import make_task
+
+__all__ = ["METHODS", "TrainConfig", "TrainResult", "train", "train_many", "sgr_weights", "pool_scores",
+           "TEST_CHUNK", "HISTORY_COLUMNS"]
+
+#: Test sequences scored per forward pass of a check (a check stops after the chunk that
+#: decides it). The per-sequence outputs do not depend on the chunk size (tested).
+TEST_CHUNK = 500
+
+#: The columns of `TrainResult.history`, one row per check.
+HISTORY_COLUMNS = ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
+                   "grad_norm", "minibatch_long_term_norm", "pool_score_q10", "pool_score_q50",
+                   "pool_score_q90", "spectral_radius")
+
+
+def train(config: TrainConfig, progress: bool = False, callback=None) -> TrainResult:
+    """Train one run until solved, diverged, or out of iterations (or max_seconds).
+    `callback(row)` is called with each check's history row."""
+    on_check = None if callback is None else (lambda _config, row: callback(row))
+    return train_many([config], progress=progress, on_check=on_check)[0]
+
+
+def train_many(configs: list[TrainConfig], progress: bool = False, on_check=None,
+               on_result=None) -> list[TrainResult]:
+    """Train one run per config, the runs that share their shapes as one batched program.
+
+    Returns the results in the order of `configs`, each exactly the one `train(config)`
+    returns. `on_check(config, row)` is called after each check, `on_result(result)` as soon
+    as a run ends (the others may go on).
+    """
+    configs = list(configs)
+    for c in configs:
+        if not isinstance(c, TrainConfig):
+            raise ValueError(f"train_many takes TrainConfig objects, got {type(c).__name__}")
+    results: dict[int, TrainResult] = {}
+    for members in _groups(configs):
+        group = _Group([configs[i] for i in members], progress, on_check, on_result)
+        for i, result in zip(members, group.run()):
+            results[i] = result
+    return [results[i] for i in range(len(configs))]
+
+
+def _draw_size(c: TrainConfig) -> int:
+    return c.pool_size if (c.method == "sgr" or c.fair_batch) else c.batch_size
+
+
+def _groups(configs: list[TrainConfig]) -> list[list[int]]:
+    """Indices of the configs that can share one batched program (LSTM runs: one each)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        if c.method == "lstm":
+            key = ("lstm", i)
+        else:
+            key = (c.task, c.length, c.hidden_size, c.dtype, str(resolve_device(c.device)), c.activation,
+                   _draw_size(c), c.check_every, c.test_size)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+# --------------------------------------------------------------------------- one run's state
+
+class _Run:
+    """One run: its config, generators, model (for an SRN group its parameters are views of the
+    group's stacked tensors while it is active), test set, logs and counters."""
+
+    def __init__(self, config: TrainConfig, task, device: torch.device, dtype: torch.dtype):
+        c = self.config = config
+        self.seeds = Seeds(c.seed, device)
+        self.lag = check_lag(c.lag, task.steps)
+        readout_kind = getattr(task, "readout", "last")
+        if c.method == "lstm":
+            self.model = LSTMNet(task.input_size, c.hidden_size, task.output_size, readout=readout_kind,
+                                 generator=self.seeds.model, dtype=dtype, device=device)
+        else:
+            self.model = SRN(task.input_size, c.hidden_size, task.output_size, activation=c.activation,
+                             init=c.init, readout=readout_kind, generator=self.seeds.model, dtype=dtype,
+                             device=device)
+        x_test, y_test = task.sample(c.test_size, generator=self.seeds.test)
+        x_test = x_test.to(dtype)
+        self.test_chunks = [(x_test[i:i + TEST_CHUNK], y_test[i:i + TEST_CHUNK])
+                            for i in range(0, c.test_size, TEST_CHUNK)]
+        self.clip = c.clip if (c.clip and c.method != "sgd") else None
+        # an lr beyond the dtype's range cannot be applied: the first update overflows
+        self.lr_fits = c.lr <= torch.finfo(dtype).max
+        self.history: list[dict] = []
+        self.step_rows: list[dict] = []
+        self.since_check: list[dict] = []
+        self.it = self.examples = 0
+        self.seconds = 0.0
+        self.wrong = self.counted = 0
+        self.diverged = self.solved = False
+        self.result: TrainResult | None = None
+
+    @property
+    def test_size(self) -> int:
+        return self.config.test_size
+
+    def decided_unsolved(self) -> bool:
+        """True once the sequences counted so far already exceed the solved threshold."""
+        return self.wrong / self.test_size > self.config.solved_error
+
+    def record_check(self, on_check) -> float:
+        """The history row of the check just counted; returns its test error."""
+        window = pd.DataFrame(self.since_check)
+        nan = float("nan")
+
+        def mean(column):
+            return window[column].mean() if column in window and len(window) else nan
+        error = self.wrong / self.counted
+        row = {"iteration": self.it, "examples": self.examples, "seconds": self.seconds,
+               "train_loss": mean("loss"), "test_error": error, "test_counted": self.counted,
+               "grad_norm": mean("grad_norm"), "minibatch_long_term_norm": mean("minibatch_long_term_norm"),
+               "pool_score_q10": mean("pool_score_q10"), "pool_score_q50": mean("pool_score_q50"),
+               "pool_score_q90": mean("pool_score_q90"),
+               "spectral_radius": spectral_radius(self.model.W_rec) if isinstance(self.model, SRN) else nan}
+        self.history.append(row)
+        self.since_check.clear()
+        if on_check is not None:
+            on_check(self.config, row)
+        return error
+
+    def finish(self, device: torch.device) -> TrainResult:
+        c = self.config
+        final_error = float("nan") if self.diverged else self.history[-1]["test_error"]
+        self.result = TrainResult(config=c, solved=self.solved and not self.diverged, iterations=self.it,
+                                  examples=self.examples, seconds=self.seconds, final_error=float(final_error),
+                                  diverged=self.diverged,
+                                  history=pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS)),
+                                  steps=pd.DataFrame(self.step_rows), device=str(device))
+        if isinstance(self.model, SRN):   # keep the final weights, detached from the group's stacks
+            for name in PARAM_NAMES:
+                p = getattr(self.model, name)
+                p.data = p.data.clone()
+        self.result.model = self.model
+        self.test_chunks = None
+        return self.result
+
+
+# --------------------------------------------------------------------------- each method's step
+
+def _uniform_weights(run: _Run, record: BPTTRecord, log: dict) -> Tensor:
+    """sgd, clip, pascanu: the mean gradient of the batch."""
+    B = record.batch_size
+    return torch.full((B,), 1.0 / B, dtype=record.h.dtype, device=record.h.device)
+
+
+def _sgr_step_weights(run: _Run, record: BPTTRecord, log: dict) -> Tensor:
+    """sgr: score the pool, let the rule pick n, weight them."""
+    return sgr_weights(run.config, record, run.lag, run.seeds.select, log)
+
+
+STEP_WEIGHTS = {"sgd": _uniform_weights, "clip": _uniform_weights, "pascanu": _uniform_weights,
+                "sgr": _sgr_step_weights}
+
+
+def _pascanu_extra(run: _Run, record: BPTTRecord, W_rec: Tensor, grads: dict[str, Tensor], log: dict) -> None:
+    """pascanu: add omega_weight * dOmega/dW_rec to the run's W_rec gradient."""
+    value, dW = omega_grad(W_rec, record)
+    grads["W_rec"] = grads["W_rec"] + run.config.omega_weight * dW
+    log["omega"] = value.item()
+
+
+STEP_EXTRAS = {"pascanu": _pascanu_extra}
+
+
+def sgr_weights(c: TrainConfig, record: BPTTRecord, lag: int, generator, log: dict) -> Tensor:
+    """Score one run's pool from its record, pick n by the rule, return dense (M,) weights;
+    the pool score quantiles go into `log`."""
+    M, n = record.batch_size, c.batch_size
+    scores, ratios, gram = pool_scores(record, lag, need_gram=(c.rule == "greedy"),
+                                       need_scores=(c.rule != "random"))
+    if scores is not None:
+        finite = scores[torch.isfinite(scores)]
+        if finite.numel():
+            q = torch.quantile(finite.double(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64,
+                                                              device=finite.device))
+            log["pool_score_q10"], log["pool_score_q50"], log["pool_score_q90"] = q.tolist()
+    sel = sampling.select(c.rule, n, scores, ratios, gram, band=(c.band_low, c.band_high),
+                          alpha=c.alpha, importance=c.importance_weights,
+                          greedy_band=(c.greedy_low, c.greedy_high), generator=generator)
+    return sel.pool_weights(M).to(record.h.dtype)
+
+
+def _total_norm(grads) -> Tensor:
+    return torch.sqrt(sum(g.pow(2).sum() for g in grads))
+
+
+# --------------------------------------------------------------------------- a group of runs
+
+class _Group:
+    """Runs trained as one program: SRN runs of equal shapes, or one LSTM run."""
+
+    def __init__(self, configs: list[TrainConfig], progress: bool, on_check, on_result):
+        c = self.config = configs[0]
+        self.device = resolve_device(c.device)
+        self.dtype = DTYPES[c.dtype]
+        self.task = make_task(c.task, c.length)
+        self.readout = getattr(self.task, "readout", "last")
+        self.lstm = c.method == "lstm"
+        self.draw = _draw_size(c)
+        self.runs = [_Run(cfg, self.task, self.device, self.dtype) for cfg in configs]
+        self.active = list(self.runs)
+        self.progress, self.on_check, self.on_result = progress, on_check, on_result
+        if self.lstm:
+            run = self.runs[0]
+            run.velocity = [torch.zeros_like(p) for p in run.model.parameters()]
+        else:
+            self.params = {name: torch.stack([getattr(r.model, name).detach() for r in self.runs])
+                           for name in PARAM_NAMES}
+            self.velocity = {name: torch.zeros_like(p) for name, p in self.params.items()}
+            self._point_models()
+
+    def _point_models(self) -> None:
+        """Each active run's model parameters become views of its slice of the stacked tensors."""
+        for k, r in enumerate(self.active):
+            for name in PARAM_NAMES:
+                getattr(r.model, name).data = self.params[name][k]
+
+    def _keep(self, keep: list[int]) -> None:
+        """Keep the active runs at positions `keep` (the others have ended)."""
+        if len(keep) == len(self.active):
+            return
+        self.active = [self.active[k] for k in keep]
+        if not self.lstm and self.active:
+            index = torch.tensor(keep, dtype=torch.long, device=self.device)
+            self.params = {n: p.index_select(0, index) for n, p in self.params.items()}
+            self.velocity = {n: v.index_select(0, index) for n, v in self.velocity.items()}
+            self._point_models()
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> list[TrainResult]:
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+            c = self.config
+            bar = tqdm(total=max(r.config.max_iterations for r in self.runs), leave=False,
+                       desc=f"{c.task} T={c.length} " + (f"{len(self.runs)} runs" if len(self.runs) > 1 else
+                                                          f"{c.method} seed={c.seed}"))
+        start = clock = time.perf_counter()
+        it = 0
+        while self.active:
+            it += 1
+            ended = self._step(it)
+            checks = [k for k, r in enumerate(self.active)
+                      if k not in ended and it % r.config.check_every == 0]
+            if checks:
+                self._check([self.active[k] for k in checks])
+                for k in checks:
+                    r = self.active[k]
+                    if r.record_check(self.on_check) <= r.config.solved_error:
+                        r.solved = True
+                        ended.add(k)
+            now = time.perf_counter()
+            for r in self.active:
+                r.seconds += (now - clock) / len(self.active)
+            clock = now
+            for k, r in enumerate(self.active):
+                c = r.config
+                if it >= c.max_iterations or (c.max_seconds and now - start > c.max_seconds):
+                    ended.add(k)
+            if ended:
+                self._end([self.active[k] for k in sorted(ended)])
+                self._keep([k for k in range(len(self.active)) if k not in ended])
+            if bar is not None:
+                bar.update(1)
+                errors = [r.history[-1]["test_error"] for r in self.active if r.history]
+                if checks and errors:
+                    bar.set_postfix(runs=len(self.active), best_error=f"{min(errors):.3f}")
+        if bar is not None:
+            bar.close()
+        return [r.result for r in self.runs]
+
+    def _end(self, runs: list[_Run]) -> None:
+        """Finish runs: a last check where the run stopped between checks, and a full count of
+        the test set where the last check stopped early; then their results."""
+        t = time.perf_counter()
+        live = [r for r in runs if not r.diverged]
+        fresh = [r for r in live if not r.history or r.history[-1]["iteration"] != r.it]
+        if fresh:
+            self._check(fresh, full=True)
+            for r in fresh:
+                r.solved = r.record_check(self.on_check) <= r.config.solved_error
+        partial = [r for r in live if r.counted < r.test_size]
+        if partial:
+            self._check(partial, full=True, resume=True)
+            for r in partial:
+                r.history[-1].update(test_error=r.wrong / r.counted, test_counted=r.counted)
+        share = (time.perf_counter() - t) / len(runs)
+        for r in runs:
+            r.seconds += share
+            result = r.finish(self.device)
+            if self.on_result is not None:
+                self.on_result(result)
+
+    # ------------------------------------------------------------------ the test checks
+
+    def _check(self, runs: list[_Run], full: bool = False, resume: bool = False) -> None:
+        """Count each run's wrong test sequences, chunk by chunk; unless `full`, a run stops
+        counting once it cannot be solved. `resume` goes on from the counts so far."""
+        if not resume:
+            for r in runs:
+                r.wrong = r.counted = 0
+        while True:
+            todo = [r for r in runs if r.counted < r.test_size and (full or not r.decided_unsolved())]
+            if not todo:
+                return
+            # runs that stand at the same chunk are scored together
+            at = min(r.counted for r in todo)
+            todo = [r for r in todo if r.counted == at]
+            j = at // TEST_CHUNK
+            counts = self._wrong_counts(todo, j)
+            for r, wrong in zip(todo, counts):
+                r.wrong += wrong
+                r.counted += r.test_chunks[j][1].shape[0]
+
+    def _wrong_counts(self, runs: list[_Run], j: int) -> list[int]:
+        """Wrong sequences of chunk j of each run's test set."""
+        task = self.task
+        with torch.no_grad():
+            if self.lstm:
+                return [int(task.wrong(r.model(r.test_chunks[j][0]), r.test_chunks[j][1]).sum()) for r in runs]
+            if len(runs) == len(self.active) and all(a is b for a, b in zip(runs, self.active)):
+                params = self.params
+            else:
+                pos = {id(r): k for k, r in enumerate(self.active)}
+                index = torch.tensor([pos[id(r)] for r in runs], dtype=torch.long, device=self.device)
+                params = {n: p.index_select(0, index) for n, p in self.params.items()}
+            x = torch.stack([r.test_chunks[j][0].transpose(0, 1) for r in runs])      # (K, S, c, I)
+            h = forward(params["W_in"], params["W_rec"], params["b"], x, self.config.activation)
+            out = batch_major(readout(params["W_out"], params["b_out"], h, self.readout), self.readout)
+            wrong = torch.stack([task.wrong(out[k], r.test_chunks[j][1]).sum() for k, r in enumerate(runs)])
+            return [int(w) for w in wrong.tolist()]
+
+    # ------------------------------------------------------------------ one iteration of every run
+
+    def _step(self, it: int) -> set[int]:
+        """One training step of every active run; returns the positions of runs that diverged."""
+        runs = self.active
+        xs, ys = [], []
+        for r in runs:                     # each run draws its own batch from its own stream
+            x, y = self.task.sample(self.draw, generator=r.seeds.data)
+            xs.append(x.to(self.dtype))
+            ys.append(y)
+            r.it = it
+            r.examples += self.draw
+        logs = [{"iteration": it} for _ in runs]
+        if self.lstm:
+            grads = [self._lstm_grads(runs[0], xs[0], ys[0], logs[0])]
+        else:
+            grads = self._srn_grads(runs, torch.stack(xs), torch.stack(ys), logs)
+        diverged = set()
+        for k, (r, log, g) in enumerate(zip(runs, logs, grads)):
+            norm = _total_norm(g)
+            log["grad_norm"] = norm.item()
+            r.step_rows.append(log)
+            if not (math.isfinite(log["grad_norm"]) and math.isfinite(log["loss"]) and r.lr_fits):
+                r.diverged = True
+                diverged.add(k)
+                continue
+            r.since_check.append(log)
+            scale = min(1.0, r.clip / log["grad_norm"]) if r.clip else 1.0
+            params = r.model.parameters() if self.lstm else (self.params[n][k] for n in PARAM_NAMES)
+            velocity = r.velocity if self.lstm else (self.velocity[n][k] for n in PARAM_NAMES)
+            with torch.no_grad():
+                for p, v, gr in zip(params, velocity, g):
+                    v.mul_(r.config.momentum).add_(gr, alpha=scale)
+                    p.sub_(v, alpha=r.config.lr)
+        return diverged
+
+    def _lstm_grads(self, run: _Run, x: Tensor, y: Tensor, log: dict) -> list[Tensor]:
+        model = run.model
+        model.zero_grad(set_to_none=True)
+        loss = self.task.loss(model(x), y)
+        loss.mean().backward()
+        log["loss"] = loss.mean().item()
+        log["minibatch_long_term_norm"] = float("nan")
+        return [p.grad for p in model.parameters()]
+
+    def _srn_grads(self, runs: list[_Run], x: Tensor, y: Tensor, logs: list[dict]) -> list[list[Tensor]]:
+        """The batched pass, then each run's step gradient (in PARAM_NAMES order)."""
+        keep_u = any(r.config.method == "pascanu" for r in runs)
+        record = run_pass(self.params, self.task, x, y, self.config.activation, self.readout, keep_u=keep_u)
+        records = [record.run(k) for k in range(len(runs))]
+        weights = torch.stack([STEP_WEIGHTS[r.config.method](r, rec, log)
+                               for r, rec, log in zip(runs, records, logs)])              # (K, B)
+        S = record.steps
+        grads = weighted_grads(record, weights, S, output=True)
+        # norms and means are reduced run by run: a reduction over a run's own contiguous
+        # slice rounds as that run alone would, one over a (K, N) tensor need not
+        lt_norms, losses = [None] * len(runs), [None] * len(runs)
+        for lag in sorted({r.lag for r in runs}):
+            ks = [k for k, r in enumerate(runs) if r.lag == lag]
+            if lag == 0:      # the long-term component is the whole gradient
+                part = {n: grads[n][ks] for n in PARAM_NAMES}
+            else:
+                sub = record if len(ks) == len(runs) else _select_runs(record, ks)
+                part = weighted_grads(sub, weights[ks], S - lag, output=False)
+            for j, k in enumerate(ks):
+                lt_norms[k] = _total_norm(g[j] for g in part.values())
+        for k, rec in enumerate(records):
+            losses[k] = (rec.loss * weights[k]).sum() / weights[k].sum()
+        losses = torch.stack(losses).tolist()
+        lt_norms = torch.stack(lt_norms).tolist()
+        out = []
+        for k, (r, rec, log) in enumerate(zip(runs, records, logs)):
+            log["loss"] = losses[k]
+            log["minibatch_long_term_norm"] = lt_norms[k]
+            g = {n: grads[n][k] for n in PARAM_NAMES}
+            extra = STEP_EXTRAS.get(r.config.method)
+            if extra is not None:
+                extra(r, rec, self.params["W_rec"][k], g, log)
+            out.append([g[n] for n in PARAM_NAMES])
+        return out
+
+
+def _select_runs(record: BPTTRecord, ks: list[int]) -> BPTTRecord:
+    return BPTTRecord(x=record.x[ks], h=record.h[ks], delta=record.delta[ks], dE_do=record.dE_do[ks],
+                      loss=record.loss[ks], output=None, readout=record.readout)

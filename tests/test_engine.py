@@ -1,0 +1,169 @@
+"""The training engine: K runs as one program are, bit for bit, K separate `train` calls; the
+early-exit check decides exactly as a full count; committed results reproduce."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+import gradreg.engine as engine
+from gradreg.sweep import config_key, load_results, profile_configs
+from gradreg import TrainConfig, train, train_many
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+BASE = dict(task="temporal_order", length=12, hidden_size=10, batch_size=10, max_iterations=60,
+            check_every=20, test_size=300, device="cpu")
+
+METHOD_RULES = [("sgd", "top"), ("clip", "top"), ("pascanu", "top"), ("lstm", "top")] + \
+    [("sgr", rule) for rule in ("top", "band", "weighted", "greedy", "random")]
+
+
+def assert_identical(got, want):
+    """Two results of the same config: every number equal, NaN where NaN (seconds aside)."""
+    assert got.config == want.config
+    for field in ("iterations", "examples", "solved", "diverged"):
+        assert getattr(got, field) == getattr(want, field), field
+    assert got.final_error == want.final_error or (math.isnan(got.final_error) and math.isnan(want.final_error))
+    pd.testing.assert_frame_equal(got.history.drop(columns="seconds"), want.history.drop(columns="seconds"),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(got.steps, want.steps, check_exact=True)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_method_and_rule_in_one_call_equals_its_own_train_run(dtype):
+    configs = [TrainConfig(method=m, rule=r, seed=s, dtype=dtype, **BASE)
+               for m, r in METHOD_RULES for s in range(2)]
+    configs.append(TrainConfig(method="sgr", seed=7, dtype=dtype, **dict(BASE, lag=3, momentum=0.9, lr=0.05)))
+    configs.append(TrainConfig(method="sgr", seed=8, dtype=dtype, **dict(BASE, lag=0)))
+    configs.append(TrainConfig(method="clip", seed=9, dtype=dtype, **dict(BASE, clip=0.01, lr=0.3)))
+    many = train_many(configs)
+    assert [r.config for r in many] == configs
+    for c, got in zip(configs, many):
+        assert_identical(got, train(c))
+
+
+def test_runs_that_are_solved_stop_at_their_own_check_and_the_others_go_on():
+    configs = [TrainConfig(method="clip", seed=s, **dict(BASE, check_every=10, lr=0.5, solved_error=0.5))
+               for s in range(4)]
+    many = train_many(configs)
+    assert all(r.solved for r in many)
+    assert len({r.iterations for r in many}) > 1     # they stop at different checks
+    for c, got in zip(configs, many):
+        assert_identical(got, train(c))
+
+
+def test_runs_that_diverge_stop_there_and_the_others_go_on():
+    configs = [TrainConfig(method="sgd", seed=s, **dict(BASE, check_every=10, lr=2.0, init="gaussian",
+                                                         activation="identity"))
+               for s in range(4)]
+    many = train_many(configs)
+    assert any(r.diverged for r in many) and not all(r.diverged for r in many)
+    for c, got in zip(configs, many):
+        assert_identical(got, train(c))
+        if got.diverged:
+            assert math.isnan(got.final_error) and not got.solved
+
+
+@pytest.mark.parametrize("rule", ["top", "random"])
+def test_per_step_readout_relu_momentum(rule):
+    configs = [TrainConfig(method=m, rule=rule, seed=s, **dict(BASE, task="noiseless_memorization", length=3,
+                                                                activation="relu", momentum=0.5))
+               for s in range(2) for m in ("sgr", "pascanu")]
+    for c, got in zip(configs, train_many(configs)):
+        assert_identical(got, train(c))
+
+
+def test_trajectories_are_bit_for_bit_those_of_train_even_when_chaotic():
+    """With lr this large rounding differences would grow ~10x per step: equality shows the
+    batched products round exactly as one run's."""
+    configs = [TrainConfig(method="clip", seed=s, **dict(BASE, lr=1.0, momentum=0.5, hidden_size=20))
+               for s in range(3)]
+    for got, c in zip(train_many(configs), configs):
+        assert_identical(got, train(c))
+
+
+def test_results_follow_the_order_of_the_configs_and_stream_as_runs_end():
+    configs = [TrainConfig(method=m, seed=s, **dict(BASE, max_iterations=5 + 5 * s, check_every=5))
+               for s, m in ((2, "sgd"), (0, "sgr"), (1, "sgd"))]
+    ended, checks = [], []
+    results = train_many(configs, on_result=lambda r: ended.append(r.config.seed),
+                         on_check=lambda c, row: checks.append((c.seed, row["iteration"])))
+    assert [r.config.seed for r in results] == [2, 0, 1]
+    assert ended == [1, 2, 0]          # groups one after another; in a group, shortest budget first
+    assert (2, 15) in checks and (0, 5) in checks
+    assert train_many([]) == []
+    with pytest.raises(ValueError, match="TrainConfig"):
+        train_many([dict(BASE)])
+
+
+def test_a_learning_rate_beyond_float32_marks_the_run_diverged():
+    result = train(TrainConfig(method="sgd", seed=0, **dict(BASE, lr=1e300, max_iterations=5)))
+    assert result.diverged and not result.solved and result.iterations == 1
+
+
+# ------------------------------------------------------------- the early-exit check
+
+def _full_count(monkeypatch):
+    """Make every check count the whole test set in one chunk (the reference)."""
+    monkeypatch.setattr(engine, "TEST_CHUNK", 10 ** 9)
+
+
+@pytest.mark.parametrize("kind", ["solves", "fails"])
+def test_early_exit_gives_the_solved_decision_and_iteration_of_a_full_count(kind, monkeypatch):
+    extra = dict(lr=0.5, solved_error=0.3) if kind == "solves" else dict(lr=0.01, solved_error=0.01)
+    configs = [TrainConfig(method=m, seed=s, **dict(BASE, test_size=2_000, check_every=10, **extra))
+               for m in ("clip", "sgr", "lstm") for s in range(2)]
+    early = train_many(configs)
+    _full_count(monkeypatch)
+    full = train_many(configs)
+    if kind == "solves":
+        assert any(r.solved for r in full)
+    else:
+        assert not any(r.solved for r in full)
+    for e, f in zip(early, full):
+        assert (e.solved, e.iterations, e.examples, e.final_error) == (f.solved, f.iterations, f.examples,
+                                                                      f.final_error)
+        pd.testing.assert_frame_equal(e.steps, f.steps, check_exact=True)
+        he, hf = e.history, f.history
+        assert (hf["test_counted"] == 2_000).all()
+        assert ((he["test_counted"] > 0) & (he["test_counted"] <= 2_000)).all()
+        stopped = he["test_counted"] < 2_000
+        if kind == "fails":
+            assert stopped.any()           # the check did stop early
+        # a check that stopped early had already seen more wrong sequences than a solve allows
+        assert (he.loc[stopped, "test_error"] * he.loc[stopped, "test_counted"]
+                > e.config.solved_error * 2_000).all()
+        same = ~stopped
+        pd.testing.assert_series_equal(he.loc[same, "test_error"], hf.loc[same, "test_error"])
+
+
+def test_per_sequence_outputs_do_not_depend_on_the_chunk_size():
+    """What makes the early exit exact: a sequence's output is the same whether it is scored in
+    a chunk of TEST_CHUNK or in the 2,500-sequence chunks of the committed runs' checks. (Not
+    true of every size: chunks of 125 or 666 sequences round some outputs differently here.)"""
+    import gradreg
+    task = gradreg.make_task("temporal_order", 100)
+    x, _ = task.sample(5_000, generator=torch.Generator().manual_seed(0))
+    for model in (gradreg.SRN(6, 50, 4, generator=torch.Generator().manual_seed(1)),
+                  gradreg.baselines.LSTMNet(6, 50, 4, generator=torch.Generator().manual_seed(1))):
+        with torch.no_grad():
+            reference = torch.cat([model(x[i:i + 2_500]) for i in range(0, 5_000, 2_500)])
+            parts = torch.cat([model(x[i:i + engine.TEST_CHUNK]) for i in range(0, 5_000, engine.TEST_CHUNK)])
+            assert torch.equal(parts, reference)
+
+
+# ------------------------------------------------------------- committed results
+
+def test_the_two_cheapest_solved_rows_of_paper_csv_reproduce_bit_for_bit():
+    path = "data/results/paper.csv"
+    df = load_results(path)
+    solved = df[df["solved"] & (df["error"] == "")].sort_values("iterations").head(2)
+    assert len(solved) == 2
+    configs = {config_key(c): c for c in profile_configs("paper")}
+    keys = [(r.task, int(r.length), r.method, r.rule, int(r.seed)) for r in solved.itertuples()]
+    results = train_many([configs[k] for k in keys])
+    for row, result in zip(solved.itertuples(), results):
+        got = (result.solved, result.iterations, result.examples, result.final_error)
+        assert got == (True, int(row.iterations), int(row.examples), float(row.final_error)), row
