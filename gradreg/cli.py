@@ -95,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address of an existing Dask scheduler, e.g. tcp://host:8786 "
                             "(default: a LocalCluster sized to this machine)")
     sweep.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: all cores)")
-    sweep.add_argument("--batch-seeds", action="store_true",
-                       help="train the seeds of a setting as one batched program (gradreg.multiseed)")
+    sweep.add_argument("--no-batch", action="store_true",
+                       help="one run per Dask task (default: the runs of a (task, length) cell that share "
+                            "their shapes train as one batched program, gradreg.train_many)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     figures = sub.add_parser("figures", help="run every notebook through papermill and write figures/")
@@ -135,7 +136,7 @@ def run_train(args) -> int:
 def run_sweep_command(args) -> int:
     from .sweep import run_sweep
     run_sweep(args.profile, results=args.results, scheduler=args.scheduler, workers=args.workers,
-              progress=not args.no_progress, batch_seeds=args.batch_seeds)
+              progress=not args.no_progress, batch=not args.no_batch)
     return 0
 
 

@@ -47,7 +47,7 @@ from .passes import (PARAM_NAMES, BPTTRecord, batch_major, check_lag, forward, p
 from .tasks import make_task
 
 __all__ = ["METHODS", "TrainConfig", "TrainResult", "train", "train_many", "sgr_weights", "pool_scores",
-           "TEST_CHUNK", "HISTORY_COLUMNS"]
+           "batch_groups", "TEST_CHUNK", "HISTORY_COLUMNS"]
 
 #: Test sequences scored per forward pass of a check (a check stops after the chunk that
 #: decides it). The per-sequence outputs do not depend on the chunk size (tested).
@@ -79,7 +79,7 @@ def train_many(configs: list[TrainConfig], progress: bool = False, on_check=None
         if not isinstance(c, TrainConfig):
             raise ValueError(f"train_many takes TrainConfig objects, got {type(c).__name__}")
     results: dict[int, TrainResult] = {}
-    for members in _groups(configs):
+    for members in batch_groups(configs):
         group = _Group([configs[i] for i in members], progress, on_check, on_result)
         for i, result in zip(members, group.run()):
             results[i] = result
@@ -90,14 +90,16 @@ def _draw_size(c: TrainConfig) -> int:
     return c.pool_size if (c.method == "sgr" or c.fair_batch) else c.batch_size
 
 
-def _groups(configs: list[TrainConfig]) -> list[list[int]]:
-    """Indices of the configs that can share one batched program (LSTM runs: one each)."""
+def batch_groups(configs: list[TrainConfig]) -> list[list[int]]:
+    """Indices of the configs that `train_many` trains as one program: SRN runs of the same
+    task, length, hidden size, sequences drawn per step, dtype, device, activation, check
+    interval and test size (any method, rule, seed, learning rate, ...); an LSTM run alone."""
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
         if c.method == "lstm":
             key = ("lstm", i)
         else:
-            key = (c.task, c.length, c.hidden_size, c.dtype, str(resolve_device(c.device)), c.activation,
+            key = (c.task, c.length, c.hidden_size, c.dtype, c.device, c.activation,
                    _draw_size(c), c.check_every, c.test_size)
         groups.setdefault(key, []).append(i)
     return list(groups.values())

@@ -79,7 +79,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import gzip
 import io
 import math
@@ -204,28 +203,38 @@ def _history_records(result) -> list[dict]:
     return result.history.to_dict(orient="records")
 
 
-def run_configs(configs: list[TrainConfig]) -> list[dict]:
-    """Train configs that differ only in the seed as one batched program (`train_many`);
-    if the batch fails, each config runs on its own so that one bad run costs no others."""
+def run_configs(configs: list[TrainConfig], queue: str | None = None) -> list[dict]:
+    """Train configs as one batched program (`gradreg.train_many`) on one thread and return
+    their rows; never raises. With `queue` (the name of a Dask Queue), each row is also put
+    there as soon as its run ends, so that the sweep can write it before the others end. If
+    the batch fails, each unfinished config runs on its own: one bad run costs no others."""
+    import torch
+
+    from .engine import train_many
+    torch.set_num_threads(1)
+    rows: dict[tuple, dict] = {}
+    channel = None
+    if queue is not None:
+        from distributed import Queue
+        channel = Queue(queue)
+
+    def on_result(result):
+        row = {**result.to_row(), "error": "", "history": _history_records(result)}
+        rows[config_key(result.config)] = row
+        if channel is not None:
+            channel.put(row)
     try:
-        import torch
-
-        from .multiseed import train_many
-        torch.set_num_threads(1)
-        return [{**r.to_row(), "error": "", "history": _history_records(r)}
-                for r in train_many(configs)]
+        train_many(configs, on_result=on_result)
     except Exception:
-        return [run_config(c) for c in configs]
+        pass
+    return [rows.get(config_key(c)) or run_config(c) for c in configs]
 
 
-def _seed_groups(configs: list[TrainConfig]) -> list[list[TrainConfig]]:
-    """Group configs that agree on everything but the seed, keeping their order."""
-    groups: dict[tuple, list[TrainConfig]] = {}
-    for c in configs:
-        fields = dataclasses.asdict(c)
-        fields.pop("seed")
-        groups.setdefault(tuple(sorted((k, repr(v)) for k, v in fields.items())), []).append(c)
-    return list(groups.values())
+def _batches(configs: list[TrainConfig]) -> list[list[TrainConfig]]:
+    """The configs that the engine trains as one program (`gradreg.engine.batch_groups`: the
+    runs of one (task, length) cell that share their shapes), in order of first appearance."""
+    from .engine import batch_groups
+    return [[configs[i] for i in group] for group in batch_groups(configs)]
 
 
 # ---------------------------------------------------------------- the results file
@@ -483,7 +492,7 @@ def _client(scheduler, workers, pending):
 
 
 def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progress=True,
-              batch_seeds: bool = False) -> pd.DataFrame:
+              batch: bool = True) -> pd.DataFrame:
     """Run every config whose key is not yet in `results`, appending one row per finished run.
 
     configs_or_profile: a profile name (see PROFILES) or a list of TrainConfig with distinct keys.
@@ -491,9 +500,10 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     scheduler: None for a LocalCluster of `workers` processes (default os.cpu_count()) with one
         thread each; else the address of a running Dask scheduler ("tcp://host:8786"), whose
         workers are used as they are (`workers` is then ignored).
-    batch_seeds: runs that differ only in the seed go to one worker as one batched program
-        (`gradreg.multiseed.train_many`, identical results); their rows are written when the
-        whole group ends, so an interrupted group is rerun whole on resume.
+    batch: the runs that the engine can train as one program (the seeds and the SRN methods of
+        a (task, length) cell that share their shapes; see `gradreg.engine.batch_groups`) go to
+        one worker together (`gradreg.train_many`: each run's result is exactly its own
+        `train`'s); each row is written as soon as its run ends. False: one run per task.
     Returns the rows of this sweep's configs (old and new), as `load_results` reads them.
     """
     configs = _as_configs(configs_or_profile)
@@ -512,7 +522,7 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
         if pending:
             _run_pending(pending, out, total=len(configs), already=len(configs) - len(pending),
                          scheduler=scheduler, workers=workers, progress=progress,
-                         batch_seeds=batch_seeds)
+                         batch=batch)
     finally:
         out.close()
     df = load_results(results)
@@ -520,49 +530,69 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     return df[mask].reset_index(drop=True)
 
 
-def _run_pending(pending, out, total, already, scheduler, workers, progress, batch_seeds=False):
-    from distributed import as_completed
+def _run_pending(pending, out, total, already, scheduler, workers, progress, batch=True):
+    from distributed import Queue, wait
     from tqdm.auto import tqdm
 
     bar = None
-    solved = errors = 0
+    counts = {"solved": 0, "errors": 0}
+    written: set[tuple] = set()
     lost = []
+
+    def write(row):
+        key = _row_key(row)
+        if key in written:        # streamed already (and returned again at the task's end)
+            return
+        written.add(key)
+        history = row.pop("history", None)
+        if history is not None:
+            out.history.append(key, history)
+        out.append(row)
+        counts["solved"] += bool(row["solved"])
+        counts["errors"] += bool(row["error"])
+        if row["error"] and progress:
+            bar.write(f"run {key} failed: {row['error']}")
+        bar.set_postfix(solved=counts["solved"], errors=counts["errors"], refresh=False)
+        bar.update(1)
+
     try:
         with _client(scheduler, workers, len(pending)) as client:
             # the bar starts once the cluster is up, so that its rate and ETA are the runs' own
             bar = tqdm(total=total, initial=already, desc="sweep", unit="run", disable=not progress,
                        dynamic_ncols=True)
+            queue_name = f"gradreg-rows-{os.urandom(6).hex()}"
+            queue = Queue(queue_name, client=client)
             futures = {}
-            units = _seed_groups(pending) if batch_seeds else [[c] for c in pending]
+            units = _batches(pending) if batch else [[c] for c in pending]
             for position, group in enumerate(units):
                 c = group[0]
                 key = "gradreg-run-" + "-".join(map(str, config_key(c))) + f"-{os.urandom(4).hex()}"
-                if batch_seeds:
-                    f = client.submit(run_configs, group, key=key, pure=False, priority=-position)
-                else:
-                    f = client.submit(run_config, c, key=key, pure=False, priority=-position)
+                f = client.submit(run_configs, group, queue_name if len(group) > 1 else None, key=key,
+                                  pure=False, priority=-position)
                 futures[f] = group
-            for f in as_completed(futures):
-                group = futures.pop(f)
-                if f.cancelled():  # e.g. the connection to the scheduler was lost: not a result
-                    lost += [config_key(c) for c in group]
-                    continue
+
+            def drain():
+                while queue.qsize():
+                    for row in queue.get(batch=True):
+                        write(row)
+            while futures:
                 try:
-                    rows = f.result()  # run_config(s) never raise: this is Dask's own failure
-                    rows = rows if batch_seeds else [rows]
-                except Exception as exc:  # e.g. KilledWorker (the run killed its workers)
-                    rows = [_error_row(c, exc) for c in group]
-                for c, row in zip(group, rows):
-                    history = row.pop("history", None)
-                    if history is not None:
-                        out.history.append(config_key(c), history)
-                    out.append(row)
-                    solved += bool(row["solved"])
-                    errors += bool(row["error"])
-                    if row["error"] and progress:
-                        bar.write(f"run {config_key(c)} failed: {row['error']}")
-                bar.set_postfix(solved=solved, errors=errors, refresh=False)
-                bar.update(len(rows))
+                    done, _ = wait(list(futures), timeout=2, return_when="FIRST_COMPLETED")
+                except TimeoutError:       # nothing finished: write what has streamed meanwhile
+                    done = ()
+                drain()
+                for f in done:
+                    group = futures.pop(f)
+                    if f.cancelled():  # e.g. the connection to the scheduler was lost: not a result
+                        lost += [config_key(c) for c in group if config_key(c) not in written]
+                        continue
+                    try:
+                        rows = f.result()  # run_configs never raises: this is Dask's own failure
+                    except Exception as exc:  # e.g. KilledWorker (the run killed its workers)
+                        rows = [_error_row(c, exc) for c in group]
+                    for row in rows:
+                        write(row)
+            drain()
     finally:
         if bar is not None:
             bar.close()

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import torch
 
-from gradreg.sweep import (COLUMNS, KEY, PAPER_MAX_ITERATIONS, PROFILES, _ResultsFile, config_key,
-                           load_results, profile_configs, run_sweep, summarise, wilson_interval)
+from gradreg.sweep import (COLUMNS, HISTORY_COLUMNS, KEY, PAPER_MAX_ITERATIONS, PROFILES, _ResultsFile,
+                           config_key, load_history, load_results, profile_configs, run_sweep, summarise,
+                           wilson_interval)
 from gradreg.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -314,13 +315,60 @@ def test_summarise():
     assert (clip["diverged"], clip["errors"]) == (1, 1) and (sgr["diverged"], sgr["errors"]) == (0, 0)
 
 
-def test_batched_seeds_give_the_rows_of_separate_runs(tmp_path, scheduler):
+def test_batched_sweep_gives_the_rows_and_histories_of_separate_runs(tmp_path, scheduler):
     configs = [tiny(seed=s) for s in range(3)] + [tiny("clip", seed=s) for s in range(2)]
-    separate = run_sweep(configs, results=tmp_path / "a.csv", scheduler=scheduler, progress=False)
-    batched = run_sweep(configs, results=tmp_path / "b.csv", scheduler=scheduler, progress=False,
-                        batch_seeds=True)
+    separate = run_sweep(configs, results=tmp_path / "a.csv", scheduler=scheduler, progress=False,
+                         batch=False)
+    batched = run_sweep(configs, results=tmp_path / "b.csv", scheduler=scheduler, progress=False)
     columns = [c for c in COLUMNS if c != "seconds"]
     key = list(KEY)
     pd.testing.assert_frame_equal(separate[columns].sort_values(key).reset_index(drop=True),
                                   batched[columns].sort_values(key).reset_index(drop=True))
     assert len(data_lines(tmp_path / "b.csv")) == 5
+    ha, hb = (load_history(tmp_path / name).drop(columns="seconds").sort_values(key + ["iteration"])
+              .reset_index(drop=True) for name in ("a.csv", "b.csv"))
+    pd.testing.assert_frame_equal(ha, hb)
+    assert len(hb.groupby(key)) == 5 and (hb["test_counted"] > 0).all()
+
+
+def test_rows_of_a_batch_are_written_as_their_runs_end(tmp_path, scheduler):
+    """A run that ends early is on disk while its companions still train."""
+    import threading
+    path = tmp_path / "r.csv"
+    quick = tiny("clip", seed=0, max_iterations=2, check_every=1)
+    slow = tiny("clip", seed=1, max_iterations=3_000, check_every=1_000)
+    seen = {}
+
+    def watch():
+        while "rows" not in seen:
+            if path.exists() and len(data_lines(path)) == 1:
+                seen["rows"] = 1
+            time.sleep(0.05)
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    run_sweep([quick, slow], results=path, scheduler=scheduler, progress=False)
+    seen.setdefault("rows", 0)
+    thread.join(1)
+    assert seen["rows"] == 1
+    assert len(data_lines(path)) == 2
+
+
+def test_history_file_keeps_whole_runs_only(tmp_path):
+    from gradreg.sweep import _HistoryFile, history_path
+    path = history_path(tmp_path / "r.csv")
+    assert path.name == "r-history.csv.gz"
+    h = _HistoryFile(path)
+    h.append(("adding", 50, "sgr", "top", 0), [{"iteration": 100, "examples": 8000, "test_error": 0.5}])
+    h.append(("adding", 50, "sgr", "top", 1), [{"iteration": 100, "examples": 8000, "test_error": 0.4},
+                                               {"iteration": 200, "examples": 16000, "test_error": 0.3}])
+    h.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-7])                       # the last member cut short
+    df = load_history(tmp_path / "r.csv")
+    assert df["seed"].tolist() == [0] and list(df.columns) == list(HISTORY_COLUMNS)
+    _HistoryFile(path).close()                         # a sweep opening it drops the fragment
+    assert path.read_bytes() == whole[:whole.index(b"\x1f\x8b", 10)]
+    h = _HistoryFile(path)                             # a rerun of a run replaces its history
+    h.append(("adding", 50, "sgr", "top", 0), [{"iteration": 300, "examples": 1, "test_error": 0.1}])
+    h.close()
+    assert load_history(path)["iteration"].tolist() == [300]
