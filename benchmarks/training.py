@@ -1,15 +1,28 @@
-"""Training throughput: K seeds batched (`gradreg.multiseed.train_many`) against K separate
-`gradreg.train.train` runs, in runs per hour on a fixed budget.
+"""Training cost per sequence against the engine's own floor, in one process.
 
-    python -m benchmarks.training [--quick] [--ks 1,8,32] [--methods sgd,sgr]
-                                  [--length 50] [--iterations 500] [--threads N]
+    python -m benchmarks.training [--quick] [--length 100] [--iterations 300] [--device cpu]
 
-Every run is temporal_order (default T=50), the default TrainConfig otherwise (hidden 50,
-batch 20, SGR pool 80, rule top, a test check of 10,000 sequences every 100 iterations),
-stopped after --iterations iterations (none is solved that fast, so every run does the same
-work). "batched" trains the K seeds as one program; "separate" runs them one after another,
-timed on at most --separate-runs of them and scaled (the table says so). Runs per hour =
-3600 * runs / seconds. The two are interleaved per K, medians of --repeats rounds.
+Every run is temporal_order at T = --length with the paper profile's settings (hidden 50,
+batch 20, SGR pool 80, clip 1, a test check of 10,000 sequences every 100 iterations),
+stopped after --iterations iterations (none is solved that fast, so every run does the
+same work). The cost of a training sequence is the marginal wall time per drawn sequence
+(runs x iterations x sequences per step), checks included: the difference between a call at
+--iterations and one at half of them, so that what a run does once (its test set, its last
+full count of the test set) is left out, as it is in a 50,000-iteration run.
+
+Peers, timed side by side in this process (interleaved, medians of --repeats):
+- floor: the engine's own cost per sequence of one batched forward + BPTT pass
+  (`gradreg.bptt`) + the weighted gradient sum (`BPTTRecord.batch_grads`) at B = 1280;
+- nn.LSTM: one torch.nn.LSTM (+ linear readout) forward + backward per sequence at B = 1280.
+
+Rows: each SRN method with 5 seeds through one `gradreg.train_many` call (the sweep's
+default), one SGR run alone (`gradreg.train`), the five SRN methods' 25 runs in one call (a
+sweep cell), and one LSTM run. Targets (issue 10): SRN rows at most 1.5x the floor, the
+LSTM at most 2x nn.LSTM. `--projection` adds the projected core-hours of the whole paper
+profile, every run counted at its full 50,000 iterations, from these costs.
+
+The script uses only the public API, so `PYTHONPATH=<old checkout> python -m
+benchmarks.training` measures an older engine the same way (the README's "before").
 """
 from __future__ import annotations
 
@@ -19,84 +32,149 @@ import time
 
 import torch
 
-from gradreg.multiseed import train_many
-from gradreg.train import TrainConfig, train
+import gradreg
+from gradreg import TrainConfig
 
 from ._common import machine_line, median
 
+TARGET_SRN, TARGET_LSTM = 1.5, 2.0
+BIG_BATCH = 1280
+SRN_METHODS = [("sgd", "top"), ("clip", "top"), ("pascanu", "top"), ("sgr", "top"), ("sgr", "random"),
+               ("sgr", "weighted")]
 
-def bench(method: str, K: int, length: int, iterations: int, repeats: int, separate_runs: int,
-          device: str, test_size: int, check_every: int) -> dict:
-    rule = "top"
-    configs = [TrainConfig(task="temporal_order", length=length, method=method, rule=rule, seed=s,
-                           max_iterations=iterations, check_every=check_every, test_size=test_size,
-                           device=device)
-               for s in range(K)]
-    n_sep = min(K, separate_runs)
-    batched, separate = [], []
+
+def _config(method, rule, seed, length, iterations, device):
+    return TrainConfig(task="temporal_order", length=length, method=method, rule=rule, seed=seed,
+                       max_iterations=iterations, check_every=100, device=device,
+                       importance_weights=False)
+
+
+def _draw(c: TrainConfig) -> int:
+    return c.pool_size if c.method == "sgr" else c.batch_size
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def floor_per_sequence(length: int, device: torch.device, repeats: int) -> float:
+    task = gradreg.make_task("temporal_order", length)
+    model = gradreg.SRN(task.input_size, 50, task.output_size, generator=torch.Generator().manual_seed(0),
+                        device=device)
+    x, y = task.sample(BIG_BATCH, generator=torch.Generator().manual_seed(1))
+    x, y = x.to(device), y.to(device)
+    w = torch.full((BIG_BATCH,), 1.0 / BIG_BATCH, device=device)
+    times = []
     for _ in range(repeats):
+        _sync(device)
         t = time.perf_counter()
-        results = train_many(configs)
-        batched.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        singles = [train(c) for c in configs[:n_sep]]
-        separate.append((time.perf_counter() - t) / n_sep)
-        for a, b in zip(results, singles):          # the same runs (train_many's tests check more)
-            assert (a.iterations, a.solved, a.diverged) == (b.iterations, b.solved, b.diverged)
-    tb, ts = median(batched), median(separate)
-    return {"method": method + (f"/{rule}" if method == "sgr" else ""), "K": K, "device": device,
-            "batched_s": tb, "batched_runs_per_hour": 3600 * K / tb,
-            "separate_s_per_run": ts, "separate_runs_per_hour": 3600 / ts,
-            "speedup": ts * K / tb, "separate_timed": n_sep,
-            "iterations": max(r.iterations for r in results)}
+        gradreg.bptt(model, task, x, y).batch_grads(w)
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return median(times) / BIG_BATCH
 
 
-def format_table(rows: list[dict]) -> str:
-    lines = [f"{'method':<9} {'K':>3} {'batched s':>10} {'runs/h batched':>15} "
-             f"{'s/run separate':>15} {'runs/h separate':>16} {'speedup':>8}  note", "-" * 92]
-    for r in rows:
-        note = "" if r["separate_timed"] == r["K"] else f"separate: {r['separate_timed']} of {r['K']} runs timed"
-        lines.append(f"{r['method']:<9} {r['K']:>3} {r['batched_s']:>10.1f} {r['batched_runs_per_hour']:>15.0f} "
-                     f"{r['separate_s_per_run']:>15.2f} {r['separate_runs_per_hour']:>16.0f} "
-                     f"{r['speedup']:>8.2f}  {note}")
-    return "\n".join(lines)
+def lstm_per_sequence(length: int, device: torch.device, repeats: int) -> float:
+    task = gradreg.make_task("temporal_order", length)
+    lstm = torch.nn.LSTM(task.input_size, 50, batch_first=True, device=device)
+    out = torch.nn.Linear(50, task.output_size, device=device)
+    x, y = task.sample(BIG_BATCH, generator=torch.Generator().manual_seed(1))
+    x, y = x.to(device), y.to(device)
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        h, _ = lstm(x)
+        task.loss(out(h[:, -1]), y).mean().backward()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return median(times) / BIG_BATCH
+
+
+def _timed(configs: list[TrainConfig]) -> tuple[float, int]:
+    t = time.perf_counter()
+    results = gradreg.train_many(configs) if len(configs) > 1 else [gradreg.train(configs[0])]
+    return time.perf_counter() - t, sum(r.iterations * _draw(r.config) for r in results)
+
+
+def training_per_sequence(configs: list[TrainConfig], repeats: int) -> float:
+    """The marginal cost of a training sequence in a long run: the calls at the configs'
+    budget N and at N / 2 differ by N / 2 iterations and their checks, and share what a run
+    does once (the model, the test set, the last full count), which the difference drops."""
+    half = [c.replace(max_iterations=c.max_iterations // 2) for c in configs]
+    costs = []
+    for _ in range(repeats):
+        t_full, n_full = _timed(configs)
+        t_half, n_half = _timed(half)
+        costs.append((t_full - t_half) / (n_full - n_half))
+    return median(costs)
+
+
+def measure(length: int, iterations: int, repeats: int, device: str) -> list[dict]:
+    dev = torch.device(device)
+    rows = []
+
+    def row(name, runs, cost, peer, peer_cost, target):
+        rows.append({"what": name, "runs": runs, "us_per_seq": 1e6 * cost, "peer": peer,
+                     "peer_us_per_seq": 1e6 * peer_cost, "ratio": cost / peer_cost, "target": target})
+        print(f"{name:<34} {runs:>4} {1e6 * cost:>10.1f} {peer:>8} {1e6 * peer_cost:>10.1f} "
+              f"{cost / peer_cost:>7.2f}  (target <= {target})", flush=True)
+
+    print(f"{'what':<34} {'runs':>4} {'us/seq':>10} {'peer':>8} {'us/seq':>10} {'ratio':>7}")
+    for method, rule in SRN_METHODS:
+        configs = [_config(method, rule, s, length, iterations, device) for s in range(5)]
+        cost = training_per_sequence(configs, repeats)
+        floor = floor_per_sequence(length, dev, max(3, repeats))
+        row(f"{method}{'/' + rule if method == 'sgr' else ''}, 5 seeds batched", 5, cost, "floor", floor,
+            TARGET_SRN)
+    cost = training_per_sequence([_config("sgr", "top", 0, length, iterations, device)], repeats)
+    row("sgr/top, one run", 1, cost, "floor", floor_per_sequence(length, dev, max(3, repeats)), TARGET_SRN)
+    cell = [_config(m, r, s, length, iterations, device) for m, r in SRN_METHODS[:5] for s in range(5)]
+    try:
+        cost = training_per_sequence(cell, repeats)
+        row("a cell: 5 SRN methods x 5 seeds", len(cell), cost, "floor",
+            floor_per_sequence(length, dev, max(3, repeats)), TARGET_SRN)
+    except ValueError as error:          # an engine that cannot mix methods in one call
+        print(f"{'a cell: 5 SRN methods x 5 seeds':<34} n/a: {error}")
+    cost = training_per_sequence([_config("lstm", "top", 0, length, iterations, device)], repeats)
+    row("lstm, one run", 1, cost, "nn.LSTM", lstm_per_sequence(length, dev, max(3, repeats)), TARGET_LSTM)
+    return rows
+
+
+def projection(rows: list[dict], measured_length: int) -> float:
+    """Core-hours of the paper profile with every run at its full budget, per-sequence costs
+    scaled linearly with T from the measured length (the SRN rows batched, the LSTM alone)."""
+    from gradreg.sweep import PAPER_MAX_ITERATIONS, profile_configs
+    cost = {r["what"].split(",")[0]: r["us_per_seq"] * 1e-6 for r in rows}
+    total = 0.0
+    for c in profile_configs("paper"):
+        name = c.method + (f"/{c.rule}" if c.method == "sgr" else "")
+        total += PAPER_MAX_ITERATIONS * _draw(c) * cost[name] * c.length / measured_length
+    return total / 3600
 
 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(prog="python -m benchmarks.training", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny budget (a smoke test)")
-    p.add_argument("--ks", default="1,8,32", help="comma-separated numbers of seeds")
-    p.add_argument("--methods", default="sgd,sgr", help="comma-separated: sgd, clip, sgr")
-    p.add_argument("--length", type=int, default=50)
-    p.add_argument("--iterations", type=int, default=500)
-    p.add_argument("--check-every", type=int, default=100)
-    p.add_argument("--test-size", type=int, default=10_000)
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the script)")
+    p.add_argument("--length", type=int, default=100)
+    p.add_argument("--iterations", type=int, default=400)
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--separate-runs", type=int, default=8,
-                   help="at most this many separate runs are timed per K (then scaled)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--no-cuda", action="store_true")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the sweeps)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--projection", action="store_true", help="projected core-hours of the paper profile")
     a = p.parse_args(argv)
     if a.quick:
-        a.ks, a.length, a.iterations, a.check_every, a.test_size, a.separate_runs = "1,2", 20, 20, 10, 500, 2
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not a.no_cuda else [])
-    ks = [int(k) for k in a.ks.split(",")]
-    print(f"training throughput: temporal_order T={a.length}, {a.iterations} iterations per run, "
-          f"test check of {a.test_size} sequences every {a.check_every}; median of {a.repeats}")
-    rows = []
-    for device in devices:
-        print(f"\n[{device}] {machine_line(torch.device(device))}")
-        dev_rows = []
-        for method in a.methods.split(","):
-            for K in ks:
-                dev_rows.append(bench(method, K, a.length, a.iterations, a.repeats, a.separate_runs,
-                                      device, a.test_size, a.check_every))
-        print(format_table(dev_rows))
-        sys.stdout.flush()
-        rows += dev_rows
+        a.length, a.iterations = 20, 200
+    torch.set_num_threads(a.threads)
+    print(f"training cost per sequence: temporal_order T={a.length}, hidden 50, {a.iterations} iterations "
+          f"per run, test check of 10,000 sequences every 100; {a.threads} thread(s)")
+    print(machine_line(torch.device(a.device)))
+    rows = measure(a.length, a.iterations, a.repeats, a.device)
+    if a.projection:
+        print(f"projected paper profile, every run at 50,000 iterations: {projection(rows, a.length):.1f} core-hours")
+    sys.stdout.flush()
     return rows
 
 

@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-batch", action="store_true",
                        help="one run per Dask task (default: the runs of a (task, length) cell that share "
                             "their shapes train as one batched program, gradreg.train_many)")
+    sweep.add_argument("--device", default=None,
+                       help="train every run on this device: cpu, cuda or cuda:N (default: the profile's, auto)")
+    sweep.add_argument("--cell", action="append", default=None, metavar="TASK:LENGTH",
+                       help="only this (task, length) cell of the profile, e.g. temporal_order:100 "
+                            "(repeatable; default: every cell)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     figures = sub.add_parser("figures", help="run every notebook through papermill and write figures/")
@@ -133,10 +138,22 @@ def run_train(args) -> int:
     return 0
 
 
+def _parse_cell(text: str) -> tuple[str, int]:
+    task, sep, length = text.partition(":")
+    if not sep or not length.strip().isdigit():
+        raise ValueError(f"cell {text!r} must be TASK:LENGTH, e.g. temporal_order:100")
+    return task.strip(), int(length)
+
+
 def run_sweep_command(args) -> int:
     from .sweep import run_sweep
+    cells = None if args.cell is None else [_parse_cell(text) for text in args.cell]
+    if args.device is not None:
+        from .config import resolve_device
+        TrainConfig(device=args.device)          # an unknown device: ValueError naming the allowed ones
+        resolve_device(args.device)
     run_sweep(args.profile, results=args.results, scheduler=args.scheduler, workers=args.workers,
-              progress=not args.no_progress, batch=not args.no_batch)
+              progress=not args.no_progress, batch=not args.no_batch, device=args.device, cells=cells)
     return 0
 
 

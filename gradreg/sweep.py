@@ -230,6 +230,19 @@ def run_configs(configs: list[TrainConfig], queue: str | None = None) -> list[di
     return [rows.get(config_key(c)) or run_config(c) for c in configs]
 
 
+def _units(configs: list[TrainConfig], batch: bool) -> list[list[TrainConfig]]:
+    """What each Dask task trains: one run; or a batch (see `_batches`); or, on a GPU, a whole
+    (task, length) cell -- one GPU runs its batches one after another."""
+    if not batch:
+        return [[c] for c in configs]
+    if all(c.device.startswith("cuda") for c in configs):
+        cells: dict[tuple, list[TrainConfig]] = {}
+        for c in configs:
+            cells.setdefault((c.task, c.length), []).append(c)
+        return list(cells.values())
+    return _batches(configs)
+
+
 def _batches(configs: list[TrainConfig]) -> list[list[TrainConfig]]:
     """The configs that the engine trains as one program (`gradreg.engine.batch_groups`: the
     runs of one (task, length) cell that share their shapes), in order of first appearance."""
@@ -492,7 +505,7 @@ def _client(scheduler, workers, pending):
 
 
 def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progress=True,
-              batch: bool = True) -> pd.DataFrame:
+              batch: bool = True, device: str | None = None, cells=None) -> pd.DataFrame:
     """Run every config whose key is not yet in `results`, appending one row per finished run.
 
     configs_or_profile: a profile name (see PROFILES) or a list of TrainConfig with distinct keys.
@@ -504,9 +517,22 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
         a (task, length) cell that share their shapes; see `gradreg.engine.batch_groups`) go to
         one worker together (`gradreg.train_many`: each run's result is exactly its own
         `train`'s); each row is written as soon as its run ends. False: one run per task.
+        On a GPU a whole (task, length) cell, every method and seed, is one task.
+    device: train every run on this device ("cpu", "cuda", "cuda:N"; default: each config's own).
+    cells: only the configs of these (task, length) pairs (default: all).
     Returns the rows of this sweep's configs (old and new), as `load_results` reads them.
     """
     configs = _as_configs(configs_or_profile)
+    if device is not None:
+        configs = [c.replace(device=device) for c in configs]
+    if cells is not None:
+        cells = {(str(task), int(length)) for task, length in cells}
+        known = {(c.task, c.length) for c in configs}
+        if not cells <= known:
+            bad = sorted(cells - known)[0]
+            raise ValueError(f"cell {bad[0]}:{bad[1]} is not in this sweep; allowed: "
+                             + ", ".join(f"{t}:{n}" for t, n in sorted(known)))
+        configs = [c for c in configs if (c.task, c.length) in cells]
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     wanted = {config_key(c) for c in configs}
@@ -563,7 +589,7 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
             queue_name = f"gradreg-rows-{os.urandom(6).hex()}"
             queue = Queue(queue_name, client=client)
             futures = {}
-            units = _batches(pending) if batch else [[c] for c in pending]
+            units = _units(pending, batch)
             for position, group in enumerate(units):
                 c = group[0]
                 key = "gradreg-run-" + "-".join(map(str, config_key(c))) + f"-{os.urandom(4).hex()}"

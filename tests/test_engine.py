@@ -167,3 +167,18 @@ def test_the_two_cheapest_solved_rows_of_paper_csv_reproduce_bit_for_bit():
     for row, result in zip(solved.itertuples(), results):
         got = (result.solved, result.iterations, result.examples, result.final_error)
         assert got == (True, int(row.iterations), int(row.examples), float(row.final_error)), row
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_runs_in_one_call_match_their_own_train_runs():
+    """On a GPU every method trains, and a batched run follows its own `train` run (float64;
+    cuBLAS may pick other kernels for other batch counts, so closeness, not bits)."""
+    configs = [TrainConfig(method=m, rule=r, seed=s, dtype="float64", **dict(BASE, device="cuda"))
+               for m, r in METHOD_RULES for s in range(2)]
+    for c, got in zip(configs, train_many(configs)):
+        want = train(c)
+        assert (got.iterations, got.solved, got.diverged) == (want.iterations, want.solved, want.diverged)
+        assert got.device.startswith("cuda")
+        a, b = got.steps.to_numpy(float), want.steps.to_numpy(float)
+        assert a.shape == b.shape
+        assert ((a == b) | (abs(a - b) <= 1e-8 * abs(b)) | (a != a) & (b != b)).all(), c
