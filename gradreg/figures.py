@@ -743,7 +743,8 @@ def long_term_gain(steps: pd.DataFrame, label: str = "sgr/top", reference: str =
 def run_summary(table: pd.DataFrame, by=("label",)) -> pd.DataFrame:
     """Per method (and length): runs, solved, success rate with its 95% Wilson interval,
     median iterations / examples / seconds over the solved runs, diverged count."""
-    from .plotting import ordered, wilson_interval
+    from .analysis import wilson_interval
+    from .plotting import ordered
     rows = []
     for key, sub in table.groupby(list(by), sort=False):
         key = key if isinstance(key, tuple) else (key,)
@@ -796,8 +797,8 @@ def load_results(path) -> pd.DataFrame:
 
 
 def sweep_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """`gradreg.sweep.summarise(table)`: a cross-check of `run_summary`."""
-    from .sweep import summarise
+    """`gradreg.analysis.summarise(table)`: a cross-check of `run_summary`."""
+    from .analysis import summarise
     return summarise(table)
 
 

@@ -128,26 +128,6 @@ def _metadata(fmt):
     return None
 
 
-def wilson_interval(successes, trials, z: float = 1.959963984540054):
-    """Wilson score interval for a binomial proportion (95% by default).
-
-    Works on scalars or arrays; returns (low, high). With zero trials the interval is
-    (0, 1), the honest "we know nothing".
-    """
-    k = np.asarray(successes, dtype=float)
-    n = np.asarray(trials, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(n > 0, k / n, 0.0)
-        denom = 1 + z ** 2 / n
-        centre = (p + z ** 2 / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2)) / denom
-        low = np.where(n > 0, np.clip(centre - half, 0, 1), 0.0)
-        high = np.where(n > 0, np.clip(centre + half, 0, 1), 1.0)
-    if low.ndim == 0:
-        return float(low), float(high)
-    return low, high
-
-
 # ---------------------------------------------------------------------------------------------
 # 01 vanishing gradients
 

@@ -15,7 +15,8 @@ A sweep is a list of `TrainConfig`s, or the name of a profile (`PROFILES`):
 All other settings are `TrainConfig`'s defaults (hidden 50, batch 20, lr 0.01, clip 1,
 pool factor 4, lag floor(steps/2), test on 10,000 sequences every 100 iterations).
 
-    from gradreg.sweep import run_sweep, summarise
+    from gradreg.sweep import run_sweep
+    from gradreg.analysis import summarise
     if __name__ == "__main__":       # needed in a script: the workers are spawned processes
         df = run_sweep("quick", results="data/results/quick.csv")  # LocalCluster, 1 process per core
         print(summarise(df))
@@ -94,8 +95,7 @@ from .config import TrainConfig
 
 __all__ = ["PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
            "COLUMNS", "KEY", "HISTORY_COLUMNS", "profile_configs", "config_key", "run_config", "run_sweep",
-           "load_results", "load_history", "history_path",
-           "summarise", "wilson_interval"]
+           "load_results", "load_history", "history_path"]
 
 COLUMNS = ("task", "length", "method", "rule", "seed", "solved", "iterations", "examples",
            "seconds", "final_error", "diverged", "device", "error")
@@ -625,40 +625,3 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
     if lost:
         warnings.warn(f"{len(lost)} runs were cancelled by Dask and not recorded (first: {lost[0]}); "
                       "run the sweep again to complete them", RuntimeWarning, stacklevel=3)
-
-
-# ---------------------------------------------------------------- summaries
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for k successes out of n ((0, 1) when n = 0)."""
-    if n < 0 or k < 0 or k > n:
-        raise ValueError(f"need 0 <= k <= n, got k={k!r}, n={n!r}")
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def summarise(df: pd.DataFrame, z: float = 1.96) -> pd.DataFrame:
-    """Per (task, length, method, rule): runs, solved, success_rate with its Wilson interval
-    (ci_low, ci_high), and over the solved runs the median examples, iterations and seconds
-    to solve (NaN when none solved); diverged and errors count those runs."""
-    cols = ["task", "length", "method", "rule", "runs", "solved", "success_rate", "ci_low", "ci_high",
-            "median_examples", "median_iterations", "median_seconds", "diverged", "errors"]
-    rows = []
-    for (task, length, method, rule), g in df.groupby(["task", "length", "method", "rule"], sort=True):
-        n, k = len(g), int(g["solved"].astype(bool).sum())
-        lo, hi = wilson_interval(k, n, z)
-        s = g[g["solved"].astype(bool)]
-        rows.append({"task": task, "length": length, "method": method, "rule": rule, "runs": n,
-                     "solved": k, "success_rate": k / n, "ci_low": lo, "ci_high": hi,
-                     "median_examples": s["examples"].median() if k else float("nan"),
-                     "median_iterations": s["iterations"].median() if k else float("nan"),
-                     "median_seconds": s["seconds"].median() if k else float("nan"),
-                     "diverged": int(g["diverged"].astype(bool).sum()),
-                     "errors": int((g["error"].fillna("").astype(str) != "").sum())
-                     if "error" in g else 0})
-    return pd.DataFrame(rows, columns=cols)

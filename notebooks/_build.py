@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 {extra_imports}
 import gradreg
-from gradreg import figures, plotting
+from gradreg import analysis, figures, plotting
 
 dev = figures.setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = figures.settings("{notebook}", profile)
@@ -833,13 +833,13 @@ It stays inside $[0, 1]$ and is informative at $k = 0$ and $k = n$:
 """),
 ("code", r"""
 for k, n in [(0, 5), (5, 5), (3, 5), (0, 10), (7, 10)]:
-    low, high = plotting.wilson_interval(k, n)
+    low, high = analysis.wilson_interval(k, n)
     print(f"{k:2d} of {n:2d} solved: rate {k / n:.2f}, 95% Wilson interval [{low:.2f}, {high:.2f}]")
 """),
 ("code", r"""
 summary = figures.run_summary(table, by=("task", "length", "label"))
 display(summary.round(3))
-display(figures.sweep_summary(table))   # the same from gradreg.sweep.summarise, with Wilson intervals
+display(figures.sweep_summary(table))   # the same from gradreg.analysis.summarise
 """),
 ("code", r"""
 fig = plotting.plot_success_rate(summary)

@@ -123,16 +123,6 @@ def test_failing_cell_is_named(tmp_path):
 # ------------------------------------------------------------------------------ helpers
 
 
-def test_wilson_interval_known_values():
-    low, high = plotting.wilson_interval(0, 5)
-    assert low == 0 and high == pytest.approx(0.4345, abs=1e-4)
-    low, high = plotting.wilson_interval(5, 5)
-    assert low == pytest.approx(0.5655, abs=1e-4) and high == 1
-    low, high = plotting.wilson_interval(np.array([3, 0]), np.array([10, 0]))
-    assert low[0] == pytest.approx(0.1078, abs=1e-4) and high[0] == pytest.approx(0.6032, abs=1e-4)
-    assert (low[1], high[1]) == (0, 1)
-
-
 def test_results_file_is_found_and_read(tmp_path):
     from gradreg.sweep import COLUMNS
     assert figures.find_results("auto", tmp_path, "quick") is None

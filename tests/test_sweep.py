@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from gradreg.sweep import (COLUMNS, HISTORY_COLUMNS, KEY, PAPER_MAX_ITERATIONS, PROFILES, _ResultsFile,
-                           config_key, load_history, load_results, profile_configs, run_sweep, summarise,
-                           wilson_interval)
+                           config_key, load_history, load_results, profile_configs, run_sweep)
+from gradreg import analysis
 from gradreg.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_failed_run_becomes_an_error_row_and_the_sweep_goes_on(tmp_path, schedul
         assert row["error"].startswith("ValueError:") and "CUDA is not available" in row["error"]
     ok = df[df["seed"] != 1]
     assert (ok["error"] == "").all() and (ok["iterations"] == 100).all()
-    s = summarise(load_results(path))
+    s = analysis.summarise(load_results(path))
     assert s.loc[(s["method"] == "sgr"), "errors"].item() == 1
 
 
@@ -275,44 +275,6 @@ def test_rows_survive_kills_at_random_instants(tmp_path):
 
 
 # ---------------------------------------------------------------- summaries
-
-
-def test_wilson_interval_known_values():
-    # by hand, z = 1.96: denominator 1 + z^2/n, centre (p + z^2/2n)/denom,
-    # half-width z sqrt(p(1-p)/n + z^2/4n^2)/denom
-    lo, hi = wilson_interval(0, 5)                 # centre = half = 0.38416/1.76832
-    assert lo == 0.0 and hi == pytest.approx(0.434491, abs=1e-6)
-    lo, hi = wilson_interval(5, 5)
-    assert lo == pytest.approx(0.565509, abs=1e-6) and hi == 1.0
-    lo, hi = wilson_interval(3, 10)                # centre 0.49208/1.38416, half 0.342882/1.38416
-    assert lo == pytest.approx(0.107789, abs=1e-6) and hi == pytest.approx(0.603227, abs=1e-6)
-    assert wilson_interval(0, 0) == (0.0, 1.0)
-    lo, hi = wilson_interval(7, 20, z=2.5758)
-    assert lo < 0.35 < hi
-    with pytest.raises(ValueError):
-        wilson_interval(6, 5)
-
-
-def test_summarise():
-    rows = []
-    for seed in range(5):
-        rows.append(dict(task="adding", length=50, method="sgr", rule="top", seed=seed,
-                         solved=seed < 3, iterations=100 * (seed + 1), examples=8000 * (seed + 1),
-                         seconds=float(seed + 1), final_error=0.0, diverged=False, device="cpu",
-                         error=""))
-        rows.append(dict(task="adding", length=50, method="clip", rule="", seed=seed, solved=False,
-                         iterations=0 if seed == 0 else 20_000, examples=0, seconds=1.0,
-                         final_error=float("nan"), diverged=seed == 1, device="cpu",
-                         error="ValueError: x" if seed == 0 else ""))
-    s = summarise(pd.DataFrame(rows, columns=COLUMNS)).set_index("method")
-    sgr, clip = s.loc["sgr"], s.loc["clip"]
-    assert (sgr["runs"], sgr["solved"], sgr["success_rate"]) == (5, 3, 0.6)
-    assert (sgr["ci_low"], sgr["ci_high"]) == pytest.approx(wilson_interval(3, 5))
-    assert sgr["median_examples"] == 16000 and sgr["median_iterations"] == 200
-    assert sgr["median_seconds"] == 2.0
-    assert clip["solved"] == 0 and math.isnan(clip["median_examples"])
-    assert clip["ci_low"] == 0.0 and clip["ci_high"] == pytest.approx(0.434491, abs=1e-6)
-    assert (clip["diverged"], clip["errors"]) == (1, 1) and (sgr["diverged"], sgr["errors"]) == (0, 0)
 
 
 def test_batched_sweep_gives_the_rows_and_histories_of_separate_runs(tmp_path, scheduler):

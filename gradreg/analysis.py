@@ -1,0 +1,112 @@
+"""Tables of finished runs: success rates with Wilson intervals, exact tests between methods,
+and the long-range verdict of the paper profile (docs/method.md section 8).
+
+    from gradreg.analysis import summarise, comparisons
+    runs = gradreg.sweep.load_results("data/results/paper.csv")
+    summarise(runs)      # per (task, length, method, rule): success rate [95% Wilson], medians
+    comparisons(runs)    # per (task, length): sgr/top against sgr/random and pascanu, Fisher's p
+
+The statistics are scipy's: `scipy.stats.binomtest(...).proportion_ci(method="wilson")` and
+`scipy.stats.fisher_exact` (two-sided).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["method_label", "wilson_interval", "exact_test", "summarise", "comparisons",
+           "COMPARED", "AGAINST"]
+
+#: The method whose claim is tested, and the methods it is held against: its same-cost
+#: control (a random pool of the same size) and the strongest baseline (Pascanu's SGD-CR).
+COMPARED = "sgr/top"
+AGAINST = ("sgr/random", "pascanu")
+
+
+def method_label(method: str, rule: str = "") -> str:
+    """"sgr/top" for SGR with its rule, the method's name otherwise."""
+    return f"{method}/{rule}" if method == "sgr" and rule else method
+
+
+def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0           # no runs: we know nothing
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def wilson_interval(successes, trials, confidence: float = 0.95):
+    """Wilson score interval of a binomial proportion: scalars -> (low, high) floats; arrays ->
+    (low, high) arrays. Zero trials give (0, 1)."""
+    k, n = np.asarray(successes), np.asarray(trials)
+    if np.any(k < 0) or np.any(k > n):
+        raise ValueError(f"need 0 <= successes <= trials, got successes={successes!r}, trials={trials!r}")
+    if k.ndim == 0 and n.ndim == 0:
+        return _wilson(int(k), int(n), confidence)
+    k, n = np.broadcast_arrays(k, n)
+    pairs = [_wilson(int(a), int(b), confidence) for a, b in zip(k.ravel(), n.ravel())]
+    low = np.array([p[0] for p in pairs]).reshape(k.shape)
+    high = np.array([p[1] for p in pairs]).reshape(k.shape)
+    return low, high
+
+
+def exact_test(solved_a: int, runs_a: int, solved_b: int, runs_b: int) -> float:
+    """Two-sided p-value of Fisher's exact test that two methods solve at the same rate
+    (1.0 when either has no runs)."""
+    if runs_a == 0 or runs_b == 0:
+        return 1.0
+    table = [[solved_a, runs_a - solved_a], [solved_b, runs_b - solved_b]]
+    return float(stats.fisher_exact(table, alternative="two-sided").pvalue)
+
+
+def _labelled(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["label"] = [method_label(m, r) for m, r in zip(df["method"], df["rule"].fillna(""))]
+    return df
+
+
+def summarise(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per (task, length, method, rule): runs, solved, success_rate with its Wilson interval
+    (ci_low, ci_high), and over the solved runs the median examples, iterations and seconds
+    to solve (NaN when none solved); diverged and errors count those runs. Error rows (a run
+    that raised) are counted in `errors` and left out of the runs and the rate."""
+    cols = ["task", "length", "method", "rule", "label", "runs", "solved", "success_rate", "ci_low",
+            "ci_high", "median_examples", "median_iterations", "median_seconds", "diverged", "errors"]
+    rows = []
+    for (task, length, method, rule), g in _labelled(df).groupby(["task", "length", "method", "rule"], sort=True):
+        failed = (g["error"].fillna("").astype(str) != "") if "error" in g else pd.Series(False, index=g.index)
+        ok = g[~failed]
+        n, k = len(ok), int(ok["solved"].astype(bool).sum())
+        lo, hi = wilson_interval(k, n, confidence)
+        s = ok[ok["solved"].astype(bool)]
+        rows.append({"task": task, "length": int(length), "method": method, "rule": rule,
+                     "label": method_label(method, rule), "runs": n, "solved": k,
+                     "success_rate": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi,
+                     "median_examples": s["examples"].median() if k else float("nan"),
+                     "median_iterations": s["iterations"].median() if k else float("nan"),
+                     "median_seconds": s["seconds"].median() if k else float("nan"),
+                     "diverged": int(ok["diverged"].astype(bool).sum()), "errors": int(failed.sum())})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def comparisons(df: pd.DataFrame, compared: str = COMPARED, against=AGAINST) -> pd.DataFrame:
+    """Per (task, length) where `compared` has runs: its solved/runs, and against each method of
+    `against` that has runs there, that method's solved/runs and the two-sided Fisher p-value."""
+    summary = summarise(df).set_index(["task", "length", "label"])
+    rows = []
+    for (task, length), _ in summary.groupby(level=["task", "length"], sort=True):
+        if (task, length, compared) not in summary.index:
+            continue
+        a = summary.loc[(task, length, compared)]
+        for other in against:
+            if (task, length, other) not in summary.index:
+                continue
+            b = summary.loc[(task, length, other)]
+            rows.append({"task": task, "length": int(length), "method": compared, "solved": int(a["solved"]),
+                         "runs": int(a["runs"]), "against": other, "against_solved": int(b["solved"]),
+                         "against_runs": int(b["runs"]),
+                         "p_value": exact_test(int(a["solved"]), int(a["runs"]), int(b["solved"]),
+                                               int(b["runs"]))})
+    return pd.DataFrame(rows, columns=["task", "length", "method", "solved", "runs", "against", "against_solved",
+                                       "against_runs", "p_value"])
