@@ -19,6 +19,6 @@ __all__ = ["TASK_NAMES", "Task", "make_task", "SRN", "PerExampleStats", "bptt", 
 def __getattr__(name):
     # gradreg.sweep pulls in Dask: imported on first use only
     if name == "sweep":
-        from . import sweep as module
-        return module
+        import importlib
+        return importlib.import_module(".sweep", __name__)   # sets gradreg.sweep: no second call
     raise AttributeError(f"module 'gradreg' has no attribute {name!r}")

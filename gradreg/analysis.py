@@ -110,3 +110,39 @@ def comparisons(df: pd.DataFrame, compared: str = COMPARED, against=AGAINST) -> 
                                                int(b["runs"]))})
     return pd.DataFrame(rows, columns=["task", "length", "method", "solved", "runs", "against", "against_solved",
                                        "against_runs", "p_value"])
+
+
+#: Lengths at which the paper's claim (links at a range of about 100 and longer) is tested.
+CLAIM_MIN_LENGTH = 100
+
+
+def verdict(df: pd.DataFrame, alpha: float = 0.05, min_length: int = CLAIM_MIN_LENGTH) -> str:
+    """One plain sentence on the paper's claim from the runs: "supported" where, at some
+    T >= min_length, sgr/top solves significantly more often (two-sided Fisher p < alpha) than
+    both its same-cost control and Pascanu's SGD-CR; "not supported" where one of them
+    solves significantly more often than sgr/top, or all three solve equally well at every
+    such T with at least five runs each; otherwise "not decidable at this budget"."""
+    c = comparisons(df)
+    c = c[c["length"] >= min_length]
+    if c.empty:
+        return (f"Not decidable at this budget: no sgr/top run at T >= {min_length} has been made "
+                f"against {' and '.join(AGAINST)}.")
+    wins, losses = [], []
+    for (task, length), g in c.groupby(["task", "length"], sort=True):
+        rate = g["solved"].iloc[0] / max(g["runs"].iloc[0], 1)
+        better = [(r.against, r.p_value) for r in g.itertuples()
+                  if r.p_value < alpha and rate > r.against_solved / max(r.against_runs, 1)]
+        worse = [(r.against, r.p_value) for r in g.itertuples()
+                 if r.p_value < alpha and rate < r.against_solved / max(r.against_runs, 1)]
+        if len(better) == len(AGAINST) and len(g) == len(AGAINST):
+            wins.append(f"{task} T={length}")
+        losses += [f"{task} T={length} ({other} better, p = {p:.3g})" for other, p in worse]
+    if wins and not losses:
+        return f"Supported: sgr/top solves significantly more often than both controls at {', '.join(wins)}."
+    if losses:
+        return ("Not supported: " + "; ".join(losses)
+                + (f"; sgr/top better than both at {', '.join(wins)}" if wins else "") + ".")
+    cells = ", ".join(f"{t} T={n}" for (t, n), _ in c.groupby(["task", "length"], sort=True))
+    runs = int(c["runs"].min())
+    return (f"Not decidable at this budget: at {cells} no difference between sgr/top and its controls "
+            f"reaches p < {alpha} (as few as {runs} runs per method).")

@@ -706,6 +706,44 @@ def plot_examples_to_solve(results: pd.DataFrame, ax=None):
     return fig
 
 
+def plot_run_histories(history: pd.DataFrame, runs: pd.DataFrame, task: str, length: int,
+                       labels=("sgr/top", "sgr/random", "sgr/weighted")):
+    """What solved and failed runs look like over training: test error, minibatch long-term
+    norm and spectral radius of W_rec against training sequences, one line per run (solid:
+    solved, dotted: failed), coloured by method.
+
+    history: the sweep's check histories (`gradreg.sweep.load_history`); runs: its results
+    (`load_results`), which say which runs solved."""
+    from .analysis import method_label
+    fig, axes = plt.subplots(1, 3, figsize=(15.0, 4.2))
+    h = history[(history["task"] == task) & (history["length"] == length)].copy()
+    h["label"] = [method_label(m, r) for m, r in zip(h["method"], h["rule"].fillna(""))]
+    solved = {(r.method, r.rule, int(r.seed)): bool(r.solved)
+              for r in runs[(runs["task"] == task) & (runs["length"] == length)].itertuples()}
+    panels = (("test_error", "test error (over the sequences counted)", "linear"),
+              ("minibatch_long_term_norm", r"minibatch long-term norm $\|\mathrm{mean}_B\, g^{\geq\tau}\|$", "log"),
+              ("spectral_radius", r"spectral radius $\rho(W_{rec})$", "linear"))
+    shown = [label for label in ordered(h["label"]) if label in labels]
+    for ax, (column, ylabel, scale) in zip(axes, panels):
+        for label in shown:
+            for (method, rule, seed), run in h[h["label"] == label].groupby(["method", "rule", "seed"]):
+                ok = solved.get((method, rule if isinstance(rule, str) else "", int(seed)), False)
+                ax.plot(run["examples"], run[column], color=method_color(label), linewidth=1.2,
+                        linestyle="-" if ok else ":", alpha=0.9 if ok else 0.6)
+        ax.set_xlabel("training sequences (examples)")
+        ax.set_ylabel(ylabel)
+        ax.set_yscale(scale)
+    handles = [plt.Line2D([], [], color=method_color(label), label=label) for label in shown]
+    handles += [plt.Line2D([], [], color="black", linestyle="-", label="solved"),
+                plt.Line2D([], [], color="black", linestyle=":", label="failed")]
+    axes[-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    if not shown:
+        axes[1].text(0.5, 0.5, f"no {', '.join(labels)} runs at {task} T={length} yet",
+                     ha="center", va="center", transform=axes[1].transAxes)
+    fig.suptitle(f"Solved and failed runs over training: {task}, T = {length}")
+    return fig
+
+
 def _tasks(df) -> int:
     return df["task"].nunique() if "task" in df.columns else 1
 

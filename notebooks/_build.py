@@ -803,7 +803,7 @@ sequences) within an iteration budget.
 
 The runs come from a sweep results file (`python -m gradreg sweep --profile paper
 --results data/results/paper.csv`, resumable, possibly on a Dask cluster) when one exists:
-`data/results/paper.csv` first, otherwise the newest CSV in `data/results/`. Without one,
+`data/results/paper.csv` first, otherwise `data/results/<profile>.csv`. Without one,
 the runs are computed here, at the chosen profile (`smoke` and `quick` are far smaller than
 the paper's setting; their numbers show the pipeline, not the result).
 """),
@@ -858,6 +858,44 @@ run there.
 fig = plotting.plot_examples_to_solve(table)
 plotting.save_figure(fig, "06_examples_to_solve", output_dir)
 plt.show()
+"""),
+("md", r"""
+## Does the selection matter? Exact tests
+
+The paper's claim is about SGR's *selection*, so `sgr/top` is held against the two runs that
+isolate it: `sgr/random`, which draws the same pool of $4n$ sequences and steps on a random
+$n$ of them (the same cost, no selection), and Pascanu's SGD-CR (`pascanu`), the strongest
+baseline. With $k_1$ of $n_1$ and $k_2$ of $n_2$ runs solved, **Fisher's exact test** asks how
+probable a split at least this uneven would be if both methods solved at the same rate:
+conditioned on the $k_1 + k_2$ solved runs, the count of the first method is
+hypergeometric, and the two-sided p-value adds the probabilities of all tables no more
+likely than the observed one (`scipy.stats.fisher_exact`).
+"""),
+("code", r"""
+comparison = analysis.comparisons(table)
+display(comparison.round(4))
+print(analysis.verdict(table))
+"""),
+("md", r"""
+## What solved and failed SGR runs look like over training
+
+The sweep keeps every run's check history beside its results (`NAME-history.csv.gz`, read by
+`gradreg.sweep.load_history`): test error, the minibatch long-term norm and the spectral
+radius of $W_{rec}$ at every check. Here the SGR runs of temporal order at T = 100, solid
+where the run solved, dotted where it failed (no runs: the figure says so).
+"""),
+("code", r"""
+from pathlib import Path
+from gradreg import sweep
+
+history_file = sweep.history_path(source) if Path(str(source)).is_file() else None
+if history_file is None or not history_file.exists():
+    print("no check histories for these runs (computed here, or a results file without its history)")
+else:
+    history = sweep.load_history(history_file)
+    fig = plotting.plot_run_histories(history, table, "temporal_order", 100)
+    plotting.save_figure(fig, "06_sgr_runs_T100", output_dir)
+    plt.show()
 """),
 ("md", r"""
 Read the two figures together: a method is better at a length if it solves more often (the

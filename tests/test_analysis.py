@@ -78,3 +78,15 @@ def test_summary_and_comparisons_from_a_hand_written_csv():
         analysis.exact_test(5, 5, 0, 4))
     assert c.loc[("temporal_order", 100, "pascanu"), "p_value"] == pytest.approx(analysis.exact_test(5, 5, 1, 2))
     assert c.loc[("temporal_order", 100, "sgr/random"), "p_value"] == pytest.approx(1 / 126, rel=1e-9)
+
+
+def test_verdict_reads_the_runs():
+    df = pd.read_csv(io.StringIO(CSV), keep_default_na=False, na_values={"final_error": ["nan"]},
+                     dtype={"rule": str, "error": str})
+    assert analysis.verdict(df[df["length"] < 100]).startswith("Not decidable at this budget: no sgr/top run")
+    # 5/5 against 0/4 (p = 1/126) but against pascanu 1/2 (p = 0.29): not decidable
+    assert analysis.verdict(df).startswith("Not decidable at this budget")
+    more = pd.concat([df] + [df[df["method"] == "pascanu"].iloc[[1]].assign(seed=s) for s in range(2, 6)])
+    assert analysis.verdict(more).startswith("Supported")          # pascanu now 1/6: p = 0.015
+    flipped = more.assign(solved=~more["solved"].astype(bool))
+    assert analysis.verdict(flipped).startswith("Not supported")
