@@ -146,3 +146,33 @@ def verdict(df: pd.DataFrame, alpha: float = 0.05, min_length: int = CLAIM_MIN_L
     runs = int(c["runs"].min())
     return (f"Not decidable at this budget: at {cells} no difference between sgr/top and its controls "
             f"reaches p < {alpha} (as few as {runs} runs per method).")
+
+
+def _percent(x: float) -> str:
+    return "–" if x != x else f"{100 * x:.0f}%"
+
+
+def _count(x: float) -> str:
+    return "–" if x != x else f"{x:,.0f}"
+
+
+def report(runs: pd.DataFrame) -> str:
+    """The README's results section as Markdown, from a results table: core-hours, the
+    success rates with Wilson intervals and medians, the exact tests, and the verdict."""
+    s = summarise(runs)
+    lines = [f"{len(runs)} runs, {runs['seconds'].sum() / 3600:.1f} core-hours of run time (the `seconds` "
+             f"column added up).", "",
+             "| task | T | method | runs | solved | success (95% Wilson) | median examples to solve "
+             "| median iterations |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in s.itertuples():
+        lines.append(f"| {r.task} | {r.length} | {r.label} | {r.runs} | {r.solved} | {_percent(r.success_rate)} "
+                     f"[{_percent(r.ci_low)}, {_percent(r.ci_high)}] | {_count(r.median_examples)} "
+                     f"| {_count(r.median_iterations)} |")
+    c = comparisons(runs)
+    lines += ["", f"| task | T | {COMPARED} solved | against | its solved | Fisher's exact p (two-sided) |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for r in c.itertuples():
+        lines.append(f"| {r.task} | {r.length} | {r.solved}/{r.runs} | {r.against} | "
+                     f"{r.against_solved}/{r.against_runs} | {r.p_value:.3g} |")
+    lines += ["", f"**Verdict (computed):** {verdict(runs)}"]
+    return "\n".join(lines)

@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(repeatable; default: every cell)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    report = sub.add_parser("report", help="the results of a sweep as Markdown tables, with the verdict")
+    report.add_argument("results", help="a sweep results CSV, e.g. data/results/paper.csv")
+
     figures = sub.add_parser("figures", help="run every notebook through papermill and write figures/")
     figures.add_argument("--profile", default="quick", help="smoke, quick or paper (default: quick)")
     figures.add_argument("--output-dir", default="figures", help="where figures go (default: figures)")
@@ -157,6 +160,13 @@ def run_sweep_command(args) -> int:
     return 0
 
 
+def run_report(args) -> int:
+    from .analysis import report
+    from .sweep import load_results
+    print(report(load_results(args.results)))
+    return 0
+
+
 def run_figures(args) -> int:
     from .figures import run_notebooks
     run_notebooks(args.profile, output_dir=args.output_dir, build_dir=args.build_dir)
@@ -167,7 +177,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"train": run_train, "sweep": run_sweep_command, "figures": run_figures}[args.command](args)
+        return {"train": run_train, "sweep": run_sweep_command, "report": run_report,
+                "figures": run_figures}[args.command](args)
     except ValueError as error:  # UsageError too
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
