@@ -4,7 +4,7 @@ Chernodub & Nowicki (2016), reproduced: the long-term-dependency tasks, an SRN
 whose single batched BPTT pass yields exact per-example, lag-resolved gradient
 statistics, the sampling-based minibatch construction (SGR) and its baselines.
 """
-from .tasks import TASK_NAMES, Task, make_task
+from .tasks import TASK_NAMES, TASK_VARIANTS, Task, make_task
 from .model import SRN
 from .passes import bptt
 from .stats import PerExampleStats, per_example_stats
@@ -12,7 +12,7 @@ from .config import METHODS, TrainConfig, TrainResult
 from .engine import train, train_many
 from .sampling import RULES
 
-__all__ = ["TASK_NAMES", "Task", "make_task", "SRN", "PerExampleStats", "bptt", "per_example_stats",
+__all__ = ["TASK_NAMES", "TASK_VARIANTS", "Task", "make_task", "SRN", "PerExampleStats", "bptt", "per_example_stats",
            "METHODS", "RULES", "TrainConfig", "TrainResult", "train", "train_many", "sweep"]
 
 

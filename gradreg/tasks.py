@@ -9,14 +9,28 @@ Conventions for every task: T = ``length``; positions are 0-based; ``[a, b)``
 is half-open; d = floor(T / 10). Integer arithmetic (``T // 10``) gives the
 floors exactly, where ``floor(0.1 * T)`` in floating point could round down.
 
+Variants. Each task comes in one or more *variants*, the conventions of one
+source for where the relevant inputs sit, what the values are and when an
+answer counts as wrong: ``"pascanu"`` (the default; Pascanu et al. 2013 and
+METHOD.md section 6, all seven tasks) and ``"chernodub"`` (the authors' own
+generators from their public MATLAB code, for adding, multiplication,
+temporal_order and temporal_order_3bit; see the section at the end).
+``TASK_VARIANTS`` lists them per task.
+
     task = make_task("temporal_order", length=100)
     x, y = task.sample(20, generator=torch.Generator().manual_seed(0))
     loss = task.loss(model(x), y)          # (batch,)
+
+    task = make_task("adding", 100, variant="chernodub")
+    task.position_bounds()                 # ((0, 10), (11, 55)): inclusive, 0-based
+    task.channel_names                     # ('value', 'marker')
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+from decimal import ROUND_HALF_UP, Decimal
 
 import torch
 import torch.nn.functional as F
@@ -36,14 +50,18 @@ class Task:
 
     Subclasses set the class attributes below and implement ``_draw``.
 
-    Attributes: ``name``, ``length`` (T), ``steps`` (S, input steps per
-    sequence), ``input_size``, ``output_size``, ``kind`` ("classification" or
-    "regression"), ``readout`` ("last": one target, scored at the last step;
-    "all": a target at every step) and ``min_length``.
+    Attributes: ``name``, ``variant`` (whose conventions: "pascanu" or
+    "chernodub"), ``length`` (T), ``steps`` (S, input steps per sequence),
+    ``input_size``, ``channel_names`` (one name per input channel),
+    ``output_size``, ``kind`` ("classification" or "regression"), ``readout``
+    ("last": one target, scored at the last step; "all": a target at every
+    step), ``min_length`` and ``wrong_when`` (the wrong-answer rule in words).
     """
 
     name: str
+    variant: str = "pascanu"
     input_size: int
+    channel_names: tuple[str, ...]
     output_size: int
     kind: str = "classification"
     readout: str = "last"
@@ -69,6 +87,17 @@ class Task:
     def position_ranges(self) -> tuple[range, ...]:
         """The range each column of ``sample_with_positions``' positions is drawn from."""
         raise NotImplementedError
+
+    def position_bounds(self) -> tuple[tuple[int, int], ...]:
+        """``position_ranges`` as inclusive ``(first, last)`` pairs, 0-based, at this T."""
+        return tuple((r.start, r.stop - 1) for r in self.position_ranges())
+
+    @property
+    def wrong_when(self) -> str:
+        """The rule of ``wrong`` in words."""
+        if self.kind == "regression":
+            return f"(o - y)^2 > {REGRESSION_WRONG_THRESHOLD}"
+        return "argmax(o) != y" + (" at any step" if self.readout == "all" else "")
 
     # ----------------------------------------------------------------- sampling
 
@@ -120,13 +149,53 @@ class Task:
         """Per-example bool (batch,): is this sequence answered wrongly?
 
         Classification: argmax at the scored step differs from the target (for
-        per-step tasks, at any step). Regression: squared error > 0.04.
+        per-step tasks, at any step). Regression: squared error > 0.04; in the
+        "chernodub" variant |o - y| > ``abs_error_threshold``. ``wrong_when`` says which.
         """
         with torch.no_grad():
+            scores = self._scored_output(output, y)
             if self.kind == "regression":
-                return self.loss(output, y) > REGRESSION_WRONG_THRESHOLD
-            misses = self._scored_output(output, y).argmax(dim=-1) != y
+                return self._regression_wrong(scores[:, 0], y.to(scores.dtype))
+            # argmax takes the first of tied maxima
+            misses = scores.argmax(dim=-1) != y
             return misses.any(dim=1) if self.readout == "all" else misses
+
+    def _regression_wrong(self, o: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (o - y) ** 2 > REGRESSION_WRONG_THRESHOLD
+
+    # ------------------------------------------------------ squared-error targets
+
+    def target_vector(self, y: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The target as the vector a squared-error (MSE) loss compares the output with.
+
+        Classification: the one-hot vector of the class, (batch, O) (readout
+        "all": (batch, S, O)); regression: y as a column, (batch, 1). In ``dtype``.
+        """
+        all_steps = self.readout == "all"
+        if not isinstance(y, torch.Tensor) or y.ndim != 1 + all_steps or (all_steps and y.shape[1] != self.steps):
+            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            expected = f"(batch, {self.steps})" if all_steps else "(batch)"
+            raise ValueError(f"target has shape {shape}; task {self.name!r} expects {expected}")
+        if self.kind == "regression":
+            return y.to(dtype).unsqueeze(-1)
+        if y.dtype.is_floating_point or y.dtype == torch.bool:
+            raise ValueError(f"target dtype {y.dtype} is not an integer class index (expected int64)")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.output_size):
+            raise ValueError(f"target classes must lie in 0..{self.output_size - 1}, "
+                             f"got {int(y.min())}..{int(y.max())}")
+        return F.one_hot(y.long(), self.output_size).to(dtype)
+
+    def mse_loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example squared-error loss 1/2 ||o - target_vector(y)||^2, shape (batch,).
+
+        o is the scored output (the last step, or every step for readout
+        "all", summed over them), in the output's dtype, differentiable. The
+        authors' loss is the sum of this over the minibatch. ``loss`` stays
+        the package's default (cross-entropy / squared error) for every variant.
+        """
+        scores = self._scored_output(output, y)
+        diff = scores - self.target_vector(y, scores.dtype)
+        return 0.5 * (diff ** 2).flatten(1).sum(dim=1)
 
     def _scored_output(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Check shapes and return the scores that count: (batch, O) or, for readout "all", (batch, S, O)."""
@@ -169,26 +238,46 @@ class TemporalOrder(Task):
     p1 in [floor(T/2), floor(T/2)+d), which show A or B (uniform, independent
     bits v0, v1 with A=0, B=1). Target class v0 + 2*v1 (4 classes), scored at
     the last step. y: int64 (batch,). T >= 10.
+
+    ``class_table()``: row c holds the bits (v0, v1, ...) of class c.
     """
 
     name = "temporal_order"
     input_size = 6
+    channel_names = ("A", "B", "c", "d", "e", "f")
     output_size = 4
     min_length = 10
+    # class -> (v0, v1): class v0 + 2*v1
+    CLASSES = ((0, 0), (1, 0), (0, 1), (1, 1))
 
     def position_ranges(self):
         T, d = self.length, self.length // 10
         return (range(d, 2 * d), range(T // 2, T // 2 + d))
 
+    def class_table(self) -> torch.Tensor:
+        """int64 (output_size, k): row c holds the A/B bits (A=0, B=1) at p0, p1, ... of class c."""
+        return torch.tensor(self.CLASSES, dtype=torch.int64)
+
     def _draw(self, batch, generator, device):
         symbols = torch.randint(2, 6, (batch, self.length), generator=generator, device=device)
         positions = _positions(self.position_ranges(), batch, generator, device)
+        # Uniform independent bits make a uniform class, whichever table maps them.
         bits = torch.randint(0, 2, positions.shape, generator=generator, device=device)
         symbols.scatter_(1, positions, bits)
-        place_values = 2 ** torch.arange(bits.shape[1], device=device)
-        y = (bits * place_values).sum(dim=1)
+        y = self._class_of_bits(bits)
         x = F.one_hot(symbols, self.input_size).to(torch.float32)
         return x, y, positions
+
+    def _class_of_bits(self, bits: torch.Tensor) -> torch.Tensor:
+        """The class of each row of bits (batch, k), by ``class_table``."""
+        table = self.class_table().to(bits.device)
+        place_values = 2 ** torch.arange(bits.shape[1], device=bits.device)
+        # code_of_class[c] = the bits of class c read as a binary number (v0 lowest);
+        # invert it into class_of_code.
+        code_of_class = (table * place_values).sum(dim=1)
+        class_of_code = torch.empty_like(code_of_class)
+        class_of_code[code_of_class] = torch.arange(len(code_of_class), device=bits.device)
+        return class_of_code[(bits * place_values).sum(dim=1)]
 
 
 class TemporalOrder3Bit(TemporalOrder):
@@ -200,6 +289,8 @@ class TemporalOrder3Bit(TemporalOrder):
 
     name = "temporal_order_3bit"
     output_size = 8
+    # class -> (v0, v1, v2): class v0 + 2*v1 + 4*v2
+    CLASSES = tuple(tuple((c >> j) & 1 for j in range(3)) for c in range(8))
 
     def position_ranges(self):
         T, d = self.length, self.length // 10
@@ -223,6 +314,7 @@ class Adding(Task):
 
     name = "adding"
     input_size = 2
+    channel_names = ("marker", "value")  # every channel but the marker holds the values
     output_size = 1
     kind = "regression"
     min_length = 10
@@ -243,7 +335,8 @@ class Adding(Task):
         marker = torch.zeros_like(values).scatter_(1, positions, 1.0)
         marked = values.gather(1, positions)
         y = self._target(marked[:, 0], marked[:, 1])
-        return torch.stack([marker, values], dim=-1), y, positions
+        x = torch.stack([marker if c == "marker" else values for c in self.channel_names], dim=-1)
+        return x, y, positions
 
 
 class Multiplication(Adding):
@@ -260,6 +353,7 @@ class Xor(Adding):
     XOR of the two marked bits (2 classes), y int64 (batch,)."""
 
     name = "xor"
+    channel_names = ("marker", "bit")
     output_size = 2
     kind = "classification"
 
@@ -286,6 +380,7 @@ class RandomPermutation(Task):
 
     name = "random_permutation"
     input_size = 100
+    channel_names = tuple(str(s) for s in range(100))
     output_size = 100
     min_length = 2
 
@@ -313,6 +408,7 @@ class NoiselessMemorization(Task):
 
     name = "noiseless_memorization"
     input_size = 7
+    channel_names = ("v0", "v1", "v2", "v3", "v4", "blank", "go")
     output_size = 6
     readout = "all"
     min_length = 1
@@ -343,6 +439,136 @@ class NoiselessMemorization(Task):
 
 
 # ---------------------------------------------------------------------------
+# the authors' variants: variant="chernodub"
+#
+# Chernodub & Nowicki's own task generators, from their public MATLAB code
+# (github.com/achernodub/oplu_adding, synthetic_problems/get_*_problem.m, and
+# error_*.m for the wrong-answer rules), rewritten here as vectorised torch
+# code. MATLAB draws each marked position with randi([round(lo), round(hi)]):
+# 1-based, both ends inclusive, and MATLAB's round takes halves away from zero
+# (Python's round() takes them to even), so position p (0-based) lies in
+# [round(lo) - 1, round(hi) - 1]. lo and hi are computed in double precision
+# exactly as the MATLAB expressions are (the same IEEE operations in the same
+# order), which matters for adding and multiplication: see _authors_two_marker_ranges.
+# Every variant needs T >= 10, the authors' shortest length; below it, ranges
+# can be empty or overlap (temporal_order_3bit at T = 8). The distributions
+# are the authors'; the random streams are not (they draw the class and look
+# up its symbols, we draw uniform symbols and look up their class: the same
+# uniform joint distribution).
+
+
+def _matlab_round(x: float) -> int:
+    """MATLAB's round of a double: to the nearest integer, halves away from zero."""
+    return int(Decimal(x).quantize(Decimal(1), rounding=ROUND_HALF_UP))  # Decimal(x) is exact
+
+
+def _matlab_randi_range(lo: float, hi: float) -> range:
+    """The 0-based positions of MATLAB's randi([round(lo), round(hi)]) (1-based, inclusive)."""
+    return range(_matlab_round(lo) - 1, _matlab_round(hi))
+
+
+def _authors_two_marker_ranges(T: int) -> tuple[range, range]:
+    """p0 in [0, round(T~/10) - 1], p1 in [round(T~/10 + 1) - 1, round(T~/2) - 1], T~ = ceil(1.1 T).
+
+    The code computes T~ = ceil((11/10)*T) in double precision, and 11/10 is a
+    double slightly above 1.1, so where 1.1 T is a whole number the product
+    can land just above it and the ceiling one higher: T~ = 56, 111, 221 at
+    T = 50, 100, 200 (not 55, 110, 220). We keep the code's arithmetic, so
+    at T = 100 p1 lies in [11, 55], where exact arithmetic (and issue 12's
+    text) would give [11, 54] (at T = 200: [22, 110], not [22, 109]; at
+    T = 50 the ranges agree).
+    """
+    t_tilde = math.ceil((11 / 10) * T)
+    return (_matlab_randi_range(1, t_tilde / 10),
+            _matlab_randi_range(t_tilde / 10 + 1, t_tilde / 2))
+
+
+class AuthorsTemporalOrder(TemporalOrder):
+    """``temporal_order``, variant ``"chernodub"`` (the authors' get_temporder_problem.m).
+
+    6 one-hot symbols {A=0, B=1, c..f=2..5}, T steps, distractors uniform over
+    c..f; symbol s in {A, B} at p0 in [round(T/10) - 1, round(2T/10) - 1],
+    symbol e at p1 in [round(4T/10) - 1, round(5T/10) - 1] (0-based, inclusive;
+    T = 100: [9, 19] and [39, 49]). Class 2s + e (A=0, B=1) of 4, uniform;
+    scored at the last step by argmax. y: int64 (batch,). Note the bit order:
+    the pascanu variant's class is v0 + 2*v1.
+    """
+
+    variant = "chernodub"
+    # class -> (s, e), as the authors' switch on coin_out (1-based there)
+    CLASSES = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+    def position_ranges(self):
+        T = self.length
+        return (_matlab_randi_range(T / 10, 2 * T / 10), _matlab_randi_range(4 * T / 10, 5 * T / 10))
+
+
+class AuthorsTemporalOrder3Bit(AuthorsTemporalOrder):
+    """``temporal_order_3bit``, variant ``"chernodub"`` (the authors' get_3bit_problem.m).
+
+    As their temporal order with three A/B symbols: s at p0 in
+    [round(T/10) - 1, round(2T/10) - 1], e at p1 in [round(3T/10) - 1,
+    round(4T/10) - 1], m at p2 in [round(6T/10) - 1, round(7T/10) - 1]
+    (T = 100: [9, 19], [29, 39], [59, 69]). 8 classes by the authors' table
+    (``class_table()``), which is not a binary code: class (s, e, m) =
+    0 (0,0,0), 1 (0,1,0), 2 (0,0,1), 3 (0,1,1), 4 (1,0,0), 5 (1,0,1),
+    6 (1,1,0), 7 (1,1,1).
+    """
+
+    name = "temporal_order_3bit"
+    output_size = 8
+    # class -> (s, e, m), as the authors' switch on coin_out (1-based there)
+    CLASSES = ((0, 0, 0), (0, 1, 0), (0, 0, 1), (0, 1, 1),
+               (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1))
+
+    def position_ranges(self):
+        T = self.length
+        return (_matlab_randi_range(T / 10, 2 * T / 10), _matlab_randi_range(3 * T / 10, 4 * T / 10),
+                _matlab_randi_range(6 * T / 10, 7 * T / 10))
+
+
+class AuthorsAdding(Adding):
+    """``adding``, variant ``"chernodub"`` (the authors' get_adding_problem.m).
+
+    2 channels in the authors' order: channel 0 the values, uniform on
+    [-1, 1) at every step; channel 1 the marker, 1 at p0 and p1, else 0.
+    p0 and p1 as ``_authors_two_marker_ranges`` (T = 100: [0, 10] and
+    [11, 55]). Target (v_p0 + v_p1) / 2, y float32 (batch,). Wrong when
+    |o - y| > 0.08 (error_success_rate.m; compared in the output's dtype).
+    """
+
+    variant = "chernodub"
+    channel_names = ("value", "marker")
+    abs_error_threshold = 0.08
+
+    @property
+    def wrong_when(self) -> str:
+        return f"|o - y| > {self.abs_error_threshold}"
+
+    def position_ranges(self):
+        return _authors_two_marker_ranges(self.length)
+
+    def _values(self, batch, generator, device):
+        u = torch.rand(batch, self.length, generator=generator, device=device, dtype=torch.float32)
+        return u * 2 - 1
+
+    def _regression_wrong(self, o, y):
+        return (o - y).abs() > self.abs_error_threshold
+
+
+class AuthorsMultiplication(AuthorsAdding):
+    """``multiplication``, variant ``"chernodub"`` (the authors'
+    get_multiplication_problem.m): as their adding, target v_p0 * v_p1 (in
+    [-1, 1]); wrong when |o - y| > 0.04."""
+
+    name = "multiplication"
+    abs_error_threshold = 0.04
+
+    def _target(self, first, second):
+        return first * second
+
+
+# ---------------------------------------------------------------------------
 
 
 def _positions(ranges, batch, generator, device) -> torch.Tensor:
@@ -353,16 +579,25 @@ def _positions(ranges, batch, generator, device) -> torch.Tensor:
     return torch.stack(columns, dim=1)
 
 
-_TASKS = {
-    cls.name: cls
-    for cls in (TemporalOrder, TemporalOrder3Bit, Adding, Multiplication, Xor,
-                RandomPermutation, NoiselessMemorization)
+_VARIANT_CLASSES = {
+    "pascanu": (TemporalOrder, TemporalOrder3Bit, Adding, Multiplication, Xor,
+                RandomPermutation, NoiselessMemorization),
+    "chernodub": (AuthorsTemporalOrder, AuthorsTemporalOrder3Bit, AuthorsAdding, AuthorsMultiplication),
 }
-TASK_NAMES = tuple(_TASKS)
+_TASKS = {(cls.name, variant): cls for variant, classes in _VARIANT_CLASSES.items() for cls in classes}
+assert all(cls.variant == variant for (_, variant), cls in _TASKS.items())
+TASK_NAMES = tuple(cls.name for cls in _VARIANT_CLASSES["pascanu"])
+VARIANTS = tuple(_VARIANT_CLASSES)
+# task name -> the variants it comes in, default first
+TASK_VARIANTS = {name: tuple(v for v in VARIANTS if (name, v) in _TASKS) for name in TASK_NAMES}
 
 
-def make_task(name: str, length: int) -> Task:
-    """The task called ``name`` (one of ``TASK_NAMES``) with length T = ``length``."""
-    if not isinstance(name, str) or name not in _TASKS:
+def make_task(name: str, length: int, variant: str = "pascanu") -> Task:
+    """The task called ``name`` (one of ``TASK_NAMES``) with length T = ``length``,
+    in ``variant`` (one of ``TASK_VARIANTS[name]``; "pascanu", the default, for every task)."""
+    if not isinstance(name, str) or name not in TASK_VARIANTS:
         raise ValueError(f"unknown task {name!r}; allowed: {', '.join(TASK_NAMES)}")
-    return _TASKS[name](length)
+    if not isinstance(variant, str) or (name, variant) not in _TASKS:
+        raise ValueError(f"task {name!r} has no variant {variant!r}; "
+                         f"allowed: {', '.join(TASK_VARIANTS[name])}")
+    return _TASKS[name, variant](length)
