@@ -231,8 +231,13 @@ def run_configs(configs: list[TrainConfig], queue: str | None = None) -> list[di
 
 
 def _units(configs: list[TrainConfig], batch: bool) -> list[list[TrainConfig]]:
-    """What each Dask task trains: one run; or a batch (see `_batches`); or, on a GPU, a whole
-    (task, length) cell -- one GPU runs its batches one after another."""
+    """What each Dask task trains, in submission order.
+
+    batch=False: one run per task. On a GPU: a whole (task, length) cell per task (the GPU
+    runs its batched groups one after another). On CPU workers: the seeds of one setting
+    (method, rule, ...) as one batched program -- batching the methods of a cell together as
+    well gains nothing more on a CPU core (see benchmarks/training.py), while smaller
+    programs end, and are written, sooner: less is lost when a sweep is stopped."""
     if not batch:
         return [[c] for c in configs]
     if all(c.device.startswith("cuda") for c in configs):
@@ -240,14 +245,10 @@ def _units(configs: list[TrainConfig], batch: bool) -> list[list[TrainConfig]]:
         for c in configs:
             cells.setdefault((c.task, c.length), []).append(c)
         return list(cells.values())
-    return _batches(configs)
-
-
-def _batches(configs: list[TrainConfig]) -> list[list[TrainConfig]]:
-    """The configs that the engine trains as one program (`gradreg.engine.batch_groups`: the
-    runs of one (task, length) cell that share their shapes), in order of first appearance."""
-    from .engine import batch_groups
-    return [[configs[i] for i in group] for group in batch_groups(configs)]
+    settings: dict[tuple, list[TrainConfig]] = {}
+    for c in configs:
+        settings.setdefault((c.task, c.length, c.method, c.rule), []).append(c)
+    return list(settings.values())     # train_many batches what shares its shapes
 
 
 # ---------------------------------------------------------------- the results file
@@ -513,11 +514,10 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     scheduler: None for a LocalCluster of `workers` processes (default os.cpu_count()) with one
         thread each; else the address of a running Dask scheduler ("tcp://host:8786"), whose
         workers are used as they are (`workers` is then ignored).
-    batch: the runs that the engine can train as one program (the seeds and the SRN methods of
-        a (task, length) cell that share their shapes; see `gradreg.engine.batch_groups`) go to
-        one worker together (`gradreg.train_many`: each run's result is exactly its own
-        `train`'s); each row is written as soon as its run ends. False: one run per task.
-        On a GPU a whole (task, length) cell, every method and seed, is one task.
+    batch: the seeds of a setting go to one worker together and train as one program
+        (`gradreg.train_many`: each run's result is exactly its own `train`'s); each row is
+        written as soon as its run ends. On a GPU a whole (task, length) cell, every method
+        and seed, is one task. False: one run per task.
     device: train every run on this device ("cpu", "cuda", "cuda:N"; default: each config's own).
     cells: only the configs of these (task, length) pairs (default: all).
     Returns the rows of this sweep's configs (old and new), as `load_results` reads them.
