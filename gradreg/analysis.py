@@ -119,9 +119,10 @@ CLAIM_MIN_LENGTH = 100
 def verdict(df: pd.DataFrame, alpha: float = 0.05, min_length: int = CLAIM_MIN_LENGTH) -> str:
     """One plain sentence on the paper's claim from the runs: "supported" where, at some
     T >= min_length, sgr/top solves significantly more often (two-sided Fisher p < alpha) than
-    both its same-cost control and Pascanu's SGD-CR; "not supported" where one of them
-    solves significantly more often than sgr/top, or all three solve equally well at every
-    such T with at least five runs each; otherwise "not decidable at this budget"."""
+    both its same-cost control and Pascanu's SGD-CR, and no control beats it anywhere; "not
+    supported" where a control solves significantly more often than sgr/top at some such T;
+    otherwise "not decidable at this budget" (equal counts are not evidence of equal rates
+    with a handful of runs)."""
     c = comparisons(df)
     c = c[c["length"] >= min_length]
     if c.empty:

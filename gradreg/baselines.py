@@ -1,6 +1,6 @@
-"""The baselines SGR is judged against (METHOD.md section 5): Pascanu's regulariser and an LSTM.
+"""The baselines SGR is judged against (docs/method.md section 5): Pascanu's regulariser and an LSTM.
 
-Plain SGD and clipping need nothing beyond `bptt`; they live in `train.py`.
+Plain SGD and clipping need nothing beyond the batched passes; their steps live in `engine.py`.
 """
 from __future__ import annotations
 

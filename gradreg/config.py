@@ -38,7 +38,7 @@ class TrainConfig:
     max_iterations: int = 50_000
     check_every: int = 100
     device: str = "auto"
-    # beyond METHOD.md section 7: the choices it leaves open, with our defaults
+    # beyond docs/method.md section 7.1: the choices the paper leaves open (section 10.1)
     activation: str = "tanh"
     init: str = "sparse"
     momentum: float = 0.0

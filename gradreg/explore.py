@@ -7,10 +7,10 @@ from ``passes.pool_scores`` (the very function the SGR training step uses), and 
 each selection rule of ``gradreg.sampling`` would make of that pool:
 
 * (a) delta profiles ||dE_i/dz_t|| of every candidate against the lag S-1-t (log
-  scale), with the bound ||delta_{S-1}|| (gamma ||W_rec||_2)^lag of METHOD.md section 2;
+  scale), with the bound ||delta_{S-1}|| (gamma ||W_rec||_2)^lag of docs/method.md section 2.3;
 * (b) the histogram of the pool's long-term scores s_i(tau);
 * (c) the long-term norm ||mean_B g^{>=tau}|| of the minibatch each rule would choose,
-  exact from the Gram matrix (``sampling.minibatch_norm``, METHOD.md section 3 item 1).
+  exact from the Gram matrix (``sampling.minibatch_norm``, docs/method.md section 3.1).
   The stochastic rules (random, weighted, band) are drawn ``draws`` times; the bar is
   the mean norm, the error bar its standard deviation.
 

@@ -1,4 +1,4 @@
-"""Sampling-based minibatch construction (SGR), METHOD.md sections 3 and 4.
+"""Sampling-based minibatch construction (SGR), docs/method.md sections 3 and 4.
 
 Every rule takes the statistics of a candidate pool of M sequences and returns a
 `Selection`: which n candidates form the minibatch and the weight of each in the

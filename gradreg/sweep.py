@@ -10,7 +10,8 @@ A sweep is a list of `TrainConfig`s, or the name of a profile (`PROFILES`):
     paper   temporal_order and adding at T = 50, 100, 150, 200; methods sgd, clip,
             pascanu, sgr/top, sgr/random, sgr/weighted (no importance weights), lstm;
             seeds 0-4; PAPER_MAX_ITERATIONS = 50,000 iterations per run (TrainConfig's default): 280 runs,
-            at most about 30 core-hours on CPU (a run stops early once solved): a cluster
+            at most about 21 core-hours on CPU (projected by benchmarks/training.py; a run
+            stops early once solved)
 
 All other settings are `TrainConfig`'s defaults (hidden 50, batch 20, lr 0.01, clip 1,
 pool factor 4, lag floor(steps/2), test on 10,000 sequences every 100 iterations).
@@ -73,8 +74,9 @@ the repository:
 
 Only the process running the sweep writes the results file, so it can live on any
 filesystem. If the jobs end (walltime), scale again and rerun the same command: the
-finished runs are skipped. Runs are submitted shortest length first, then by task and seed,
-so an unfinished sweep leaves whole cells of every method.
+finished runs are skipped. Runs are submitted in the profile's order: smoke and quick shortest
+length first, then by task and seed; paper T = 100 first, then 200, 150 and 50 (the claim is
+about T >= 100).
 """
 from __future__ import annotations
 

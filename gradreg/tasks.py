@@ -1,4 +1,4 @@
-"""The synthetic long-term-dependency tasks (METHOD.md section 6).
+"""The synthetic long-term-dependency tasks (docs/method.md section 6).
 
 Each task is a small class: the attributes say what the data looks like, and
 ``sample_with_positions`` draws a batch in one vectorised pass. Everything
@@ -12,7 +12,7 @@ floors exactly, where ``floor(0.1 * T)`` in floating point could round down.
 Variants. Each task comes in one or more *variants*, the conventions of one
 source for where the relevant inputs sit, what the values are and when an
 answer counts as wrong: ``"pascanu"`` (the default; Pascanu et al. 2013 and
-METHOD.md section 6, all seven tasks) and ``"chernodub"`` (the authors' own
+docs/method.md section 6.2, all seven tasks) and ``"chernodub"`` (the authors' own
 generators from their public MATLAB code, for adding, multiplication,
 temporal_order and temporal_order_3bit; see the section at the end).
 ``TASK_VARIANTS`` lists them per task.

@@ -427,7 +427,7 @@ NB03 = [
 
 SGR chooses which examples form a minibatch. What a training step receives is not any
 single example's gradient but the minibatch mean. This notebook proves three facts about
-that mean (METHOD.md section 3), each in a few lines, and checks each numerically on real
+that mean (docs/method.md section 3), each in a few lines, and checks each numerically on real
 per-example gradients of the temporal-order task. Then it measures what each of the
 selection rules does to the minibatch's long-term gradient and to its signal-to-noise ratio.
 
@@ -544,7 +544,7 @@ $\sigma/\sqrt n$), but its direction changes from step to step and averages away
 ## Selection: what each rule does to the long-term signal
 
 SGR draws a pool of $M = kn$ sequences ($k$ = pool factor), scores it in one batched pass
-and keeps $n$ of them (METHOD.md section 4). The rules:
+and keeps $n$ of them (docs/method.md section 4). The rules:
 
 | rule | keeps |
 |---|---|

@@ -1,4 +1,4 @@
-"""The two-command set-up promises: one pinned set, the API of METHOD.md section 7."""
+"""The two-command set-up promises: one pinned set, the API of docs/method.md section 9."""
 import re
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Tests of gradreg.tasks against METHOD.md section 6 and, for variant="chernodub", the
+"""Tests of gradreg.tasks against docs/method.md section 6 and, for variant="chernodub", the
 authors' MATLAB generators (achernodub/oplu_adding, synthetic_problems/).
 
 The expected position ranges are written out by hand for each (task, length)
