@@ -398,9 +398,9 @@ class _Group:
         else:
             grads = self._srn_grads(runs, torch.stack(xs), torch.stack(ys), logs)
         diverged = set()
+        norms = torch.stack([_total_norm(g) for g in grads]).tolist()   # one host sync for all runs
         for k, (r, log, g) in enumerate(zip(runs, logs, grads)):
-            norm = _total_norm(g)
-            log["grad_norm"] = norm.item()
+            log["grad_norm"] = norms[k]
             r.step_rows.append(log)
             if not (math.isfinite(log["grad_norm"]) and math.isfinite(log["loss"]) and r.lr_fits):
                 r.diverged = True
