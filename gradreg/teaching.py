@@ -167,17 +167,19 @@ def build_student(output_dir="build/student", source_dir=NOTEBOOK_DIR, archive: 
     if output_dir.exists():
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True)
-    written, solutions = [], 0
+    written, solutions, exercises = [], 0, 0
     for path in sources:
         nb = nbformat.read(str(path), as_version=4)
         solutions += sum(is_solution(c) for c in nb.cells)
+        exercises += sum(is_check(c) for c in nb.cells)
         student = student_notebook(nb)
         nbformat.validate(student)
         target = output_dir / path.name
         nbformat.write(student, str(target))
         written.append(target)
     (output_dir / "README.md").write_text(STUDENT_README)
-    log(f"student edition: {len(written)} notebooks, {solutions} answers replaced by stubs -> {output_dir}")
+    log(f"student edition: {len(written)} notebooks, {exercises} exercises, {solutions} solution cells replaced "
+        f"by stubs -> {output_dir}")
     if archive:
         zipped = shutil.make_archive(str(output_dir), "zip", root_dir=output_dir.parent, base_dir=output_dir.name)
         log(f"  and {zipped}")
