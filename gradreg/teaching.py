@@ -53,9 +53,9 @@ VENDOR_FILES = {
     "reveal.js": ["LICENSE", "dist", "plugin/notes"],
     "requirejs": ["require.js"],                 # its licence (MIT) is in the file's header
     "jquery": ["LICENSE.txt", "dist/jquery.min.js"],
-    "mathjax": ["LICENSE", "MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions", "jax/input/TeX",
-                "jax/element", "jax/output/CommonHTML", "jax/output/PreviewHTML", "fonts/HTML-CSS/TeX/woff",
-                "localization/en"],
+    "mathjax": ["LICENSE", "MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions",
+                "jax/input/TeX", "jax/element", "jax/output/CommonHTML", "jax/output/PreviewHTML",
+                "fonts/HTML-CSS/TeX/woff", "localization/en"],
 }
 #: slide types nbconvert's reveal exporter knows
 SLIDE_TYPES = ("slide", "subslide", "fragment", "notes", "skip", "-")

@@ -143,7 +143,8 @@ def test_student_edition(tmp_path):
         for before, after in zip(full.cells, student.cells):
             assert after.metadata == before.metadata and after.cell_type == before.cell_type
             if teaching.is_solution(before) and before.cell_type == "code":
-                assert "# YOUR CODE HERE\n" in after.source and after.source.rstrip().endswith("raise NotImplementedError()")
+                assert "# YOUR CODE HERE\n" in after.source
+                assert after.source.rstrip().endswith("raise NotImplementedError()")
                 for line in _solution_lines(before.source):
                     if len(line) >= 12:   # no distinctive line of the solution survives anywhere
                         assert line not in text, f"{source_path.name}: solution line {line!r} in the student edition"
