@@ -8,7 +8,7 @@ PROFILE ?= quick
 # spinning threads slow a busy machine down 10x (measured in benchmarks/).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv test figures lab bench sweep clean
+.PHONY: venv test figures lab bench sweep clean student slides
 
 venv: $(STAMP)
 
@@ -23,6 +23,16 @@ test: $(STAMP)
 
 figures: $(STAMP)
 	$(PY) -m gradreg figures --profile $(PROFILE)
+
+# the notebooks with the exercises' solutions stripped (nbgrader's markers): build/student/ and .zip
+student: $(STAMP)
+	$(PY) -m gradreg student --output-dir build/student
+
+# reveal.js slides of notebooks 01-03, executed at $(PROFILE): build/slides/. REVEAL=npm (offline copy of
+# reveal.js and MathJax in build/slides/vendor, from npm) | cdn (loaded when shown) | auto (npm if it works)
+REVEAL ?= auto
+slides: $(STAMP)
+	$(PY) -m gradreg slides --profile $(PROFILE) --reveal $(REVEAL) --output-dir build/slides
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

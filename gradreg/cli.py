@@ -1,4 +1,4 @@
-"""Command line: `python -m gradreg train | sweep | figures`.
+"""Command line: `python -m gradreg train | sweep | figures | student | slides`.
 
 Every TrainConfig field is an option of `train`. Bad input exits with code 2 and one
 line on stderr, never a traceback.
@@ -112,6 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--profile", default="quick", help="smoke, quick or paper (default: quick)")
     figures.add_argument("--output-dir", default="figures", help="where figures go (default: figures)")
     figures.add_argument("--build-dir", default="build", help="executed notebooks (default: build)")
+
+    student = sub.add_parser("student", help="the student edition of the notebooks (solutions stripped)",
+                             description="Write the notebooks with every exercise's solution replaced by a "
+                                         "stub (nbgrader's markers), a README and a zip of both.")
+    student.add_argument("--output-dir", default="build/student", help="(default: build/student)")
+    student.add_argument("--check", action="store_true",
+                         help="also run the exercises at the smoke profile: every check must pass with the "
+                              "solutions and fail on the stubs (exit 1 otherwise)")
+
+    slides = sub.add_parser("slides", help="reveal.js slides of notebooks 01-03",
+                            description="Execute notebooks 01-03 at a profile and convert them to reveal.js "
+                                        "slides (jupyter nbconvert --to slides).")
+    slides.add_argument("--profile", default="quick", help="smoke, quick or paper (default: quick)")
+    slides.add_argument("--output-dir", default="build/slides", help="(default: build/slides)")
+    slides.add_argument("--reveal", default="auto",
+                        help="where reveal.js and MathJax come from: npm (installed into OUTPUT_DIR/vendor at "
+                             "build time: the slides work offline), cdn (loaded when shown), or auto (npm when "
+                             "it works, else cdn; the default)")
     return parser
 
 
@@ -173,12 +191,42 @@ def run_figures(args) -> int:
     return 0
 
 
+def run_student(args) -> int:
+    from . import teaching
+    teaching.build_student(args.output_dir)
+    if not args.check:
+        return 0
+    from .figures import numbered_notebooks
+    notebooks = [p for p in numbered_notebooks() if teaching.exercise_cells_in(p)]
+    failed = []
+    for student in (False, True):
+        edition = "student edition" if student else "full edition"
+        for r in teaching.check_exercises(notebooks, student=student):
+            if r["kind"] != "check":
+                continue
+            if r["passed"] == student:
+                failed.append(f"{edition}: {r['grade_id']} " + ("passed on the stub" if student else
+                                                                 f"failed: {r['error']}: {r['message']}"))
+            else:
+                print(f"{edition}: {r['grade_id']} " + ("fails on the stub" if student else "passes"))
+    for line in failed:
+        print("FAILED", line, file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_slides(args) -> int:
+    from .teaching import build_slides
+    build_slides(args.output_dir, profile=args.profile, reveal=args.reveal)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"train": run_train, "sweep": run_sweep_command, "report": run_report,
-                "figures": run_figures}[args.command](args)
+        commands = {"train": run_train, "sweep": run_sweep_command, "report": run_report,
+                    "figures": run_figures, "student": run_student, "slides": run_slides}
+        return commands[args.command](args)
     except ValueError as error:  # UsageError too
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2

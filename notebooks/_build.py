@@ -9,6 +9,10 @@ and commit both. Cell ids are stable (notebook stem + index), so an unchanged ce
 unchanged diff. The notebooks hold prose, parameters and calls into gradreg only; every
 computation is a function of `gradreg.figures` or the rest of the package, every figure a
 function of `gradreg.plotting`.
+
+Notebooks 01-05 end with exercises in nbgrader's format (see NBGRADER below and
+gradreg/teaching.py, which makes the student edition from them); notebooks 01-03 carry
+slide metadata for `make slides` (SLIDES below).
 """
 from __future__ import annotations
 
@@ -55,14 +59,15 @@ that error backwards one step at a time, and at every step it is multiplied by t
 recurrent matrix. This notebook derives the recursion, proves the classic bound on how fast
 the carried error can shrink, and measures it on real networks: for three activation
 functions and for recurrent matrices of several spectral radii.
-
+"""),
+("md", r"""
 Everything here is computed by `gradreg` (`gradreg.bptt`, `gradreg.per_example_stats`,
 `gradreg.figures.delta_profiles`) and drawn by `gradreg.plotting`; the notebook only calls.
 The `profile` parameter below sizes the run (`smoke`: seconds, `quick`: the committed
 figures, `paper`: the full sizes).
-"""),
+""", {"slide": "notes"}),
 ("params", PARAMETERS),
-("code", setup("01_vanishing_gradients")),
+("setup", setup("01_vanishing_gradients")),
 ("md", r"""
 ## The network
 
@@ -105,12 +110,13 @@ $\delta_t$ times what multiplied the weight at step $t$:
 $$\frac{\partial E}{\partial W_{rec}} = \sum_t \delta_t\, h_{t-1}^\top, \qquad
 \frac{\partial E}{\partial W_{in}} = \sum_t \delta_t\, x_t^\top, \qquad
 \frac{\partial E}{\partial b} = \sum_t \delta_t.$$
-
+"""),
+("md", r"""
 `gradreg.bptt` runs one batched forward pass and this recursion once, for the whole batch,
 and keeps $h$ and $\delta$ (time-major: `delta[t]` is the $(B, H)$ block of step $t$). With
 examples as rows, $W_{rec}^\top \delta_{t+1}$ is `delta[t+1] @ W_rec`, and for tanh
 $f'(z_t) = 1 - \tanh^2(z_t) = 1 - h_t^2$:
-"""),
+""", {"slide": "subslide"}),
 ("code", r"""
 rec = gradreg.bptt(model, task, x, y)
 print("h:", tuple(rec.h.shape), " delta:", tuple(rec.delta.shape), "  (S, batch, H)")
@@ -141,31 +147,34 @@ $$\|\delta_t\| = \|f'(z_t) \odot W_{rec}^\top \delta_{t+1}\|
 Applying this $S-1-t$ times, from the last step down:
 
 $$\boxed{\;\|\delta_t\| \;\le\; \|\delta_{S-1}\|\, \big(\gamma\, \|W_{rec}\|_2\big)^{S-1-t}\;}$$
-
+"""),
+("md", r"""
 Call $l = S-1-t$ the **lag** of step $t$: how far before the end it is. If
 $\gamma \|W_{rec}\|_2 < 1$ the error reaching lag $l$ shrinks at least geometrically in
 $l$, and so does that step's contribution $\delta_t h_{t-1}^\top$ to the gradient: the
 network cannot learn what it would need to remember for $l$ steps. (This is a sufficient
 condition for vanishing. Its converse is not a theorem: $\gamma \|W_{rec}\|_2 > 1$ allows
 growth but does not force it.)
-
+""", {"slide": "subslide"}),
+("md", r"""
 Two numbers describe $W_{rec}$: the spectral norm $\|W_{rec}\|_2$ in the bound, and the
 spectral radius $\rho(W_{rec}) = \max |\lambda_i|$. Always $\rho \le \|W_{rec}\|_2$, with
 equality for normal matrices; and $\|W_{rec}^l\|^{1/l} \to \rho$ (Gelfand), so $\rho$ sets
 the asymptotic rate of a linear network while the bound uses the (larger) norm.
-
+"""),
+("md", r"""
 `gradreg.figures.delta_profiles` builds one untrained SRN per activation and spectral
 radius, runs `per_example_stats` on a batch, and tabulates
 $r_i(l) = \|\delta_{i,S-1-l}\| / \|\delta_{i,S-1}\|$ (its median, quartiles and maximum
 over the examples) next to the bound $(\gamma \|W_{rec}\|_2)^l$:
-"""),
+""", {"slide": "subslide"}),
 ("code", r"""
 profiles = figures.delta_profiles(cfg.task, cfg.length, cfg.activations, cfg.radii, cfg.batch_size,
                                   cfg.hidden_size, seed=seed, device=dev)
 summary = figures.decay_summary(profiles)
 display(summary.round(4))
 assert summary["bound_holds"].all(), "the bound was violated"
-"""),
+""", {"tags": ["remove_input"]}),
 ("md", r"""
 ### Measured profiles against the bound
 
@@ -179,7 +188,7 @@ straight line.
 fig = plotting.plot_delta_profiles(profiles)
 plotting.save_figure(fig, "01_delta_profiles", output_dir)
 plt.show()
-"""),
+""", {"tags": ["remove_input"]}),
 ("md", r"""
 What to read off the figure:
 
@@ -195,21 +204,24 @@ What to read off the figure:
 * **At and above radius 1** the identity network keeps or amplifies the error (exploding
   gradients: the problem that gradient clipping addresses). tanh grows far less: as the
   units grow, $f'(z) = 1 - h^2$ falls below 1 and holds the product back (saturation).
-
+""", {"slide": "subslide"}),
+("md", r"""
 The next figure checks the bound directly (left: for every activation and lag, the largest
 ratio over all examples and radii of the measured value to the bound; it must stay at or
 below 1) and compares rates (right: the per-step factor by which the median
 $\|\delta\|$ shrinks, $\mathrm{median}_i\, r_i(l)^{1/l}$ at the largest lag, against the
 bound's factor $\gamma\|W_{rec}\|_2$ and against $\rho$).
-"""),
+""", {"slide": "subslide"}),
 ("code", r"""
 fig = plotting.plot_bound_check(profiles, summary)
 plotting.save_figure(fig, "01_bound_check", output_dir)
 plt.show()
+""", {"tags": ["remove_input"]}),
+("code", r"""
 worst = profiles["max_over_bound"].max()
 print(f"largest measured/bound ratio over every network, example and lag: {worst:.3g} (<= 1)")
 display(summary[["spectral_radius", "measured_rate", "bound_rate"]].round(3))
-"""),
+""", {"slide": "subslide"}),
 ("md", r"""
 ## What this means for training, and for SGR
 
@@ -253,7 +265,7 @@ checks them against autograd to round-off, looks at how the long-term scores are
 distributed across sequences, and measures what the batched computation costs.
 """),
 ("params", PARAMETERS),
-("code", setup("02_per_example_estimation", "import pandas as pd\nfrom tqdm.auto import tqdm")),
+("setup", setup("02_per_example_estimation", "import pandas as pd\nfrom tqdm.auto import tqdm")),
 ("md", r"""
 ## Per-example gradients are batched reductions of the stored deltas
 
@@ -266,6 +278,8 @@ g_i(W_{rec}) = \sum_{t=1}^{S-1} \delta_{i,t}\, h_{i,t-1}^\top, \qquad
 g_i(b) = \sum_{t=0}^{S-1} \delta_{i,t},$$
 
 one batched matrix product per parameter (`torch.bmm` over examples, contracting over time).
+"""),
+("md", r"""
 The **long-term component** with lag threshold $\tau$ keeps the steps of lag $\ge\tau$:
 
 $$g_i^{\ge\tau} = \text{the same sums over } t \le S-1-\tau \text{ only, for } W_{in}, W_{rec}, b,$$
@@ -277,7 +291,7 @@ p_i(t) = \|\delta_{i,t}\|_2 \text{ (delta profile)}, \qquad
 r_i(\tau) = \frac{\|\delta_{i,S-1-\tau}\|}{\|\delta_{i,S-1}\|} \text{ (vanishing ratio)}.$$
 
 `gradreg.per_example_stats` returns all of them:
-"""),
+""", {"slide": "subslide"}),
 ("code", r"""
 task = gradreg.make_task("temporal_order", cfg.check_length)
 model = figures.make_model(task, 50, seed, dtype=torch.float64, device=dev)
@@ -306,11 +320,12 @@ copy $W^{(t)}$ is exactly the step-$t$ term of the BPTT sum. Summing the copies'
 over all steps gives $g_i$; over $t \le S-1-\tau$, $g_i^{\ge\tau}$; and
 $\partial E_i/\partial z_t$ read off $z_t$ gives the deltas
 (`gradreg.figures.autograd_reference`).
-
+"""),
+("md", r"""
 We compare in float64 so that the only difference left is round-off, on three settings
 that exercise different code paths: a last-step classification task, a regression task with
 relu, and a task scored at every step.
-"""),
+""", {"slide": "subslide"}),
 ("code", r"""
 checks = []
 for name, activation in [("temporal_order", "tanh"), ("adding", "relu"), ("noiseless_memorization", "tanh")]:
@@ -325,11 +340,12 @@ display(checks.pivot(index="quantity", columns="setting", values="max_relative_e
 worst = checks["max_relative_error"].max()
 print(f"max relative error, batched one-pass statistics vs per-example autograd: {worst:.2e}")
 assert worst < 1e-10
-"""),
+""", {"tags": ["remove_input"]}),
 ("md", r"""
 The errors are at the float64 round-off floor ($\approx 10^{-15}$): the one-pass
 statistics are exact, not an approximation.
-
+"""),
+("md", r"""
 ## How are the long-term scores distributed across sequences?
 
 If every sequence carried the same long-term gradient, choosing sequences could not help.
@@ -343,10 +359,12 @@ sequences (1% and 10% if all were equal), and the spread of $\log_{10} s$.
 scores = figures.score_distributions("temporal_order", cfg.score_lengths, cfg.score_batch, seed=seed,
                                      device=dev, progress=True)
 display(figures.score_summary(scores, "length").round(3))
+"""),
+("code", r"""
 fig = plotting.plot_score_distributions(scores, hue="length", hue_label="task length T")
 plotting.save_figure(fig, "02_score_distributions", output_dir)
 plt.show()
-"""),
+""", {"slide": "subslide", "tags": ["remove_input"]}),
 ("md", r"""
 What the table and the figure say about an **untrained** network:
 
@@ -358,7 +376,8 @@ What the table and the figure say about an **untrained** network:
   initialisation the output is nearly uniform, so the error entering the last step,
   $\partial E/\partial o = \mathrm{softmax}(o) - e_y$, is set mainly by the target class
   $y$, and the four modes are the four classes (`stats.long_term_norm` grouped by `y` shows it).
-
+""", {"slide": "subslide"}),
+("md", r"""
 ### ... and with training
 
 Scores change as the network learns: the weights change, and with them how much error
@@ -374,10 +393,12 @@ config = gradreg.TrainConfig(task="temporal_order", length=cfg.train_length, met
 before_after, result = figures.scores_before_after(config, cfg.score_batch, progress=True)
 print(result.summary())
 display(figures.score_summary(before_after, "stage").round(3))
+"""),
+("code", r"""
 fig = plotting.plot_score_distributions(before_after, hue="stage", hue_label=f"temporal_order, T={cfg.train_length}")
 plotting.save_figure(fig, "02_scores_training", output_dir)
 plt.show()
-"""),
+""", {"slide": "subslide", "tags": ["remove_input"]}),
 ("md", r"""
 Training moves the whole distribution up (the long-term component grows as the network
 starts to use the early inputs) and, while the task is being learned, widens it: the spread
@@ -405,11 +426,13 @@ timings = figures.cost_benchmark("temporal_order", cfg.timing_length, cfg.timing
                                  loop_max_batch=cfg.loop_max_batch, seed=seed, device=dev)
 display((timings.pivot(index="batch_size", columns="method", values="seconds") * 1e3).round(2)
         .rename_axis(columns="milliseconds per batch"))
+""", {"slide": "subslide"}),
+("code", r"""
 fig = plotting.plot_timings(timings)
 fig.axes[0].set_title(f"Gradients of one batch, T={cfg.timing_length}, H=50, {dev.type.upper()}")
 plotting.save_figure(fig, "02_cost", output_dir)
 plt.show()
-"""),
+""", {"slide": "subslide", "tags": ["remove_input"]}),
 ("md", r"""
 The per-example loop grows linearly with the batch (one sequential pass per example), and
 vmap removes the Python loop but still materialises per-example gradients through a generic
@@ -430,20 +453,21 @@ single example's gradient but the minibatch mean. This notebook proves three fac
 that mean (docs/method.md section 3), each in a few lines, and checks each numerically on real
 per-example gradients of the temporal-order task. Then it measures what each of the
 selection rules does to the minibatch's long-term gradient and to its signal-to-noise ratio.
-
+"""),
+("md", r"""
 Notation: a minibatch $B$ of $n$ examples with per-example gradient vectors
 $g_i \in \mathbb{R}^P$ (either the full gradient over all parameters or the long-term
 component $g_i^{\ge\tau}$ over $W_{in}, W_{rec}, b$; the statements hold for both), and
 $\bar g_B = \frac1n \sum_{i\in B} g_i$.
-"""),
+""", {"slide": "fragment"}),
 ("params", PARAMETERS),
-("code", setup("03_minibatch_theory")),
+("setup", setup("03_minibatch_theory")),
 ("code", r"""
 task = gradreg.make_task("temporal_order", cfg.length)
 model64 = figures.make_model(task, 50, seed, dtype=torch.float64, device=dev)   # exact checks: float64
 model = figures.make_model(task, 50, seed, device=dev)                          # as training runs it
 print(task, "| tau =", task.steps // 2, "| untrained SRN, sparse init (spectral radius 0.95)")
-"""),
+""", {"slide": "skip"}),
 ("md", r"""
 ## Statement 1: the exact norm of any minibatch, from the Gram matrix
 
@@ -474,13 +498,14 @@ $$\|\bar g_B\| \;\le\; \frac1n \sum_{i \in B} \|g_i\| .$$
 *Proof.* The triangle inequality $\|a + b\| \le \|a\| + \|b\|$, applied $n-1$ times, gives
 $\|\sum_i g_i\| \le \sum_i \|g_i\|$; divide by $n$. Equality holds exactly when all the
 $g_i$ point the same way (are non-negative multiples of one vector). $\square$
-
+"""),
+("md", r"""
 So a minibatch of examples with large individual long-term scores $s_i$ is *not*
 guaranteed a large long-term gradient: if the $g_i^{\ge\tau}$ point in different directions
 they cancel. The ratio $\|\bar g_B\| / \text{mean}_i\|g_i\|$ measures how coherent they are.
 
 *Check* on the long-term components of random subsets:
-"""),
+""", {"slide": "subslide"}),
 ("code", r"""
 triangle = figures.triangle_check(model64, task, cfg.gram_pool, [1, 2, 5, 10, 20], cfg.subsets, seed=seed)
 print(f"largest ||mean g|| / mean ||g_i|| over {len(triangle)} subsets: {triangle['ratio'].max():.6f} (<= 1)")
@@ -503,7 +528,8 @@ $E\|\bar\varepsilon\|^2 = \frac{1}{n^2}\sum_{i,j} E\langle\varepsilon_i, \vareps
 and for $i \ne j$ independence and zero mean give
 $E\langle\varepsilon_i,\varepsilon_j\rangle = \langle E\varepsilon_i, E\varepsilon_j\rangle = 0$,
 leaving $\frac{1}{n^2} \cdot n\sigma^2$. $\square$
-
+"""),
+("md", r"""
 Fresh sequences drawn from a task *are* independent, so the model applies to a plain
 minibatch, with $\mu$ the expected gradient and $\sigma^2$ its per-example variance. The
 two terms compete: the **long-term signal-to-noise ratio**
@@ -512,11 +538,12 @@ $$\mathrm{SNR} = \frac{\|\mu\|^2}{\sigma^2 / n}$$
 
 says whether a step's long-term gradient is mostly signal (the direction all sequences
 agree on) or mostly noise that averages out over steps.
-
+"""),
+("md", r"""
 *Check.* We draw a large pool, estimate $\mu$ and $\sigma^2$ from all of it, cut it into
 disjoint minibatches of $n$ consecutive (hence independent) sequences, and compare the mean
 of $\|\bar g_B\|^2$ over them (with $\pm 2$ standard errors) to the prediction.
-"""),
+""", {"slide": "subslide"}),
 ("code", r"""
 noise = figures.noise_model_check(model, task, cfg.noise_pool, cfg.noise_sizes, seed=seed)
 display(noise[["component", "n", "groups", "measured", "stderr", "predicted"]].round(6))
@@ -534,13 +561,14 @@ plotting.plot_noise_model(noise, ax=axes[2])
 fig.suptitle(f"Minibatch theory on real per-example gradients (temporal order, T={cfg.length}, untrained SRN)")
 plotting.save_figure(fig, "03_minibatch_theory", output_dir)
 plt.show()
-"""),
+""", {"slide": "subslide", "tags": ["remove_input"]}),
 ("md", r"""
 Note where the long-term points sit in the right panel: at an untrained network
 $\|\mu^{\ge\tau}\|^2$ is tiny compared with $\sigma^2/n$ for any practical $n$: a random
 minibatch's long-term gradient is almost all noise. Its *norm* is not small (it is about
 $\sigma/\sqrt n$), but its direction changes from step to step and averages away.
-
+"""),
+("md", r"""
 ## Selection: what each rule does to the long-term signal
 
 SGR draws a pool of $M = kn$ sequences ($k$ = pool factor), scores it in one batched pass
@@ -553,7 +581,8 @@ and keeps $n$ of them (docs/method.md section 4). The rules:
 | `band` | sequences whose vanishing ratio $r_i(\tau)$ lies in a band, $[0.01, 10]$ by default |
 | `weighted` | $n$ drawn with probability $\propto s_i^\alpha$ ($\alpha = 1$) |
 | `greedy` | one at a time, each maximising the exact minibatch long-term norm (statement 1), until it enters a target band |
-
+"""),
+("md", r"""
 Selection moves both terms of the noise model: it changes the mean $\mu_B$ of the examples
 that are kept and their spread $\sigma_B^2$. For each rule and pool factor we repeat the
 selection on `cfg.repeats` fresh pools (the same pools for every rule) with the training
@@ -568,7 +597,7 @@ harness' own rule code, and report
   pool, so they are not independent, and where the two SNRs differ, that dependence matters.
 
 With $k = 1$ every rule keeps the whole pool: all rules coincide, a built-in sanity check.
-"""),
+""", {"slide": "subslide"}),
 ("code", r"""
 selection = figures.selection_study(model, "temporal_order", cfg.length, cfg.rules, cfg.pool_factors,
                                     batch_size=cfg.batch_size, repeats=cfg.repeats, seed=seed)
@@ -576,12 +605,14 @@ display(selection.pivot(index="rule", columns="pool_factor", values="lt_norm_med
         .rename_axis(columns="median minibatch long-term norm, by pool factor k").round(4))
 display(selection.pivot(index="rule", columns="pool_factor", values="snr_measured")
         .rename_axis(columns="measured long-term SNR, by pool factor k").round(3))
+""", {"slide": "subslide"}),
+("code", r"""
 fig = plotting.plot_selection(selection)
 fig.suptitle(f"Selection rules, temporal order T={cfg.length}, n={cfg.batch_size}, untrained SRN, "
              f"{cfg.repeats} pools per point")
 plotting.save_figure(fig, "03_selection_rules", output_dir)
 plt.show()
-"""),
+""", {"slide": "subslide", "tags": ["remove_input"]}),
 ("md", r"""
 How to read it.
 
@@ -599,7 +630,8 @@ How to read it.
 * Where the measured SNR (x) departs from the noise-model line, the kept examples are not
   independent: `greedy` builds its minibatch to be coherent, and its measured SNR is
   higher than the per-example mean and variance suggest.
-
+""", {"slide": "subslide"}),
+("md", r"""
 A large norm alone does not prove signal (statement 2: large individual scores can
 cancel; statement 3: a norm can be all noise), which is why both panels are needed. And
 whether a higher long-term SNR at one step turns into faster learning, rather than into a
@@ -638,7 +670,7 @@ step) or, for regression, its squared error exceeds 0.04; a run is **solved** wh
 what the figure below marks.
 """),
 ("params", PARAMETERS),
-("code", setup("04_tasks")),
+("setup", setup("04_tasks")),
 ("code", r"""
 gallery = figures.task_gallery(cfg.length, seed=seed)
 for item in gallery:
@@ -713,7 +745,7 @@ SGR processes $M = 4n$ sequences per step, so the x axis counts *examples proces
 whole pool for SGR: the honest unit of data and (roughly) of compute.
 """),
 ("params", PARAMETERS + "workers = None            # processes for the runs (None: the profile's choice)\n"),
-("code", setup("05_training")),
+("setup", setup("05_training")),
 ("code", r"""
 configs = figures.method_configs(cfg.task, cfg.length, cfg.seeds, max_iterations=cfg.max_iterations,
                                  check_every=cfg.check_every, test_size=cfg.test_size, device=device)
@@ -810,7 +842,7 @@ the paper's setting; their numbers show the pipeline, not the result).
 ("params", PARAMETERS + 'results = "auto"          # "auto" | "compute" | path to a sweep CSV\n'
                          'results_dir = "../data/results"\n'
                          "workers = None            # processes, when the runs are computed here\n"),
-("code", setup("06_long_range")),
+("setup", setup("06_long_range")),
 ("code", r"""
 table, source = figures.long_range_results(profile, results=results, results_dir=results_dir, device=device,
                                            workers=workers)
@@ -907,30 +939,664 @@ what the comparison needs.
 """),
 ]
 
+# =============================================================================================
+# Exercises (nbgrader format; gradreg.teaching makes the student edition). Each one uses only
+# what the notebook's set-up cell defines (torch, gradreg, figures, plotting, plt, seed, dev,
+# device, cfg), so that it can be run on its own; each runs in seconds at every profile.
+
+def exercises_intro(topics: str) -> str:
+    return rf"""
+## Exercises
+
+{topics}
+
+Each exercise is answered with a few lines against `gradreg`, in the cell under the question
+(in the student edition it holds `raise NotImplementedError()`); some also ask for a sentence
+or two in the markdown cell after it. Then run the **check** cell under your answer: it
+passes when the answer is right (and prints what you computed) and fails with a message
+otherwise. The exercises use only the set-up cell at the top of the notebook, so they can be
+done right after it; each runs in seconds.
+"""
+
+
+EX01 = [
+("md", exercises_intro("Three exercises on the backward pass and its bound: the two numbers that describe "
+                       "$W_{rec}$, the recursion for another activation, and the logistic sigmoid's "
+                       "$\\gamma = 1/4$.")),
+("exercise", r"""
+### Exercise 1.1: spectral norm, spectral radius and Gelfand's formula
+
+The bound uses the spectral norm $\|W_{rec}\|_2$, while the measured decay follows the
+spectral radius $\rho(W_{rec})$. For the default network's $W_{rec}$ (sparse
+initialisation, 50 units, float64: `W` below) compute
+
+* `norm2`, the spectral norm (the largest singular value),
+* `rho`, the spectral radius $\max_i |\lambda_i(W)|$,
+* `gelfand`, a dict mapping $l = 1, 10, 100$ to $\|W^l\|_2^{1/l}$.
+
+Useful: `torch.linalg.matrix_norm(A, ord=2)`, `torch.linalg.eigvals`, `torch.linalg.matrix_power`.
+"""),
+("solution", r"""
+task = gradreg.make_task("temporal_order", 30)
+W = figures.make_model(task, 50, seed, dtype=torch.float64).W_rec.detach()
+### BEGIN SOLUTION
+norm2 = torch.linalg.matrix_norm(W, ord=2).item()
+rho = torch.linalg.eigvals(W).abs().max().item()
+gelfand = {l: torch.linalg.matrix_norm(torch.linalg.matrix_power(W, l), ord=2).item() ** (1 / l)
+           for l in (1, 10, 100)}
+### END SOLUTION
+"""),
+("check", r"""
+import math
+assert math.isclose(norm2, torch.linalg.svdvals(W)[0].item(), rel_tol=1e-9), "norm2: the largest singular value of W"
+assert math.isclose(rho, 0.95, rel_tol=1e-9), "rho: the sparse initialisation rescales W_rec to spectral radius 0.95"
+assert sorted(gelfand) == [1, 10, 100], "gelfand: one entry for each of l = 1, 10, 100"
+assert math.isclose(gelfand[1], norm2, rel_tol=1e-9), "gelfand[1] is ||W||_2 itself"
+assert all(g >= rho * (1 - 1e-9) for g in gelfand.values()), "rho(W)^l = rho(W^l) <= ||W^l||_2: no estimate is below rho"
+assert gelfand[100] - rho < (norm2 - rho) / 10, "||W^l||^(1/l) tends to rho as l grows"
+print(f"||W||_2 = {norm2:.3f}, rho = {rho:.3f}; ||W^l||^(1/l): "
+      + ", ".join(f"l={l}: {g:.3f}" for l, g in gelfand.items()))
+"""),
+("exercise", r"""
+### Exercise 1.2: the recursion for relu
+
+The notebook checked $\delta_t = f'(z_t) \odot W_{rec}^\top \delta_{t+1}$ for tanh at one
+step. Write `relu_deltas(rec, W_rec)`: given the `BPTTRecord` of a **relu** network (`rec.h`
+and `rec.delta` are $(S, B, H)$, time-major), return $f'(z_t) \odot W_{rec}^\top \delta_{t+1}$
+for all $t = 0, \dots, S-2$ at once, as an $(S-1, B, H)$ tensor. For relu $f'(z) = 1$ where
+$z > 0$ and $0$ elsewhere; read it off $h_t = \max(z_t, 0)$.
+"""),
+("solution", r"""
+def relu_deltas(rec, W_rec):
+    ### BEGIN SOLUTION
+    f_prime = (rec.h[:-1] > 0).to(rec.delta.dtype)       # f'(z_t) for t = 0..S-2
+    return f_prime * (rec.delta[1:] @ W_rec)              # rows are examples: W_rec^T delta_{t+1}
+    ### END SOLUTION
+"""),
+("check", r"""
+task = gradreg.make_task("adding", 20)
+relu_net = figures.make_model(task, 30, seed, dtype=torch.float64, activation="relu")
+x, y = task.sample(16, generator=torch.Generator().manual_seed(seed))
+rec = gradreg.bptt(relu_net, task, x.double(), y)
+predicted = relu_deltas(rec, relu_net.W_rec.detach())
+assert tuple(predicted.shape) == tuple(rec.delta[:-1].shape), f"expected shape {tuple(rec.delta[:-1].shape)}"
+assert torch.allclose(predicted, rec.delta[:-1], rtol=1e-10, atol=1e-15), "the recursion does not give bptt's deltas"
+off = (rec.h[:-1] == 0).double().mean().item()
+print(f"all {task.steps - 1} steps reproduced; {off:.0%} of the units are off (f' = 0) at a typical step, "
+      "and block the error there")
+"""),
+("exercise", r"""
+### Exercise 1.3: the logistic sigmoid, $\gamma = 1/4$
+
+Write `decay_rate(activation)`: build the default network with that activation
+(`figures.make_model(task, 50, seed, dtype=torch.float64, activation=activation)`), run
+`gradreg.per_example_stats` on the 64 sequences `x, y` below (`norms_only=True` is enough),
+and return the measured per-step factor $\mathrm{median}_i\, r_i(L)^{1/L}$ at the largest lag
+$L = S-1$, with $r_i(l) = \|\delta_{i,S-1-l}\| / \|\delta_{i,S-1}\|$ (`stats.delta_norm` is
+$(B, S)$, column $t$ holds $\|\delta_{i,t}\|$).
+
+Then say in the cell after the check how the sigmoid's rate compares with the bound's
+$\gamma\|W_{rec}\|_2$ and with $\rho/4$, and why.
+"""),
+("solution", r"""
+task = gradreg.make_task("temporal_order", 30)
+x, y = task.sample(64, generator=torch.Generator().manual_seed(seed))
+
+
+def decay_rate(activation):
+    ### BEGIN SOLUTION
+    net = figures.make_model(task, 50, seed, dtype=torch.float64, activation=activation)
+    stats = gradreg.per_example_stats(net, task, x.double(), y, norms_only=True)
+    L = task.steps - 1
+    r = stats.delta_norm[:, 0] / stats.delta_norm[:, L]          # r_i(L): step 0 against step S-1
+    return r.pow(1 / L).median().item()
+    ### END SOLUTION
+"""),
+("check", r"""
+sigmoid_rate, tanh_rate = decay_rate("sigmoid"), decay_rate("tanh")
+W = figures.make_model(task, 50, seed, dtype=torch.float64, activation="sigmoid").W_rec.detach()
+bound_rate = 0.25 * torch.linalg.matrix_norm(W, ord=2).item()          # gamma ||W_rec||_2
+rho = gradreg.model.spectral_radius(W)
+reference = figures.decay_summary(figures.delta_profiles("temporal_order", 30, ("sigmoid", "tanh"), (rho,), 64,
+                                                         50, seed=seed))["measured_rate"]
+assert abs(sigmoid_rate / reference["sigmoid"].item() - 1) < 0.05, "the sigmoid rate differs from figures.decay_summary's"
+assert abs(tanh_rate / reference["tanh"].item() - 1) < 0.05, "the tanh rate differs from figures.decay_summary's"
+assert 0 < sigmoid_rate <= bound_rate, "a measured rate above the bound's: impossible"
+print(f"per-step factor: sigmoid {sigmoid_rate:.3f}, tanh {tanh_rate:.3f}; bound for the sigmoid "
+      f"gamma ||W_rec||_2 = {bound_rate:.3f}; rho/4 = {rho / 4:.3f}")
+"""),
+("answer", r"""
+The sigmoid loses a factor of about 0.22 per step: well below the bound's
+$\gamma\|W_{rec}\|_2 \approx 0.47$ and just under $\rho/4 \approx 0.24$. Near $z = 0$,
+$\sigma'(z) = \sigma(z)(1-\sigma(z)) \approx 1/4$, its maximum, so
+$\delta_t \approx \frac14 W_{rec}^\top \delta_{t+1}$: the error decays like the powers of the
+linear map $\frac14 W_{rec}^\top$, at the rate $\rho/4$ (Gelfand), not at the norm's. Units away
+from $z = 0$ have $\sigma' < 1/4$, which pulls the rate a little below $\rho/4$. With the same
+$W_{rec}$, tanh ($\gamma = 1$) loses only a factor 0.95 per step; after 29 steps the sigmoid's
+error is about $10^{-19}$ of what entered, tanh's about $0.2$. A sigmoid SRN would need
+$\rho \approx 4$ to carry gradient across long lags.
+"""),
+]
+
+EX02 = [
+("md", exercises_intro("Three exercises on the per-example statistics: one example's gradient by autograd, "
+                       "the long-term score computed from the stored deltas by hand, and what the scores of "
+                       "an untrained network depend on.")),
+("exercise", r"""
+### Exercise 2.1: one example's gradient, by autograd
+
+Compute the gradient of example `i`'s own loss with plain autograd (forward
+`model(x[i:i+1])`, `task.loss`, `.backward()`), and store it in `autograd_grads`, a dict from
+parameter name (`W_in`, `W_rec`, `b`, `W_out`, `b_out`: `model.named_parameters()`) to
+gradient tensor. The check compares it with row `i` of `per_example_stats`' `grads`.
+"""),
+("solution", r"""
+task = gradreg.make_task("temporal_order", 20)
+model = figures.make_model(task, 30, seed, dtype=torch.float64)
+x, y = task.sample(8, generator=torch.Generator().manual_seed(seed))
+x = x.double()
+i = 3
+### BEGIN SOLUTION
+model.zero_grad()
+task.loss(model(x[i:i + 1]), y[i:i + 1]).sum().backward()
+autograd_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+### END SOLUTION
+"""),
+("check", r"""
+stats = gradreg.per_example_stats(model, task, x, y)
+assert sorted(autograd_grads) == sorted(stats.grads), f"expected the parameters {sorted(stats.grads)}"
+for name, g in stats.grads.items():
+    error = ((autograd_grads[name] - g[i]).norm() / g[i].norm()).item()
+    assert error < 1e-10, f"{name}: relative error {error:.1e} against per_example_stats"
+    print(f"{name:6s} {tuple(g[i].shape)}: relative error {error:.1e}")
+"""),
+("exercise", r"""
+### Exercise 2.2: the long-term score from the deltas, by hand
+
+From the `BPTTRecord` `rec` below (time-major: `rec.x` is $(S, B, I)$, `rec.h` and
+`rec.delta` are $(S, B, H)$) compute the long-term scores $s_i(\tau)$ for $\tau = 7$ as a
+$(B,)$ tensor `scores`: the norm of $g_i^{\ge\tau}$, made of
+$\sum_{t \le S-1-\tau} \delta_{i,t} x_{i,t}^\top$ (for $W_{in}$),
+$\sum_{1 \le t \le S-1-\tau} \delta_{i,t} h_{i,t-1}^\top$ (for $W_{rec}$; $h_{-1} = 0$) and
+$\sum_{t \le S-1-\tau} \delta_{i,t}$ (for $b$). `torch.einsum` does each sum in one line.
+"""),
+("solution", r"""
+task = gradreg.make_task("temporal_order", 20)
+model = figures.make_model(task, 30, seed, dtype=torch.float64)
+x, y = task.sample(16, generator=torch.Generator().manual_seed(seed))
+rec = gradreg.bptt(model, task, x.double(), y)
+tau = 7
+### BEGIN SOLUTION
+m = task.steps - tau                                     # the steps t = 0 .. S-1-tau
+d = rec.delta[:m]
+g_in = torch.einsum("tbh,tbi->bhi", d, rec.x[:m])
+g_rec = torch.einsum("tbh,tbk->bhk", d[1:], rec.h[:m - 1])
+g_b = d.sum(0)
+scores = (g_in.pow(2).sum((1, 2)) + g_rec.pow(2).sum((1, 2)) + g_b.pow(2).sum(1)).sqrt()
+### END SOLUTION
+"""),
+("check", r"""
+expected = gradreg.per_example_stats(model, task, x.double(), y, lag=tau, norms_only=True).long_term_norm
+assert tuple(scores.shape) == (16,), "one score per sequence"
+error = ((scores - expected).abs() / expected).max().item()
+assert error < 1e-10, f"largest relative error {error:.1e} against per_example_stats(lag={tau})"
+print(f"s_i({tau}) of 16 sequences, largest relative error {error:.1e}: {scores[:4].tolist()} ...")
+"""),
+("exercise", r"""
+### Exercise 2.3: what the scores of an untrained network depend on
+
+`scores` below are the long-term scores $s_i(\tau)$ of 512 fresh temporal-order sequences
+(T = 20, untrained default network). Compute
+
+* `class_medians`, a dict from target class $y \in \{0, 1, 2, 3\}$ to the median score of the
+  sequences of that class,
+* `top_share`, the fraction of the 10% highest-scoring sequences whose class is the one with
+  the largest median.
+
+Then explain in the cell after the check why the scores group by class.
+"""),
+("solution", r"""
+task = gradreg.make_task("temporal_order", 20)
+model = figures.make_model(task, 50, seed)
+x, y = task.sample(512, generator=torch.Generator().manual_seed(seed + 1))
+scores = gradreg.per_example_stats(model, task, x, y, norms_only=True).long_term_norm
+### BEGIN SOLUTION
+class_medians = {c: scores[y == c].median().item() for c in range(task.output_size)}
+best = max(class_medians, key=class_medians.get)
+top = scores >= scores.quantile(0.9)
+top_share = (y[top] == best).double().mean().item()
+### END SOLUTION
+"""),
+("check", r"""
+import pandas as pd
+frame = pd.DataFrame({"y": y.numpy(), "s": scores.numpy()})
+by_class = frame.groupby("y")["s"].median()
+assert sorted(class_medians) == [0, 1, 2, 3], "one median per class"
+for c, value in by_class.items():   # (torch's median of an even count is the lower middle value; pandas' the mean)
+    assert abs(class_medians[c] - value) <= 0.02 * value, f"class {c}: median {value:.4g}, not {class_medians[c]:.4g}"
+top10 = frame.nlargest(len(frame) // 10, "s")
+assert abs(top_share - (top10["y"] == by_class.idxmax()).mean()) < 0.03, "top_share: not the share of the top class"
+assert top_share > 0.5 and by_class.max() > 2 * by_class.min()
+print("median score by class:", {c: round(v, 3) for c, v in class_medians.items()},
+      f"| {top_share:.0%} of the top 10% are of class {by_class.idxmax()}")
+"""),
+("answer", r"""
+At initialisation the network's output hardly depends on the sequence, so the error that
+enters the last step, $\partial E/\partial o = \mathrm{softmax}(o) - e_y$, is set by the target
+class $y$ alone; BPTT carries that vector back through $W_{out}^\top$ and $W_{rec}^\top$, and
+every long-term gradient starts from it. Sequences of one class therefore start their backward
+pass from (nearly) the same vector and get similar scores, and the classes differ by how
+strongly $W_{out}^\top(\mathrm{softmax}(o) - e_y)$ survives the trip back: four modes, one per
+class. Selecting the largest scores of an untrained network selects mostly one class: a
+coherent minibatch (notebook 3), but a biased one.
+"""),
+]
+
+EX03 = [
+("md", exercises_intro("Four exercises on the three statements and on selection: when the triangle bound is "
+                       "tight, the Gram identity against the training step's own sum, the noise model by "
+                       "Monte Carlo, and why Horvitz-Thompson weights make `weighted` selection unbiased.")),
+("exercise", r"""
+### Exercise 3.1: a pool where the triangle bound is tight
+
+Build a pool `pool_x, pool_y` of **8** temporal-order sequences (T = 20; draw from `task`)
+for which the triangle bound is an equality for the long-term gradients,
+$\|\bar g^{\ge\tau}_B\| = \frac1n\sum_i \|g_i^{\ge\tau}\|$, for the network `model64` below.
+Then say in the cell after the check why it is tight for your pool, and why it is not for
+8 fresh sequences.
+"""),
+("solution", r"""
+task = gradreg.make_task("temporal_order", 20)
+model64 = figures.make_model(task, 50, seed, dtype=torch.float64)
+### BEGIN SOLUTION
+x, y = task.sample(1, generator=torch.Generator().manual_seed(seed))
+pool_x, pool_y = x.double().repeat(8, 1, 1), y.repeat(8)        # one sequence, eight times
+### END SOLUTION
+"""),
+("check", r"""
+def coherence(px, py):
+    g = figures.flat_grads(gradreg.per_example_stats(model64, task, px.double(), py), "long_term")
+    return (g.mean(0).norm() / g.norm(dim=1).mean()).item()
+
+assert pool_x.shape[0] == 8 and pool_y.shape[0] == 8, "a pool of 8 sequences"
+tight = coherence(pool_x, pool_y)
+fresh = coherence(*task.sample(8, generator=torch.Generator().manual_seed(seed + 1)))
+assert tight > 1 - 1e-9, f"||mean g|| / mean ||g_i|| = {tight:.6f}: the bound is not tight for this pool"
+print(f"||mean g|| / mean ||g_i||: your pool {tight:.12f}, 8 fresh sequences {fresh:.3f}")
+"""),
+("answer", r"""
+The triangle inequality $\|a + b\| \le \|a\| + \|b\|$ is an equality exactly when $a$ and $b$
+are non-negative multiples of one vector; so the bound is tight exactly when all the
+$g_i^{\ge\tau}$ point the same way. Copies of one sequence have identical gradients, so
+nothing cancels and the ratio is 1 (up to round-off). Fresh sequences have different symbols
+at different positions, different hidden states and deltas, so their long-term gradients point
+in different directions and partly cancel in the mean: the ratio is below 1 (about 0.9 here,
+and it falls as $n$ grows, notebook figure).
+"""),
+("exercise", r"""
+### Exercise 3.2: the Gram identity against the training step's own sum
+
+An SGR step never adds up per-example gradient tensors: `rec.batch_grads(w, lag)` computes
+$\sum_i w_i g_i^{\ge\tau}$ from the stored deltas directly (one matrix product per
+parameter). Predict the squared norm of that sum from the pool's Gram matrix instead: from
+`g` below ($M \times P$: one long-term gradient per row) compute the Gram matrix `G`
+($M \times M$) and `predicted` $= w^\top G w$ (a float) for the weights `w` (a minibatch of
+8 of the 32, weight 1/8 each).
+"""),
+("solution", r"""
+task = gradreg.make_task("temporal_order", 20)
+model64 = figures.make_model(task, 50, seed, dtype=torch.float64)
+x, y = task.sample(32, generator=torch.Generator().manual_seed(seed))
+x = x.double()
+stats = gradreg.per_example_stats(model64, task, x, y)
+w = torch.zeros(32, dtype=torch.float64)
+w[torch.randperm(32, generator=torch.Generator().manual_seed(seed))[:8]] = 1 / 8
+g = figures.flat_grads(stats, "long_term")               # (32, P): one long-term gradient per row
+### BEGIN SOLUTION
+G = g @ g.T
+predicted = (w @ G @ w).item()
+### END SOLUTION
+"""),
+("check", r"""
+rec = gradreg.bptt(model64, task, x, y)
+step = rec.batch_grads(w, lag=stats.lag)                                # what an SGR step computes
+actual = sum(v.pow(2).sum() for v in step.values()).item()
+assert tuple(G.shape) == (32, 32) and torch.allclose(G, G.T), "G: a symmetric 32 x 32 matrix"
+assert torch.allclose(G.diagonal().sqrt(), stats.long_term_norm, rtol=1e-10), "the diagonal of G holds s_i^2"
+assert abs(predicted / actual - 1) < 1e-10, f"w^T G w = {predicted:.6g}, but ||sum_i w_i g_i||^2 = {actual:.6g}"
+print(f"||sum_i w_i g_i||^2: from the Gram matrix {predicted:.10g}, from the step's own sum {actual:.10g}")
+"""),
+("exercise", r"""
+### Exercise 3.3: the noise model by Monte Carlo
+
+Take synthetic gradients $g_i = \mu + \varepsilon_i \in \mathbb{R}^{50}$ with
+$\mu = (0.1, \dots, 0.1)$ and $\varepsilon_i \sim N(0, I)$, so $\|\mu\|^2 = 0.5$ and
+$\sigma^2 = E\|\varepsilon_i\|^2 = 50$. For $n = 1, 4, 16, 64$ estimate $E\|\bar g_B\|^2$ from
+2,000 independent minibatches of $n$ (draw with `generator=gen`) and store the estimates in
+`measured` (a dict from $n$ to float). Then set `n_star`, the smallest $n$ at which the
+signal-to-noise ratio $\|\mu\|^2 / (\sigma^2/n)$ exceeds 1.
+"""),
+("solution", r"""
+gen = torch.Generator().manual_seed(seed)
+P = 50
+mu = torch.full((P,), 0.1, dtype=torch.float64)
+### BEGIN SOLUTION
+measured = {}
+for n in (1, 4, 16, 64):
+    g = mu + torch.randn(2000, n, P, generator=gen, dtype=torch.float64)   # 2000 minibatches of n
+    measured[n] = g.mean(1).pow(2).sum(1).mean().item()
+n_star = int(P / mu.pow(2).sum().item()) + 1                               # SNR = n ||mu||^2 / sigma^2
+### END SOLUTION
+"""),
+("check", r"""
+import math
+assert sorted(measured) == [1, 4, 16, 64], "one estimate for each n"
+for n, value in measured.items():
+    predicted = 0.5 + 50 / n                                   # ||mu||^2 + sigma^2 / n
+    stderr = math.sqrt((2 * 50 / n**2 + 4 * 0.5 / n) / 2000)   # Var ||mean g||^2 = 2P/n^2 + 4||mu||^2/n
+    assert abs(value - predicted) < 5 * stderr, f"n={n}: {value:.3f} is not E||mean g||^2 = {predicted:.3f}"
+    print(f"n={n:2d}: measured {value:7.3f}, predicted {predicted:7.3f} (standard error {stderr:.3f})")
+assert n_star == 101, "n_star: SNR = n ||mu||^2 / sigma^2 = n / 100"
+"""),
+("exercise", r"""
+### Exercise 3.4: Horvitz-Thompson weights make `weighted` unbiased
+
+`weighted` draws $n$ of the $M$ candidates with inclusion probabilities $\pi_i \propto s_i$.
+With `importance=True` each chosen one gets the weight $1/(M\pi_i)$, which makes
+$\sum_{j \in B} w_j v_j$ an unbiased estimate of the pool mean $\frac1M\sum_i v_i$ of any
+per-example quantity $v$; the plain mean of the chosen ones is not. Check it for $v_i$ the
+norm of example $i$'s full gradient (`v` below): draw 2,000 selections of $n = 20$ from the
+pool of $M = 80$ with `gradreg.sampling.select_weighted(s, 20, importance=..., generator=gen)`
+and store, as $(2000,)$ tensors, `ht` (each draw's $\sum_j w_j v_{i_j}$ with
+`importance=True`) and `plain` (the same with `importance=False`, where the weights are
+$1/n$). Then say in the cell after the check why, for $v = s$ itself, every single draw
+would give the pool mean exactly.
+"""),
+("solution", r"""
+task = gradreg.make_task("temporal_order", 20)
+x, y = task.sample(80, generator=torch.Generator().manual_seed(seed))
+pool = gradreg.per_example_stats(figures.make_model(task, 50, seed), task, x, y, norms_only=True)
+s, v = pool.long_term_norm.double(), pool.grad_norm.double()
+gen = torch.Generator().manual_seed(seed)
+### BEGIN SOLUTION
+def estimates(importance, draws=2000):
+    out = torch.empty(draws, dtype=torch.float64)
+    for k in range(draws):
+        sel = gradreg.sampling.select_weighted(s, 20, importance=importance, generator=gen)
+        out[k] = (sel.weight * v[sel.index]).sum()
+    return out
+
+ht, plain = estimates(True), estimates(False)
+### END SOLUTION
+"""),
+("check", r"""
+pool_mean = v.mean().item()
+assert ht.shape == (2000,) and plain.shape == (2000,), "2,000 estimates each"
+se_ht, se_plain = ht.std().item() / 2000 ** 0.5, plain.std().item() / 2000 ** 0.5
+assert abs(ht.mean().item() - pool_mean) < 5 * se_ht, "the Horvitz-Thompson estimates do not average to the pool mean"
+assert plain.mean().item() - pool_mean > 5 * se_plain, "the plain mean of the chosen should overestimate the pool mean"
+print(f"pool mean of ||g_i||: {pool_mean:.4f}; average over draws: Horvitz-Thompson {ht.mean():.4f} "
+      f"(+- {se_ht:.4f}), plain mean of the chosen {plain.mean():.4f} (+- {se_plain:.4f})")
+"""),
+("answer", r"""
+With $\pi_i = n s_i / \sum_k s_k$ (no candidate capped at $\pi = 1$), each chosen term is
+$w_j s_j = \frac{s_j}{M \pi_j} = \frac{\sum_k s_k}{nM}$, the same for every candidate; the $n$
+terms of any draw add up to $\frac1M\sum_k s_k$, the pool mean, whichever candidates were
+drawn. An estimate of $v$ has zero variance when $\pi \propto v$: sampling in proportion to
+the quantity itself is the ideal importance sampling. For $v = \|g_i\|$, which the scores
+track closely but not exactly, the estimates scatter around the pool mean, while the plain
+mean of the chosen overestimates it, because the large $\|g_i\|$ are drawn more often.
+"""),
+]
+
+EX04 = [
+("md", exercises_intro("Three exercises on the tasks' encodings: how far back a task's relevant inputs can "
+                       "lie, read from its own attributes, and two targets recomputed from the inputs alone.")),
+("exercise", r"""
+### Exercise 4.1: how far back must the network look?
+
+For `xor` at $T = 60$, compute from the task's own attributes only (`task.steps`,
+`task.position_ranges()`), without sampling, `lag_ranges`: a list with one pair
+`(smallest, largest)` per relevant input, the lags $S-1-p$ its position $p$ can have. Then draw
+a histogram of the lags of 2,000 sampled sequences (`task.sample_with_positions`), one colour
+per relevant input, with the lag threshold $\tau = \lfloor S/2 \rfloor$ as a vertical line.
+"""),
+("solution", r"""
+task = gradreg.make_task("xor", 60)
+### BEGIN SOLUTION
+S = task.steps
+lag_ranges = [(S - 1 - (r.stop - 1), S - 1 - r.start) for r in task.position_ranges()]
+_, _, positions = task.sample_with_positions(2000, generator=torch.Generator().manual_seed(seed))
+fig, ax = plt.subplots(figsize=(7, 3))
+for k in range(positions.shape[1]):
+    ax.hist((S - 1 - positions[:, k]).numpy(), bins=range(S + 1), alpha=0.7, label=f"relevant input {k}")
+ax.axvline(S // 2, color="black", linestyle="--", label="lag threshold tau")
+ax.set(xlabel="lag S-1-p", ylabel="sequences", title=f"{task.name}, T={task.length}")
+ax.legend()
+plt.show()
+### END SOLUTION
+"""),
+("check", r"""
+_, _, seen = task.sample_with_positions(5000, generator=torch.Generator().manual_seed(seed + 1))
+seen_lags = task.steps - 1 - seen
+assert len(lag_ranges) == seen.shape[1], "one (smallest, largest) pair per relevant input"
+for k, (low, high) in enumerate(lag_ranges):
+    observed = (seen_lags[:, k].min().item(), seen_lags[:, k].max().item())
+    assert (low, high) == observed, f"input {k}: lags {observed} in 5,000 sequences, not ({low}, {high})"
+print("lag ranges:", lag_ranges, f"| tau = {task.steps // 2}")
+"""),
+("exercise", r"""
+### Exercise 4.2: the adding target from the inputs
+
+Write `adding_target(x)`: from a batch of `adding` inputs alone ($(B, T, 2)$: channel 0 the
+marker, channel 1 the values), return the targets, $(v_{p_0} + v_{p_1})/2$ for the two marked
+values, as a $(B,)$ tensor.
+"""),
+("solution", r"""
+def adding_target(x):
+    ### BEGIN SOLUTION
+    return (x[..., 0] * x[..., 1]).sum(1) / 2
+    ### END SOLUTION
+"""),
+("check", r"""
+for length in (20, 200):
+    task = gradreg.make_task("adding", length)
+    x, y = task.sample(512, generator=torch.Generator().manual_seed(seed))
+    target = adding_target(x)
+    assert tuple(target.shape) == (512,), "one target per sequence"
+    assert torch.allclose(target, y, atol=1e-6), f"T={length}: not the task's targets"
+print("adding_target reproduces the targets at T = 20 and T = 200")
+"""),
+("exercise", r"""
+### Exercise 4.3: decoding three-bit temporal order
+
+In `temporal_order_3bit` every step shows one of six one-hot symbols: A (channel 0),
+B (channel 1) or a distractor (channels 2..5). Exactly three steps show A or B, and with
+$v_k = 1$ for B and $0$ for A, in order of appearance, the target class is
+$v_0 + 2v_1 + 4v_2$. Write `decode_3bit(x)` that returns the classes of a batch
+($(B, T, 6)$ inputs) as a $(B,)$ int64 tensor.
+"""),
+("solution", r"""
+def decode_3bit(x):
+    ### BEGIN SOLUTION
+    relevant = (x[..., 0] + x[..., 1]) > 0                        # (B, T): the A/B steps
+    bits = x[..., 1][relevant].reshape(x.shape[0], 3)             # in order of appearance
+    return (bits * torch.tensor([1.0, 2.0, 4.0])).sum(1).long()
+    ### END SOLUTION
+"""),
+("check", r"""
+task = gradreg.make_task("temporal_order_3bit", 50)
+x, y = task.sample(512, generator=torch.Generator().manual_seed(seed))
+classes = decode_3bit(x)
+assert classes.dtype == torch.int64 and tuple(classes.shape) == (512,), "a (B,) int64 tensor"
+assert torch.equal(classes, y), f"{(classes != y).sum().item()} of 512 sequences decoded wrongly"
+print("all 512 decoded; classes seen:", sorted(set(classes.tolist())))
+"""),
+]
+
+EX05 = [
+("md", exercises_intro("Two exercises on small SGR runs (temporal order, T = 10, 150 iterations, a second or two "
+                       "each): changing the lag threshold, and how often the clipping acts.")),
+("exercise", r"""
+### Exercise 5.1: SGR with another lag threshold
+
+Train `sgr/top` three times on temporal order at $T = 10$, with the lag threshold
+$\tau = 1$, $5$ (the default, $\lfloor S/2 \rfloor$) and $9$ ($= S-1$), everything else equal
+(use `settings` below with `.replace(lag=...)`), and store the results in `runs`, a dict
+from $\tau$ to `TrainResult`. The check compares the runs' costs and their per-step logs
+(`result.steps`: the minibatch long-term norm and the full gradient norm of every step).
+Then say in the cell after the check what $\tau$ changes in an SGR step and what it does not.
+"""),
+("solution", r"""
+settings = gradreg.TrainConfig(task="temporal_order", length=10, method="sgr", rule="top", seed=seed,
+                               max_iterations=150, check_every=50, test_size=500, device=device)
+### BEGIN SOLUTION
+runs = {lag: gradreg.train(settings.replace(lag=lag)) for lag in (1, 5, 9)}
+### END SOLUTION
+"""),
+("check", r"""
+assert sorted(runs) == [1, 5, 9], "one run for each of tau = 1, 5, 9"
+for lag, r in runs.items():
+    assert r.config.lag == lag and r.config.method == "sgr" and r.config.rule == "top", f"run {lag}: not sgr/top at tau={lag}"
+    assert r.examples == r.iterations * r.config.pool_size, "every step scores the whole pool"
+lt = {lag: r.steps["minibatch_long_term_norm"].median() for lag, r in runs.items()}
+full = {lag: r.steps["grad_norm"].median() for lag, r in runs.items()}
+assert lt[1] > lt[5] > lt[9], "the long-term component of a smaller tau sums more steps"
+for lag, r in runs.items():
+    print(f"tau={lag}: {r.examples} sequences processed, median minibatch long-term norm {lt[lag]:.3f}, "
+          f"median full gradient norm {full[lag]:.3f}, test error {r.final_error:.3f}")
+"""),
+("answer", r"""
+$\tau$ changes only the **score** $s_i(\tau)$ by which the pool is ranked, and so which $n$
+of the $M$ sequences are chosen. It changes neither the cost (every step scores the same pool
+of $M = 80$ with one batched pass: the three runs process the same number of sequences) nor
+the step itself: the step is the mean *full* gradient of the chosen sequences, clipped. With
+$\tau = 1$ the score is nearly the norm of the whole recurrent gradient, so `top` picks the
+sequences with the largest gradients overall, most of it short-term; with $\tau = S-1$ it ranks
+by the terms of step 0 alone, a distractor step here. The logged long-term norms are norms of
+different sums (more steps for a smaller $\tau$), so they fall with $\tau$ by construction and
+do not compare the runs; the full gradient norm of the steps does.
+"""),
+("exercise", r"""
+### Exercise 5.2: how often does the clipping act?
+
+Write `clipped_fraction(result)`: the fraction of a run's steps whose gradient norm before
+clipping (`result.steps["grad_norm"]`) exceeded the clipping threshold `result.config.clip`.
+The check tries it on a made-up run, then on `sgr/top` and `sgr/random` (same seed, same
+pools). Then say in the cell after the check why the two differ.
+"""),
+("solution", r"""
+def clipped_fraction(result):
+    ### BEGIN SOLUTION
+    return float((result.steps["grad_norm"] > result.config.clip).mean())
+    ### END SOLUTION
+"""),
+("check", r"""
+from types import SimpleNamespace
+import pandas as pd
+made_up = SimpleNamespace(steps=pd.DataFrame({"grad_norm": [0.5, 2.0, 1.0, 3.0]}), config=SimpleNamespace(clip=1.0))
+assert clipped_fraction(made_up) == 0.5, "norms 0.5, 2, 1, 3 with clip 1: two of four steps are clipped"
+settings = gradreg.TrainConfig(task="temporal_order", length=10, method="sgr", seed=seed, max_iterations=150,
+                               check_every=50, test_size=500, device=device)
+top, random = gradreg.train(settings.replace(rule="top")), gradreg.train(settings.replace(rule="random"))
+assert clipped_fraction(top) > clipped_fraction(random), "top should be clipped more often than random"
+for r in (top, random):
+    print(f"sgr/{r.config.rule}: {clipped_fraction(r):.0%} of {r.iterations} steps clipped, "
+          f"test error {r.final_error:.3f}")
+"""),
+("answer", r"""
+`top` keeps the sequences with the largest long-term gradients, and those carry large
+gradients overall: the mean of 20 of them is far longer than the mean of 20 chosen at random,
+whose directions partly cancel (notebook 3). So `top`'s steps exceed the threshold often and
+get clipped: the clipped step then has length 1 whatever the gradient, and its direction is
+that of the few extreme sequences. `random`'s steps are shorter and rarely clipped. In this
+short run that even reverses the outcome (`random` gets far lower test error than `top`):
+selection decides which sequences the step follows, and following the extreme ones is not
+always what learning needs, which is the saturation story of this notebook.
+"""),
+]
+
 NOTEBOOKS = {
-    "01_vanishing_gradients": NB01,
-    "02_per_example_estimation": NB02,
-    "03_minibatch_theory": NB03,
-    "04_tasks": NB04,
-    "05_training": NB05,
+    "01_vanishing_gradients": NB01 + EX01,
+    "02_per_example_estimation": NB02 + EX02,
+    "03_minibatch_theory": NB03 + EX03,
+    "04_tasks": NB04 + EX04,
+    "05_training": NB05 + EX05,
     "06_long_range": NB06,
 }
 
 
+#: notebooks that become lecture slides (gradreg.teaching.build_slides): their cells carry
+#: metadata.slideshow.slide_type, from the cell's options or from `default_slide_type`
+SLIDES = ("01_vanishing_gradients", "02_per_example_estimation", "03_minibatch_theory")
+
+#: cell kinds: md, code, params (tagged "parameters"), setup (tagged "setup": the only cell an
+#: exercise may rely on), and the exercise kinds, which carry nbgrader metadata (schema 3):
+#: exercise (the question, read-only), solution (code between ### BEGIN/END SOLUTION),
+#: check (asserts, autograded, 1 point), answer (a written answer, manually graded, 1 point)
+NBGRADER = {
+    "exercise": dict(grade=False, solution=False, locked=True),
+    "solution": dict(grade=False, solution=True, locked=False),
+    "check": dict(grade=True, solution=False, locked=True, points=1),
+    "answer": dict(grade=True, solution=True, locked=False, points=1),
+}
+MARKDOWN_KINDS = ("md", "exercise", "answer")
+
+
+def default_slide_type(kind: str, source: str) -> str:
+    """Headings open slides (#, ##) and sub-slides (###); the hidden machinery (parameters,
+    set-up) and the exercises' answers and checks are skipped; the rest continues a slide."""
+    if kind in ("params", "setup", "solution", "check", "answer"):
+        return "skip"
+    if kind == "exercise":
+        return "subslide"
+    if kind == "md" and source.startswith(("# ", "## ")):
+        return "slide"
+    if kind == "md" and source.startswith("### "):
+        return "subslide"
+    return "-"
+
+
 def build(stem: str, cells) -> nbformat.NotebookNode:
+    """A cell is (kind, source) or (kind, source, options); options: "slide" (a slide type:
+    slide, subslide, fragment, notes, skip, -) and "tags" (e.g. remove_input: the slides show
+    the cell's output only)."""
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
         "language_info": {"name": "python"},
     }
-    for k, (kind, source) in enumerate(cells):
+    exercise, grade_ids = 0, set()
+    for k, (kind, source, *rest) in enumerate(cells):
+        options = rest[0] if rest else {}
         source = source.strip("\n")
-        if kind == "md":
+        if kind in MARKDOWN_KINDS:
             cell = nbformat.v4.new_markdown_cell(source)
         else:
             cell = nbformat.v4.new_code_cell(source)
-            if kind == "params":
-                cell.metadata["tags"] = ["parameters"]
+        tags = list(options.get("tags", ()))
+        if kind == "params":
+            tags.insert(0, "parameters")
+        if kind == "setup":
+            tags.insert(0, "setup")
+        if kind in NBGRADER:
+            exercise += kind == "exercise"
+            grade_id = f"nb{stem[:2]}_ex{exercise}_{kind}"
+            if grade_id in grade_ids or exercise == 0:
+                raise ValueError(f"{stem}: cell {k}: {kind} cell outside an exercise, or a second one in it")
+            grade_ids.add(grade_id)
+            has_region = "### BEGIN SOLUTION" in source
+            if (kind == "solution") != has_region:
+                raise ValueError(f"{stem}: cell {k}: solution regions belong in solution cells, and every "
+                                 "solution cell has one")
+            cell.metadata["nbgrader"] = dict(NBGRADER[kind], grade_id=grade_id, schema_version=3, task=False)
+        if stem in SLIDES:
+            slide = options.get("slide") or default_slide_type(kind, source)
+            if slide not in ("slide", "subslide", "fragment", "notes", "skip", "-"):
+                raise ValueError(f"{stem}: cell {k}: unknown slide type {slide!r}")
+            cell.metadata["slideshow"] = {"slide_type": slide}
+        if tags:
+            cell.metadata["tags"] = tags
         cell.id = f"{stem[:2]}-{k:02d}"
         nb.cells.append(cell)
     nbformat.validate(nb)

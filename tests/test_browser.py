@@ -1,10 +1,14 @@
-"""A real user's path through the explorer: JupyterLab in headless Chromium.
+"""Real users' paths in a real browser: the explorer in JupyterLab, and the lecture slides.
 
 Starts `jupyter lab` from the project's environment on a free port with a random token,
 opens notebooks/explorer.ipynb, picks the `gradreg` kernel if asked, runs all cells from
 the Run menu, waits for the widget, moves the spectral-radius slider with the keyboard and
 checks that the plot changed and that no cell shows a traceback. Screenshots go to
 build/explorer.png (the widget) and build/explorer_lab.png (the whole page).
+
+The slides test builds the reveal.js slides of notebooks 01-03 (smoke profile, reveal.js and
+MathJax from npm, cached in build/.npm-vendor) and opens each deck offline
+(screenshots: build/slides_01.png ...).
 
 Needs Debian's Chromium at /usr/bin/chromium (`apt-get install chromium`; Playwright's own
 browser download is not used). Deselect with `-m "not slow"` or `-k "not browser"`.
@@ -23,6 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,3 +236,100 @@ def _assert_no_traceback(page) -> None:
     errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
     assert errors.count() == 0, errors.all_inner_texts()
     assert page.get_by_text("Error displaying widget").count() == 0
+
+
+# ---------------------------------------------------------------------------------- slides
+
+SLIDES_DEADLINE_S = 120
+
+
+def test_slides_in_chromium(smoke_notebooks, tmp_path):
+    """The lecture slides (notebooks 01-03 at the smoke profile, reveal.js and MathJax installed
+    from npm into the slides' vendor/ folder) open from the file system in headless Chromium
+    with every request to the network refused: reveal.js starts, the first slide shows the
+    notebook's title, the formulas are typeset, nothing fails to load, and every slide fits
+    the 1280 x 800 slide (a derivation that does not fit would have to scroll)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not found: install Debian's Chromium with "
+                    "`apt-get update && apt-get install -y chromium` to run the browser test")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (Python client)")
+    from gradreg import teaching
+    if not shutil.which("npm"):
+        pytest.skip("npm not found: the offline slides install reveal.js and MathJax from npm (install Node.js)")
+    for stem in teaching.SLIDE_NOTEBOOKS:
+        smoke_notebooks(stem)
+    out = tmp_path / "slides"
+    try:
+        teaching.build_slides(out, profile="smoke", executed_dir=smoke_notebooks.executed_dir, reveal="npm",
+                              npm_cache=BUILD / ".npm-vendor", log=lambda *args: None)
+    except RuntimeError as error:
+        pytest.skip(f"could not install reveal.js from npm: {error}")
+    start = time.monotonic()
+    BUILD.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for stem in teaching.SLIDE_NOTEBOOKS:
+                title = teaching.notebook_title(nbformat.read(str(NOTEBOOK_DIR / f"{stem}.ipynb"), as_version=4))
+                _check_deck(browser.new_page(viewport={"width": 1280, "height": 800}),
+                            out / f"{stem}.slides.html", title, BUILD / f"slides_{stem[:2]}.png", start)
+        finally:
+            browser.close()
+    assert time.monotonic() - start < SLIDES_DEADLINE_S
+
+
+def _check_deck(page, path: Path, title: str, screenshot: Path, start: float) -> None:
+    outside, failed, errors = [], [], []
+
+    def refuse_network(route):
+        url = route.request.url
+        if url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+    page.route("**/*", refuse_network)
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto(path.as_uri(), timeout=_left_slides(start))
+    page.wait_for_selector(".reveal.ready", timeout=_left_slides(start))      # reveal.js initialised
+    heading = page.locator(".reveal .slides section.present h1").first
+    heading.wait_for(state="visible", timeout=_left_slides(start))
+    assert heading.inner_text().strip() == title
+    page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0"
+                           " && !MathJax.Hub.queue.running && document.querySelector('.mjx-chtml')",
+                           timeout=_left_slides(start))
+    page.screenshot(path=str(screenshot))
+    assert not outside, f"{path.name} asked the network for {outside}"
+    assert not failed, f"{path.name}: failed to load {failed}"
+    assert not errors, f"{path.name}: {errors}"
+
+    # every slide (horizontal and vertical) fits: step through with reveal.js's own API
+    reveal_js = page.get_attribute('link[href$="/dist/reveal.css"]', "href").replace("/dist/reveal.css",
+                                                                                      "/dist/reveal.js")
+    page.evaluate("(url) => new Promise(done => require([url], R => { window.gradregReveal = R; done(); }))",
+                  reveal_js)
+    sizes = page.evaluate("""() => {
+        const R = window.gradregReveal, out = [];
+        R.configure({transition: 'none'});
+        R.slide(0, 0);
+        for (let k = 0; k < 200; k++) {
+            const s = R.getCurrentSlide(), i = R.getIndices();
+            out.push({h: i.h, v: i.v, height: s.scrollHeight, width: s.scrollWidth,
+                      text: (s.innerText || '').trim().slice(0, 50)});
+            if (R.isLastSlide()) break;
+            R.next();
+        }
+        return {slides: out, total: R.getTotalSlides(), config: R.getConfig()};
+    }""")
+    assert sizes["total"] >= 10 and len(sizes["slides"]) >= sizes["total"]
+    config = sizes["config"]
+    too_big = [f"slide {s['h']}.{s['v']} ({s['width']} x {s['height']}): {s['text']!r}"
+               for s in sizes["slides"] if s["height"] > config["height"] or s["width"] > config["width"]]
+    assert not too_big, f"{path.name}: slides larger than {config['width']} x {config['height']}: {too_big}"
+    page.close()
+
+
+def _left_slides(start: float) -> float:
+    return max(1000.0, (SLIDES_DEADLINE_S - (time.monotonic() - start)) * 1000)

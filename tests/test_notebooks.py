@@ -1,8 +1,10 @@
 """The numbered notebooks: committed clean, parameterised, and each runs at the smoke profile.
 
 Each notebook is executed through papermill (`gradreg.figures.run_notebooks`, the same path
-as `make figures`) into a temporary output directory; the test checks that the figures it
-promises were written as valid, non-empty PNG (and PDF) files. A failing cell fails the test
+as `make figures`) into a temporary output directory, once per session (the `smoke_notebooks`
+fixture: the slides tests convert the same executed copies); the test checks that the figures
+it promises were written as valid, non-empty PNG (and PDF) files, and that the exercises at
+the end of notebooks 01-05 ran with every check cell passing. A failing cell fails the test
 with the notebook, the cell index and the cell's first line in the message.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradreg import figures, plotting
+from gradreg import figures, plotting, teaching
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -33,6 +35,9 @@ EXPECTED_FIGURES = {
 }
 # notebook 6 reads data/results/*.csv when there is one; the test exercises the compute path
 EXTRA_PARAMETERS = {"06_long_range": {"results": "compute"}}
+# the notebooks that end with exercises (2 to 4 each)
+WITH_EXERCISES = ["01_vanishing_gradients", "02_per_example_estimation", "03_minibatch_theory", "04_tasks",
+                  "05_training"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -85,13 +90,9 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", list(EXPECTED_FIGURES))
-def test_notebook_runs_at_smoke_profile(stem, tmp_path):
-    out = tmp_path / "figures"
-    start = time.perf_counter()
-    written = figures.run_notebooks("smoke", output_dir=out, build_dir=tmp_path / "build", notebooks=[stem],
-                                    log=lambda *args: None, parameters=EXTRA_PARAMETERS.get(stem),
-                                    timeout=300)
-    seconds = time.perf_counter() - start
+def test_notebook_runs_at_smoke_profile(stem, smoke_notebooks):
+    run = smoke_notebooks(stem, EXTRA_PARAMETERS.get(stem))
+    out, written, seconds = run.figures, run.written, run.seconds
     for name in EXPECTED_FIGURES[stem]:
         png, pdf = out / f"{name}.png", out / f"{name}.pdf"
         assert png in written, f"{stem} did not write {png.name}"
@@ -100,9 +101,16 @@ def test_notebook_runs_at_smoke_profile(stem, tmp_path):
         assert 400 <= width <= 6000 and 250 <= height <= 6000, f"{png.name}: {width} x {height} pixels"
         assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-", f"{stem} did not write {pdf.name}"
     # the kernel ran on this interpreter (the .venv when the tests run from it)
-    executed = nbformat.read(str(tmp_path / "build" / "notebooks" / f"{stem}.ipynb"), as_version=4)
+    executed = nbformat.read(str(run.executed), as_version=4)
     text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert f"python={sys.executable}" in text
+    # the full edition's exercises ran, and every check cell passed (papermill stops at a failing cell)
+    checks = [c for c in executed.cells if teaching.is_check(c)]
+    if stem in WITH_EXERCISES:
+        assert 2 <= len(checks) <= 4, f"{stem}: {len(checks)} exercises"
+    for cell in checks:
+        assert cell.execution_count is not None, f"{stem}: {cell.metadata.nbgrader.grade_id} did not run"
+        assert not [o for o in cell.outputs if o.get("output_type") == "error"]
     assert seconds < 240, f"{stem} took {seconds:.0f} s at the smoke profile"
 
 

@@ -1,0 +1,426 @@
+"""Teaching editions of the notebooks: the student edition and the lecture slides.
+
+The exercises at the end of notebooks 01-05 follow nbgrader's conventions, so that a teacher
+who uses nbgrader can take the notebooks as assignments, while nothing here needs nbgrader:
+
+* a **solution cell** (metadata ``nbgrader.solution``) holds its answer between the lines
+  ``### BEGIN SOLUTION`` and ``### END SOLUTION``; the student edition replaces the region with
+  ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (indented like the marker), and a
+  markdown solution cell without markers (a written answer) with ``YOUR ANSWER HERE``;
+* a **check cell** (``nbgrader.grade`` and not ``solution``) holds asserts; it passes with the
+  solution and fails on the stub (`check_exercises` runs both editions and says so);
+* ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS`` regions are dropped from the student
+  edition, as nbgrader does.
+
+    build_student("build/student")         # = python -m gradreg student   (make student)
+    build_slides("build/slides")           # = python -m gradreg slides    (make slides)
+
+Slides: notebooks 01-03 are executed with papermill at a profile (the figures are embedded
+in the HTML), then converted by nbconvert's reveal.js exporter; each cell's
+``metadata.slideshow.slide_type`` (slide, subslide, fragment, notes, skip, "-") is set in
+notebooks/_build.py, and cells tagged ``remove_input`` show their output only. reveal.js,
+require.js, jQuery and MathJax are either loaded from their CDNs when the slides are shown
+(``reveal="cdn"``: nbconvert's default, one HTML file per deck, needs internet in the lecture
+hall) or installed from npm at build time into ``<output>/vendor/`` (``reveal="npm"``: the
+folder works offline, from a USB stick). ``reveal="auto"`` (the default) uses npm when the
+``npm`` command is there and the registry answers, else the CDNs, and says which.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from .figures import NOTEBOOK_DIR, PROFILES
+
+BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+TEXT_STUB = "YOUR ANSWER HERE"
+
+#: the notebooks that become slides
+SLIDE_NOTEBOOKS = ("01_vanishing_gradients", "02_per_example_estimation", "03_minibatch_theory")
+#: the JavaScript the offline slides need, pinned (npm package -> version)
+VENDOR_PACKAGES = {"reveal.js": "4.0.2", "requirejs": "2.3.7", "jquery": "3.7.1", "mathjax": "2.7.9"}
+#: what of each package the slides load (paths inside node_modules/<package>/), nothing else
+VENDOR_FILES = {
+    "reveal.js": ["LICENSE", "dist", "plugin/notes"],
+    "requirejs": ["require.js"],                 # its licence (MIT) is in the file's header
+    "jquery": ["LICENSE.txt", "dist/jquery.min.js"],
+    "mathjax": ["LICENSE", "MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions",
+                "jax/input/TeX", "jax/element", "jax/output/CommonHTML", "jax/output/PreviewHTML",
+                "fonts/HTML-CSS/TeX/woff", "localization/en"],
+}
+#: slide types nbconvert's reveal exporter knows
+SLIDE_TYPES = ("slide", "subslide", "fragment", "notes", "skip", "-")
+
+
+# =============================================================================================
+# the student edition
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def is_solution(cell) -> bool:
+    return bool(nbgrader_meta(cell).get("solution", False))
+
+
+def is_check(cell) -> bool:
+    """An autograded test cell: graded code, not a solution."""
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and bool(meta.get("grade", False)) and not meta.get("solution", False)
+
+
+def _replace_regions(source: str, begin: str, end: str, stub: str | None) -> tuple[str, bool]:
+    """Replace every line range from a line containing `begin` to one containing `end`
+    (both included) by `stub`, indented like the begin line (`stub` None: by nothing)."""
+    out, inside, found = [], False, False
+    for line in source.split("\n"):
+        if begin in line:
+            if inside:
+                raise ValueError(f"nested {begin!r} regions")
+            inside, found = True, True
+            if stub is not None:
+                indent = re.match(r"\s*", line).group(0)
+                out.extend(indent + s for s in stub.split("\n"))
+        elif end in line:
+            if not inside:
+                raise ValueError(f"{end!r} without {begin!r}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{begin!r} without {end!r}")
+    return "\n".join(out), found
+
+
+def strip_cell(cell):
+    """The student version of one cell (a copy): solution regions replaced by the stub, hidden
+    tests removed, outputs cleared. A region outside a solution cell is an error (nbgrader
+    would not know the cell's grade id)."""
+    cell = copy.deepcopy(cell)
+    stub = CODE_STUB if cell.cell_type == "code" else TEXT_STUB
+    try:
+        cell.source, replaced = _replace_regions(cell.source, BEGIN_SOLUTION, END_SOLUTION, stub)
+        cell.source, _ = _replace_regions(cell.source, BEGIN_HIDDEN, END_HIDDEN, None)
+    except ValueError as error:
+        raise ValueError(f"cell {cell.get('id', '?')}: {error}") from None
+    if replaced and not is_solution(cell):
+        raise ValueError(f"cell {cell.get('id', '?')}: a solution region in a cell not marked as a solution "
+                         "(metadata nbgrader.solution)")
+    if is_solution(cell) and not replaced:
+        cell.source = stub          # a whole-cell answer (nbgrader: the cell becomes the stub)
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
+    return cell
+
+
+def student_notebook(nb):
+    """The student edition of a notebook (a copy): every cell through `strip_cell`, and the
+    figures written next to the notebook (output_dir "figures") rather than to ../figures."""
+    nb = copy.deepcopy(nb)
+    nb.cells = [strip_cell(c) for c in nb.cells]
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = re.sub(r'^output_dir = "\.\./figures"', 'output_dir = "figures"  ', cell.source,
+                                 flags=re.M)
+    return nb
+
+
+STUDENT_README = """\
+# gradreg: student edition
+
+These are the notebooks of `gradreg` (a reproduction of Chernodub & Nowicki 2016,
+sampling-based gradient regularization for recurrent networks) with the answers to the
+exercises taken out. Each exercise at the end of notebooks 01-05 has
+
+* a question (markdown),
+* a cell for your answer: replace `raise NotImplementedError()` by your code
+  (a few lines against `gradreg`); some exercises also ask for a written answer,
+  in a markdown cell that says `YOUR ANSWER HERE`,
+* a check cell of asserts under it: run it; it passes silently when your answer is right
+  (and prints what you computed), and fails with a message otherwise.
+
+You need `gradreg` installed (`pip install -e .` in its repository, or `make lab` there,
+which also starts JupyterLab with the kernel "gradreg (.venv)"). Run each notebook from the
+top (the exercises use the set-up cell at its top: `gradreg`, `torch`, `figures`, `seed`,
+`dev`); every exercise runs in seconds. The `profile` parameter sizes the rest of the
+notebook: `smoke` runs in seconds, `quick` in minutes.
+"""
+
+
+def build_student(output_dir="build/student", source_dir=NOTEBOOK_DIR, archive: bool = True, log=print) -> list[Path]:
+    """Write the student edition of every notebook in `source_dir` to `output_dir` (emptied
+    first), with a README; `archive`: also output_dir + ".zip". Returns the notebooks written."""
+    output_dir = Path(output_dir)
+    sources = sorted(Path(source_dir).glob("*.ipynb"))
+    if not sources:
+        raise ValueError(f"no notebooks in {source_dir}")
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True)
+    written, solutions, exercises = [], 0, 0
+    for path in sources:
+        nb = nbformat.read(str(path), as_version=4)
+        solutions += sum(is_solution(c) for c in nb.cells)
+        exercises += sum(is_check(c) for c in nb.cells)
+        student = student_notebook(nb)
+        nbformat.validate(student)
+        target = output_dir / path.name
+        nbformat.write(student, str(target))
+        written.append(target)
+    (output_dir / "README.md").write_text(STUDENT_README)
+    log(f"student edition: {len(written)} notebooks, {exercises} exercises, {solutions} solution cells replaced "
+        f"by stubs -> {output_dir}")
+    if archive:
+        zipped = shutil.make_archive(str(output_dir), "zip", root_dir=output_dir.parent, base_dir=output_dir.name)
+        log(f"  and {zipped}")
+    return written
+
+
+# =============================================================================================
+# checking the exercises: the solutions pass, the stubs fail
+
+
+def exercise_cells(nb) -> list:
+    """The cells an exercise run needs: the parameters cell, the set-up cell (tagged "setup")
+    and every cell with nbgrader metadata. Each exercise uses only what the set-up defines."""
+    keep = []
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags or "setup" in tags or nbgrader_meta(cell):
+            keep.append(cell)
+    return keep
+
+
+def exercise_cells_in(path) -> int:
+    """How many exercises the notebook at `path` has."""
+    nb = nbformat.read(str(path), as_version=4)
+    return sum(is_check(c) for c in nb.cells)
+
+
+def check_exercises(notebooks, profile: str = "smoke", student: bool = False, timeout: float = 300,
+                    output_dir=None) -> list[dict]:
+    """Run the exercises of `notebooks` (paths) in one kernel: per notebook its parameters
+    cell (with `profile`), its set-up cell and its exercise cells, after a namespace reset.
+    `student`: strip the solutions first. Returns one dict per check cell: notebook, grade_id,
+    passed, error (the exception's name, "" when it passed) and message; and one per solution
+    cell (kind "solution") with its error. Nothing is raised for a failing cell."""
+    from nbclient import NotebookClient
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    with tempfile.TemporaryDirectory(prefix="gradreg-exercises-") as tmp:
+        out = Path(output_dir or tmp)
+        run = nbformat.v4.new_notebook()
+        run.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+        origin = []
+        for path in map(Path, notebooks):
+            nb = nbformat.read(str(path), as_version=4)
+            if student:
+                nb = student_notebook(nb)
+            run.cells.append(nbformat.v4.new_code_cell("%reset -f"))
+            origin.append(None)
+            for cell in exercise_cells(nb):
+                cell = copy.deepcopy(cell)
+                if "parameters" in cell.get("metadata", {}).get("tags", []):
+                    cell.source += f'\nprofile = {profile!r}\noutput_dir = {str(out)!r}'
+                run.cells.append(cell)
+                origin.append(path.stem)
+        client = NotebookClient(run, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                resources={"metadata": {"path": str(Path(notebooks[0]).parent)}})
+        client.execute()
+    results = []
+    for cell, stem in zip(run.cells, origin):
+        if stem is None or not (is_check(cell) or (is_solution(cell) and cell.cell_type == "code")):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+        results.append(dict(notebook=stem, grade_id=nbgrader_meta(cell).get("grade_id", "?"),
+                            kind="check" if is_check(cell) else "solution", passed=not errors,
+                            error=errors[0]["ename"] if errors else "",
+                            message=errors[0]["evalue"] if errors else "", output=text.strip()))
+    return results
+
+
+# =============================================================================================
+# slides
+
+
+def _npm_versions(node_modules: Path) -> dict:
+    found = {}
+    for name in VENDOR_PACKAGES:
+        meta = node_modules / name / "package.json"
+        if meta.is_file():
+            found[name] = json.loads(meta.read_text()).get("version")
+    return found
+
+
+def vendor_javascript(target, cache=None, log=print) -> Path:
+    """Install VENDOR_PACKAGES from npm (into `cache`, reused when the versions match; default:
+    .npm-vendor beside the slides' folder, e.g. build/.npm-vendor) and copy the files the
+    slides load (VENDOR_FILES) to `target`. Raises RuntimeError if npm fails."""
+    target = Path(target)
+    cache = Path(cache) if cache is not None else target.parent.parent / ".npm-vendor"
+    node_modules = cache / "node_modules"
+    if _npm_versions(node_modules) != VENDOR_PACKAGES:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError("npm was not found: install Node.js (with npm) for offline slides, "
+                               "or build them with reveal='cdn'")
+        cache.mkdir(parents=True, exist_ok=True)
+        specs = [f"{name}@{version}" for name, version in VENDOR_PACKAGES.items()]
+        log(f"npm install {' '.join(specs)} (into {cache})")
+        done = subprocess.run([npm, "install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund",
+                               "--ignore-scripts", "--prefix", str(cache), *specs],
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 or _npm_versions(node_modules) != VENDOR_PACKAGES:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"npm install failed (exit {done.returncode}): {' | '.join(tail)}")
+    if target.exists():
+        shutil.rmtree(target)
+    for name, paths in VENDOR_FILES.items():
+        for rel in paths:
+            src, dst = node_modules / name / rel, target / name / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.map"))
+            else:
+                shutil.copy2(src, dst)
+    return target
+
+
+#: nbconvert settings that point the slides at the copies `vendor_javascript` makes
+def _vendor_urls(prefix: str) -> dict:
+    return {"reveal_url_prefix": f"{prefix}/reveal.js",
+            "require_js_url": f"{prefix}/requirejs/require.js",
+            "jquery_url": f"{prefix}/jquery/dist/jquery.min.js",
+            "mathjax_url": f"{prefix}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
+            # nbconvert's template imports mermaid as an ES module (no diagrams here; a module
+            # cannot be loaded from a file:// page, a data: URL can)
+            "mermaid_js_url": "data:text/javascript,export default {initialize() {}};"}
+
+
+def notebook_title(nb) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return ""
+
+
+def _slide_outputs(outputs) -> list:
+    """Outputs worth a slide: no progress bars (tqdm's widgets and its stderr text)."""
+    return [o for o in outputs
+            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            and "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+
+
+#: on top of nbconvert's slide style: plain-case headings of moderate size, compact tables and code
+SLIDES_CSS = """<style type="text/css">
+.reveal h1, .reveal h2, .reveal h3 { text-transform: none; line-height: 1.15; }
+.reveal h1 { font-size: 1.9em; } .reveal h2 { font-size: 1.45em; } .reveal h3 { font-size: 1.15em; }
+:root { --jp-code-font-size: 16px; }
+.reveal .jp-RenderedHTMLCommon table { font-size: 14px; margin-left: 0; }
+.reveal .jp-RenderedHTMLCommon td, .reveal .jp-RenderedHTMLCommon th { padding: 0.15em 0.6em; }
+.reveal .jp-OutputArea-output pre { font-size: 15px; }
+.reveal img { max-height: 560px; }
+</style>
+"""
+
+
+def slides_html(nb, urls: dict | None = None) -> str:
+    """reveal.js HTML of an executed notebook: papermill's injected parameters and cells
+    tagged remove_cell dropped, inputs of cells tagged remove_input hidden, progress bars
+    dropped; reveal.js, require.js, jQuery, MathJax from `urls` (default: nbconvert's CDNs)."""
+    from nbconvert import SlidesExporter
+    from traitlets.config import Config
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_cell_tags = {"injected-parameters", "remove_cell"}
+    config.TagRemovePreprocessor.remove_input_tags = {"remove_input"}
+    exporter = SlidesExporter(config=config)
+    exporter.reveal_theme = "white"          # its fonts ship with reveal.js ("simple" fetches Google's)
+    exporter.reveal_scroll = True            # a slide taller than the screen scrolls
+    exporter.reveal_number = "c/t"
+    exporter.reveal_width, exporter.reveal_height = "1280", "800"
+    for key, value in (urls or {}).items():
+        setattr(exporter, key, value)
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    nb.metadata["title"] = notebook_title(nb) or nb.metadata.get("title", "")
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = _slide_outputs(cell.outputs)
+    body, _ = exporter.from_notebook_node(nb)
+    return body.replace("</head>", SLIDES_CSS + "</head>", 1)
+
+
+INDEX_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>gradreg: lecture slides</title>
+<style>body {{ font-family: sans-serif; max-width: 46em; margin: 3em auto; }}</style></head>
+<body><h1>gradreg: lecture slides</h1>
+<p>Profile {profile}; reveal.js from {source}. Keys: arrows or space to move, <kbd>S</kbd> speaker notes,
+<kbd>F</kbd> full screen, <kbd>Esc</kbd> overview.</p>
+<ol>
+{items}
+</ol></body></html>
+"""
+
+
+def _npm_available() -> bool:
+    return shutil.which("npm") is not None
+
+
+def build_slides(output_dir="build/slides", profile: str = "quick", notebooks=SLIDE_NOTEBOOKS,
+                 executed_dir=None, reveal: str = "auto", npm_cache=None, log=print) -> list[Path]:
+    """reveal.js slides of `notebooks` in `output_dir` (emptied first): NAME.slides.html each
+    and index.html. The notebooks are executed at `profile` with papermill (figures into a
+    temporary folder) unless `executed_dir` holds executed copies (NAME.ipynb).
+    `reveal`: "npm" (vendored, offline), "cdn" or "auto" (npm when it works, else cdn)."""
+    from .figures import run_notebooks
+    if reveal not in ("auto", "npm", "cdn"):
+        raise ValueError(f"unknown reveal source {reveal!r}; allowed: auto, npm, cdn")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    output_dir = Path(output_dir)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True)
+
+    urls, source = None, "the CDNs (unpkg, cdnjs): the browser needs internet to show them"
+    if reveal in ("auto", "npm"):
+        try:
+            if reveal == "auto" and not _npm_available():
+                raise RuntimeError("npm was not found")
+            vendor_javascript(output_dir / "vendor", cache=npm_cache, log=log)
+            urls, source = _vendor_urls("vendor"), "vendor/ (installed from npm): they work offline"
+        except (RuntimeError, subprocess.TimeoutExpired, OSError) as error:
+            if reveal == "npm":
+                raise RuntimeError(f"offline slides: {error}") from None
+            log(f"WARNING: {error}; the slides load reveal.js and MathJax from their CDNs instead")
+
+    with tempfile.TemporaryDirectory(prefix="gradreg-slides-") as tmp:
+        if executed_dir is None:
+            run_notebooks(profile, output_dir=Path(tmp) / "figures", build_dir=tmp, notebooks=list(notebooks),
+                          log=log)
+            executed_dir = Path(tmp) / "notebooks"
+        written, items = [], []
+        for stem in notebooks:
+            nb = nbformat.read(str(Path(executed_dir) / f"{stem}.ipynb"), as_version=4)
+            target = output_dir / f"{stem}.slides.html"
+            target.write_text(slides_html(nb, urls))
+            written.append(target)
+            items.append(f'<li><a href="{target.name}">{notebook_title(nb) or stem}</a></li>')
+    (output_dir / "index.html").write_text(INDEX_HTML.format(profile=profile, source=source.split(":")[0],
+                                                             items="\n".join(items)))
+    log(f"slides: {len(written)} decks in {output_dir} (reveal.js from {source})")
+    return written
