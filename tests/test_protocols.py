@@ -286,3 +286,25 @@ def test_the_authors_results_file_has_test_success_and_the_paper_file_keeps_its_
     assert list(load_results(paper).columns) == list(COLUMNS)
     with pytest.raises(ValueError, match="first line must be"):
         _ResultsFile(paper, AUTHORS_COLUMNS)
+
+
+def test_both_ways_of_reporting_a_cell(tmp_path):
+    from gradreg import figures
+    from gradreg.sweep import AUTHORS_COLUMNS
+    rows = pd.DataFrame({"task": "adding", "length": 50, "method": ["sgd", "sgd", "sgd", "sgr"],
+                         "rule": ["", "", "", "top"], "seed": [0, 1, 2, 0], "solved": [True, False, False, True],
+                         "iterations": 100, "examples": 2000, "seconds": 1.0,
+                         "final_error": [0.005, 0.5, 0.3, 0.0], "diverged": False, "device": "cpu", "error": "",
+                         "test_success": [99.5, 50.0, 70.0, 100.0]})[list(AUTHORS_COLUMNS)]
+    rows.to_csv(tmp_path / "authors.csv", index=False)
+    tables = figures.protocol_results(tmp_path)
+    assert tables["pascanu"] is None and len(tables["chernodub"]) == 4
+    summary = figures.protocol_summary(tables).set_index("method")
+    sgd = summary.loc["sgd"]
+    assert (sgd["networks"], sgd["solved"]) == (3, 1)
+    assert sgd["mean_test_success"] == pytest.approx(73.1666666)
+    from scipy import stats
+    half = stats.t.ppf(0.975, 2) * pd.Series([99.5, 50.0, 70.0]).std() / math.sqrt(3)
+    assert (sgd["ci_low"], sgd["ci_high"]) == pytest.approx((73.1666666 - half, 73.1666666 + half))
+    assert summary.loc["sgr/top", "solved_fraction"] == 1.0
+    assert set(figures.protocol_table().query("differs")["setting"]) == set(PROTOCOL_FIELDS)
