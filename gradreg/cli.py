@@ -12,7 +12,7 @@ import math
 import sys
 import typing
 
-from .config import TrainConfig
+from .config import FROM_PROTOCOL, PROTOCOLS, TrainConfig
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -66,7 +66,25 @@ _HELP = {
     "pool_factor": "SGR candidate pool size M = pool_factor * batch_size",
     "fair_batch": "baselines draw pool_factor * batch_size sequences per step (compute-fair control)",
     "device": "auto, cpu, cuda or cuda:N",
+    "protocol": "every choice of PROTOCOLS in one word: pascanu (the package's conventions) or chernodub "
+                "(the authors' public code); an option given explicitly overrides it",
+    "variant": "task generators: pascanu or chernodub",
+    "loss": "task (the task's loss) or mse (1/2 ||o - target||^2)",
+    "reduction": "the minibatch gradient: mean or sum",
+    "momentum_form": "torch (v <- mu v + g, w <- w - lr v) or classical (v <- mu v - lr g, w <- w + v)",
+    "train_set_size": "a fixed training set of this many sequences, sampled with replacement (none: fresh "
+                      "sequences every step)",
+    "validation_size": "validation set size (stopping validation)",
+    "stopping": "test (solved check on the test set) or validation (keep the network of lowest validation "
+                "MSE, stop at validation success > 1 - solved_error, test the kept network)",
+    "check_every": "iterations between stopping checks",
 }
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is FROM_PROTOCOL:
+        return "the protocol's: " + "; ".join(f"{p} {values[f.name]}" for p, values in PROTOCOLS.items())
+    return str(f.default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         default = f.default
         train.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_field_type(f),
                            default=default, metavar=f.name.upper(),
-                           help=f"{_HELP.get(f.name, f.name.replace('_', ' '))} (default: {default})")
+                           help=f"{_HELP.get(f.name, f.name.replace('_', ' '))} (default: {_default_text(f)})")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--threads", type=int, default=1,
@@ -89,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run a grid of runs on Dask, resumable",
                            description="Run a profile's grid of runs on Dask; appends one row per "
                                        "finished run to RESULTS and skips runs already there.")
-    sweep.add_argument("--profile", required=True, help="smoke, quick or paper")
+    sweep.add_argument("--profile", required=True, help="smoke, quick, paper or authors")
     sweep.add_argument("--results", required=True, help="results CSV (created or resumed)")
     sweep.add_argument("--scheduler", default=None,
                        help="address of an existing Dask scheduler, e.g. tcp://host:8786 "

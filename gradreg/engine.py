@@ -28,6 +28,24 @@ the rest of the test set holds. A run is solved at its first check with at most 
 wrong: exactly the decision, and the iteration, of a full count. The history row of a check
 gives the error over the `test_counted` sequences it scored; `final_error` is always over the
 whole test set (counted to the end after a check that stopped early).
+
+The protocol (`TrainConfig.protocol`, issue 12) plugs its pieces into this one engine as small
+functions of a run, each chosen by a field:
+
+    data source   `_draw_batch`       fresh sequences from the run's stream (train_set_size None),
+                                      or a fixed training set drawn once per run, minibatches
+                                      drawn from it uniformly with replacement
+    loss          `_loss_fn`          the task's loss, or 1/2 ||o - target||^2 (loss "mse"),
+                                      differentiated by `passes.readout_grad`
+    reduction     `_uniform_weights`, `sgr_weights`: the step's weights 1/n (mean) or 1 (sum)
+    update        `_update`           v <- mu v + g, w <- w - lr v (momentum_form "torch"), or
+                                      v <- mu v - lr g, w <- w + v ("classical")
+    stopping      "test": the solved check above; "validation": every check_every iterations the
+                  run's fixed validation set (`validation_size` sequences, its own seed) gives a
+                  success rate and an MSE; the network of lowest validation MSE so far is kept;
+                  the run stops once its validation error is below solved_error (success above
+                  99%); its result is the kept network's success on the whole test set
+                  (`test_success`, %), solved when its test error is at most solved_error.
 """
 from __future__ import annotations
 
@@ -47,7 +65,7 @@ from .passes import (PARAM_NAMES, BPTTRecord, batch_major, check_lag, forward, p
 from .tasks import make_task
 
 __all__ = ["METHODS", "TrainConfig", "TrainResult", "train", "train_many", "sgr_weights", "pool_scores",
-           "batch_groups", "TEST_CHUNK", "HISTORY_COLUMNS"]
+           "batch_groups", "TEST_CHUNK", "HISTORY_COLUMNS", "VALIDATION_COLUMNS"]
 
 #: Test sequences scored per forward pass of a check (a check stops after the chunk that
 #: decides it). The per-sequence outputs do not depend on the chunk size (tested).
@@ -57,6 +75,9 @@ TEST_CHUNK = 500
 HISTORY_COLUMNS = ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
                    "grad_norm", "minibatch_long_term_norm", "pool_score_q10", "pool_score_q50",
                    "pool_score_q90", "spectral_radius")
+#: The columns a run with stopping "validation" adds to its history (its test_error is NaN and
+#: test_counted 0 at every check: only the kept network is tested, at the end).
+VALIDATION_COLUMNS = ("validation_error", "validation_mse", "kept")
 
 
 def train(config: TrainConfig, progress: bool = False, callback=None) -> TrainResult:
@@ -93,14 +114,16 @@ def _draw_size(c: TrainConfig) -> int:
 def batch_groups(configs: list[TrainConfig]) -> list[list[int]]:
     """Indices of the configs that `train_many` trains as one program: SRN runs of the same
     task, length, hidden size, sequences drawn per step, dtype, device, activation, check
-    interval and test size (any method, rule, seed, learning rate, ...); an LSTM run alone."""
+    interval and test size, task variant, loss and stopping (any method, rule, seed, learning
+    rate, ...); an LSTM run alone."""
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
         if c.method == "lstm":
             key = ("lstm", i)
         else:
             key = (c.task, c.length, c.hidden_size, c.dtype, c.device, c.activation,
-                   _draw_size(c), c.check_every, c.test_size)
+                   _draw_size(c), c.check_every, c.test_size, c.variant, c.loss, c.stopping,
+                   c.validation_size)
         groups.setdefault(key, []).append(i)
     return list(groups.values())
 
@@ -127,6 +150,19 @@ class _Run:
         x_test = x_test.to(dtype)
         self.test_chunks = [(x_test[i:i + TEST_CHUNK], y_test[i:i + TEST_CHUNK])
                             for i in range(0, c.test_size, TEST_CHUNK)]
+        self.train_set = None
+        if c.train_set_size is not None:     # drawn once, from the run's own training stream
+            x_train, y_train = task.sample(c.train_set_size, generator=self.seeds.data)
+            self.train_set = (x_train.to(dtype), y_train)
+        self.validation = None
+        if c.stopping == "validation":
+            x_val, y_val = task.sample(c.validation_size, generator=self.seeds.validation)
+            x_val = x_val.to(dtype)
+            self.validation = [(x_val[i:i + TEST_CHUNK], y_val[i:i + TEST_CHUNK])
+                               for i in range(0, c.validation_size, TEST_CHUNK)]
+            self.best_mse = math.inf
+            self.kept: dict[str, Tensor] | None = None     # the network of lowest validation MSE
+            self.kept_iteration: int | None = None
         self.clip = c.clip if (c.clip and c.method != "sgd") else None
         # an lr beyond the dtype's range cannot be applied: the first update overflows
         self.lr_fits = c.lr <= torch.finfo(dtype).max
@@ -167,14 +203,52 @@ class _Run:
             on_check(self.config, row)
         return error
 
+    def record_validation(self, wrong: int, squared: float, elements: int, params: dict[str, Tensor],
+                          on_check) -> float:
+        """The history row of a validation check; keeps the network if its validation MSE is the
+        lowest so far (strictly, as the authors' code); returns the validation error."""
+        window = pd.DataFrame(self.since_check)
+        nan = float("nan")
+
+        def mean(column):
+            return window[column].mean() if column in window and len(window) else nan
+        error, mse = wrong / self.config.validation_size, squared / elements
+        kept = mse < self.best_mse
+        if kept:
+            self.best_mse = mse
+            self.kept = {name: p.clone() for name, p in params.items()}
+            self.kept_iteration = self.it
+        row = {"iteration": self.it, "examples": self.examples, "seconds": self.seconds,
+               "train_loss": mean("loss"), "test_error": nan, "test_counted": 0,
+               "grad_norm": mean("grad_norm"), "minibatch_long_term_norm": mean("minibatch_long_term_norm"),
+               "pool_score_q10": mean("pool_score_q10"), "pool_score_q50": mean("pool_score_q50"),
+               "pool_score_q90": mean("pool_score_q90"), "spectral_radius": spectral_radius(self.model.W_rec),
+               "validation_error": error, "validation_mse": mse, "kept": kept}
+        self.history.append(row)
+        self.since_check.clear()
+        if on_check is not None:
+            on_check(self.config, row)
+        return error
+
     def finish(self, device: torch.device) -> TrainResult:
         c = self.config
-        final_error = float("nan") if self.diverged else self.history[-1]["test_error"]
-        self.result = TrainResult(config=c, solved=self.solved and not self.diverged, iterations=self.it,
+        columns = list(HISTORY_COLUMNS)
+        if self.validation is not None:
+            # the result is the kept network's, even when training diverged after it was kept
+            final_error = self.wrong / self.counted if self.kept is not None else float("nan")
+            solved = self.solved
+            columns += list(VALIDATION_COLUMNS)
+        else:
+            final_error = float("nan") if self.diverged else self.history[-1]["test_error"]
+            solved = self.solved and not self.diverged
+        self.result = TrainResult(config=c, solved=solved, iterations=self.it,
                                   examples=self.examples, seconds=self.seconds, final_error=float(final_error),
                                   diverged=self.diverged,
-                                  history=pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS)),
-                                  steps=pd.DataFrame(self.step_rows), device=str(device))
+                                  history=pd.DataFrame(self.history, columns=columns),
+                                  steps=pd.DataFrame(self.step_rows), device=str(device),
+                                  test_success=(100.0 * (self.counted - self.wrong) / self.counted
+                                                if math.isfinite(final_error) else float("nan")),
+                                  kept_iteration=getattr(self, "kept_iteration", None))
         if isinstance(self.model, SRN):   # keep the final weights, detached from the group's stacks
             for name in PARAM_NAMES:
                 p = getattr(self.model, name)
@@ -186,10 +260,27 @@ class _Run:
 
 # --------------------------------------------------------------------------- each method's step
 
+def _draw_batch(run: _Run, task, n: int) -> tuple[Tensor, Tensor]:
+    """The data source: n fresh sequences from the run's stream, or (a fixed training set) n of
+    its sequences drawn uniformly with replacement, by the run's own training generator."""
+    if run.train_set is None:
+        return task.sample(n, generator=run.seeds.data)
+    x, y = run.train_set
+    index = torch.randint(0, x.shape[0], (n,), generator=run.seeds.data, device=x.device)
+    return x[index], y[index]
+
+
+def _loss_fn(config: TrainConfig, task):
+    """The per-example loss the step differentiates: None (the task's own, `task.loss`) or
+    1/2 ||o - target_vector(y)||^2 (`task.mse_loss`)."""
+    return None if config.loss == "task" else task.mse_loss
+
+
 def _uniform_weights(run: _Run, record: BPTTRecord, log: dict) -> Tensor:
-    """sgd, clip, pascanu: the mean gradient of the batch."""
+    """sgd, clip, pascanu: the mean gradient of the batch (reduction "sum": the sum)."""
     B = record.batch_size
-    return torch.full((B,), 1.0 / B, dtype=record.h.dtype, device=record.h.device)
+    value = 1.0 / B if run.config.reduction == "mean" else 1.0
+    return torch.full((B,), value, dtype=record.h.dtype, device=record.h.device)
 
 
 def _sgr_step_weights(run: _Run, record: BPTTRecord, log: dict) -> Tensor:
@@ -226,7 +317,27 @@ def sgr_weights(c: TrainConfig, record: BPTTRecord, lag: int, generator, log: di
     sel = sampling.select(c.rule, n, scores, ratios, gram, band=(c.band_low, c.band_high),
                           alpha=c.alpha, importance=c.importance_weights,
                           greedy_band=(c.greedy_low, c.greedy_high), generator=generator)
+    if c.reduction == "sum":      # the summed gradient of the chosen n
+        if c.rule == "weighted" and c.importance_weights:
+            return (sel.pool_weights(M) * n).to(record.h.dtype)
+        ones = torch.ones(sel.index.numel(), dtype=record.h.dtype, device=record.h.device)
+        return torch.zeros(M, dtype=record.h.dtype, device=record.h.device).index_put_(
+            (sel.index.to(record.h.device),), ones, accumulate=True)
     return sel.pool_weights(M).to(record.h.dtype)
+
+
+def _update(config: TrainConfig, params, velocity, grads, scale: float) -> None:
+    """One run's update, in place, from its gradients (times the clipping `scale`)."""
+    mu, lr = config.momentum, config.lr
+    with torch.no_grad():
+        if config.momentum_form == "torch":          # v <- mu v + g, w <- w - lr v
+            for p, v, gr in zip(params, velocity, grads):
+                v.mul_(mu).add_(gr, alpha=scale)
+                p.sub_(v, alpha=lr)
+        else:                                        # v <- mu v - lr g, w <- w + v (the authors')
+            for p, v, gr in zip(params, velocity, grads):
+                v.mul_(mu).add_(gr, alpha=-lr * scale)
+                p.add_(v)
 
 
 def _total_norm(grads) -> Tensor:
@@ -242,7 +353,8 @@ class _Group:
         c = self.config = configs[0]
         self.device = resolve_device(c.device)
         self.dtype = DTYPES[c.dtype]
-        self.task = make_task(c.task, c.length)
+        self.task = make_task(c.task, c.length, c.variant)
+        self.loss = _loss_fn(c, self.task)
         self.readout = getattr(self.task, "readout", "last")
         self.lstm = c.method == "lstm"
         self.draw = _draw_size(c)
@@ -292,6 +404,13 @@ class _Group:
             ended = self._step(it)
             checks = [k for k, r in enumerate(self.active)
                       if k not in ended and it % r.config.check_every == 0]
+            validations = [k for k in checks if self.active[k].validation is not None]
+            if validations:
+                checks = [k for k in checks if self.active[k].validation is None]
+                self._validate([self.active[k] for k in validations])
+                for k in validations:
+                    if self.active[k].history[-1]["validation_error"] < self.active[k].config.solved_error:
+                        ended.add(k)       # validation success above 1 - solved_error: stop
             if checks:
                 self._check([self.active[k] for k in checks])
                 for k in checks:
@@ -323,7 +442,20 @@ class _Group:
         """Finish runs: a last check where the run stopped between checks, and a full count of
         the test set where the last check stopped early; then their results."""
         t = time.perf_counter()
-        live = [r for r in runs if not r.diverged]
+        validated = [r for r in runs if r.validation is not None]
+        if validated:
+            runs_tested = [r for r in runs if r.validation is None]
+            fresh = [r for r in validated if not r.diverged and (not r.history or r.history[-1]["iteration"] != r.it)]
+            if fresh:
+                self._validate(fresh)
+            kept = [r for r in validated if r.kept is not None]
+            if kept:
+                self._test_kept(kept)
+            for r in kept:
+                r.solved = r.wrong / r.counted <= r.config.solved_error
+        else:
+            runs_tested = runs
+        live = [r for r in runs_tested if not r.diverged]
         fresh = [r for r in live if not r.history or r.history[-1]["iteration"] != r.it]
         if fresh:
             self._check(fresh, full=True)
@@ -362,6 +494,54 @@ class _Group:
                 r.wrong += wrong
                 r.counted += r.test_chunks[j][1].shape[0]
 
+    def _params_of(self, runs: list[_Run]) -> dict[str, Tensor]:
+        """The stacked parameters of some active runs."""
+        if len(runs) == len(self.active) and all(a is b for a, b in zip(runs, self.active)):
+            return self.params
+        pos = {id(r): k for k, r in enumerate(self.active)}
+        index = torch.tensor([pos[id(r)] for r in runs], dtype=torch.long, device=self.device)
+        return {n: p.index_select(0, index) for n, p in self.params.items()}
+
+    def _outputs(self, params: dict[str, Tensor], xs: list[Tensor]) -> Tensor:
+        """Outputs (K, B, ...) of K networks, each on its own inputs (B, S, I). No grad."""
+        with torch.no_grad():
+            x = torch.stack([x.transpose(0, 1) for x in xs])                     # (K, S, B, I)
+            h = forward(params["W_in"], params["W_rec"], params["b"], x, self.config.activation)
+            return batch_major(readout(params["W_out"], params["b_out"], h, self.readout), self.readout)
+
+    def _validate(self, runs: list[_Run]) -> None:
+        """A validation check of each run: wrong count and squared error over its validation set
+        (MSE = mean over sequences and output elements, as MATLAB's mse(T - Y)); its history row,
+        and the network kept when its MSE is the lowest so far."""
+        params = self._params_of(runs)
+        wrong = [0] * len(runs)
+        squared = [0.0] * len(runs)
+        elements = [0] * len(runs)
+        for j in range(len(runs[0].validation)):
+            out = self._outputs(params, [r.validation[j][0] for r in runs])
+            for k, r in enumerate(runs):
+                y = r.validation[j][1]
+                wrong[k] += int(self.task.wrong(out[k], y).sum())
+                diff = out[k] - self.task.target_vector(y, out.dtype)
+                if self.readout == "last" and diff.ndim == 3:
+                    diff = diff[:, -1]
+                squared[k] += float(diff.double().pow(2).sum())
+                elements[k] += diff.numel()
+        for k, r in enumerate(runs):
+            r.record_validation(wrong[k], squared[k], elements[k], {n: p[k] for n, p in params.items()},
+                                self.on_check)
+
+    def _test_kept(self, runs: list[_Run]) -> None:
+        """Count each run's kept network's wrong sequences over its whole test set."""
+        params = {n: torch.stack([r.kept[n] for r in runs]) for n in PARAM_NAMES}
+        for r in runs:
+            r.wrong = r.counted = 0
+        for j in range(len(runs[0].test_chunks)):
+            out = self._outputs(params, [r.test_chunks[j][0] for r in runs])
+            for k, r in enumerate(runs):
+                r.wrong += int(self.task.wrong(out[k], r.test_chunks[j][1]).sum())
+                r.counted += r.test_chunks[j][1].shape[0]
+
     def _wrong_counts(self, runs: list[_Run], j: int) -> list[int]:
         """Wrong sequences of chunk j of each run's test set."""
         task = self.task
@@ -386,8 +566,8 @@ class _Group:
         """One training step of every active run; returns the positions of runs that diverged."""
         runs = self.active
         xs, ys = [], []
-        for r in runs:                     # each run draws its own batch from its own stream
-            x, y = self.task.sample(self.draw, generator=r.seeds.data)
+        for r in runs:                     # each run draws its own batch from its own source
+            x, y = _draw_batch(r, self.task, self.draw)
             xs.append(x.to(self.dtype))
             ys.append(y)
             r.it = it
@@ -410,17 +590,14 @@ class _Group:
             scale = min(1.0, r.clip / log["grad_norm"]) if r.clip else 1.0
             params = r.model.parameters() if self.lstm else (self.params[n][k] for n in PARAM_NAMES)
             velocity = r.velocity if self.lstm else (self.velocity[n][k] for n in PARAM_NAMES)
-            with torch.no_grad():
-                for p, v, gr in zip(params, velocity, g):
-                    v.mul_(r.config.momentum).add_(gr, alpha=scale)
-                    p.sub_(v, alpha=r.config.lr)
+            _update(r.config, params, velocity, g, scale)
         return diverged
 
     def _lstm_grads(self, run: _Run, x: Tensor, y: Tensor, log: dict) -> list[Tensor]:
         model = run.model
         model.zero_grad(set_to_none=True)
-        loss = self.task.loss(model(x), y)
-        loss.mean().backward()
+        loss = (self.loss or self.task.loss)(model(x), y)
+        (loss.mean() if run.config.reduction == "mean" else loss.sum()).backward()
         log["loss"] = loss.mean().item()
         log["minibatch_long_term_norm"] = float("nan")
         return [p.grad for p in model.parameters()]
@@ -428,7 +605,8 @@ class _Group:
     def _srn_grads(self, runs: list[_Run], x: Tensor, y: Tensor, logs: list[dict]) -> list[list[Tensor]]:
         """The batched pass, then each run's step gradient (in PARAM_NAMES order)."""
         keep_u = any(r.config.method == "pascanu" for r in runs)
-        record = run_pass(self.params, self.task, x, y, self.config.activation, self.readout, keep_u=keep_u)
+        record = run_pass(self.params, self.task, x, y, self.config.activation, self.readout, keep_u=keep_u,
+                          loss=self.loss)
         records = [record.run(k) for k in range(len(runs))]
         weights = torch.stack([STEP_WEIGHTS[r.config.method](r, rec, log)
                                for r, rec, log in zip(runs, records, logs)])              # (K, B)

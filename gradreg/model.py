@@ -21,7 +21,7 @@ from .passes import PARAM_NAMES, RECURRENT_PARAMS, batch_major, forward, readout
 __all__ = ["ACTIVATIONS", "INITS", "READOUTS", "PARAM_NAMES", "RECURRENT_PARAMS", "SRN", "spectral_radius"]
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
-INITS = ("sparse", "gaussian", "orthogonal", "identity")
+INITS = ("sparse", "gaussian", "orthogonal", "identity", "xavier")
 READOUTS = ("last", "all")
 
 _ACT_FN = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda z: z}
@@ -121,6 +121,11 @@ def _initial_weights(I: int, H: int, O: int, init: str, radius: float | None,
         W_rec = torch.zeros(H, H, dtype=torch.float64)
         W_rec.scatter_(1, cols, normal(H, keep, std=0.01))
         radius = 0.95 if radius is None else radius
+    elif init == "xavier":  # Glorot uniform, as the authors' code: U(-a, a), a = sqrt(6 / (fan_in + fan_out))
+        def uniform(rows, cols):
+            a = math.sqrt(6.0 / (rows + cols))
+            return (torch.rand(rows, cols, generator=generator, dtype=torch.float64) * 2 - 1) * a
+        W_in, W_rec, W_out = uniform(H, I), uniform(H, H), uniform(O, H)
     elif init == "gaussian":
         W_in, W_rec, W_out = normal(H, I, std=0.1), normal(H, H, std=0.1), normal(O, H, std=0.1)
     elif init == "orthogonal":

@@ -216,14 +216,16 @@ def batch_major(o: Tensor, which: str) -> Tensor:
     return o if which == "last" else o.transpose(1, 2)
 
 
-def readout_grad(task, o: Tensor, y: Tensor, which: str) -> tuple[Tensor, Tensor]:
+def readout_grad(task, o: Tensor, y: Tensor, which: str, loss=None) -> tuple[Tensor, Tensor]:
     """loss (K, B) and dE/do, shaped like o, for outputs o of K networks and targets y (K, B, ...).
-    dE/do comes from autograd on the task's loss alone: exact for any task."""
+    dE/do comes from autograd on the per-example loss alone: exact for any task. `loss`: a
+    callable (output, y) -> (B,) such as `task.mse_loss`; None: `task.loss`."""
     K = o.shape[0]
+    loss_fn = task.loss if loss is None else loss
     o = o.detach().requires_grad_(True)
     with torch.enable_grad():
         out = batch_major(o, which)
-        loss = task.loss(out.reshape(K * out.shape[1], *out.shape[2:]), y.reshape(K * y.shape[1], *y.shape[2:]))
+        loss = loss_fn(out.reshape(K * out.shape[1], *out.shape[2:]), y.reshape(K * y.shape[1], *y.shape[2:]))
         (dE_do,) = torch.autograd.grad(loss.sum(), o)
     return loss.detach().view(K, -1), dE_do
 
@@ -304,14 +306,15 @@ BPTT_CHUNK = 32
 
 
 def run_pass(params: dict[str, Tensor], task, x: Tensor, y: Tensor, activation: str, which: str,
-             keep_u: bool = False) -> BPTTRecord:
+             keep_u: bool = False, loss=None) -> BPTTRecord:
     """One forward and one backward pass of K networks (stacked `params`, PARAM_NAMES -> (K, ...))
-    on their batches x (K, B, S, I), y (K, B, ...): the record with runs. No autograd graph."""
+    on their batches x (K, B, S, I), y (K, B, ...): the record with runs. No autograd graph.
+    `loss`: the per-example loss (see `readout_grad`; None: the task's)."""
     with torch.no_grad():
         x_tm = x.transpose(1, 2).contiguous()                               # (K, S, B, I)
         h = forward(params["W_in"], params["W_rec"], params["b"], x_tm, activation)
         o = readout(params["W_out"], params["b_out"], h, which)
-    loss, dE_do = readout_grad(task, o, y, which)
+    loss, dE_do = readout_grad(task, o, y, which, loss=loss)
     with torch.no_grad():
         delta = torch.empty_like(h)
         u = torch.empty_like(h) if keep_u else None

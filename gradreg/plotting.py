@@ -517,9 +517,10 @@ def relevant_ranges(task) -> list[range]:
     return ranges
 
 
-def plot_position_ranges(tasks, ax=None):
+def plot_position_ranges(tasks, ax=None, labels=None):
     """For each task, where its relevant inputs can fall (as a fraction of the sequence) and
-    the lags they imply; the dashed line is the default lag threshold tau = floor(S/2)."""
+    the lags they imply; the dashed line is the default lag threshold tau = floor(S/2).
+    `labels`: one y label per task (default: the task names)."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(9.5, 0.6 + 0.6 * len(tasks)))
     fig = ax.figure
@@ -539,7 +540,7 @@ def plot_position_ranges(tasks, ax=None):
     ax.axvline(0.5, color="black", linestyle="--", linewidth=1)
     ax.text(0.5, -0.75, r" lag threshold $\tau = \lfloor S/2 \rfloor$", fontsize=8, va="bottom")
     ax.set_yticks(range(len(tasks)))
-    ax.set_yticklabels([t.name for t in tasks])
+    ax.set_yticklabels([t.name for t in tasks] if labels is None else list(labels))
     ax.set_ylim(len(tasks) - 0.5, -0.9)
     ax.set_xlim(0, 1)
     ax.set_xlabel("position / S (fraction of the sequence; coloured: where the relevant inputs can be)")

@@ -12,9 +12,15 @@ A sweep is a list of `TrainConfig`s, or the name of a profile (`PROFILES`):
             seeds 0-4; PAPER_MAX_ITERATIONS = 50,000 iterations per run (TrainConfig's default): 280 runs,
             at most about 21 core-hours on CPU (projected by benchmarks/training.py; a run
             stops early once solved)
+    authors the authors' protocol (TrainConfig(protocol="chernodub"), issue 12): adding and
+            temporal_order in the authors' variants at T = 50 and 100; methods sgd (their own
+            training: momentum SGD on 1/2 sum ||y - t||^2), sgr/top, sgr/random; seeds 0-4;
+            AUTHORS_MAX_ITERATIONS = 100,000 iterations (their budget); T = 50 first: 60 runs.
+            Its results file has the column test_success (AUTHORS_COLUMNS).
 
-All other settings are `TrainConfig`'s defaults (hidden 50, batch 20, lr 0.01, clip 1,
-pool factor 4, lag floor(steps/2), test on 10,000 sequences every 100 iterations).
+All other settings are `TrainConfig`'s defaults under the profile's protocol (pascanu: hidden 50,
+batch 20, lr 0.01, clip 1, pool factor 4, lag floor(steps/2), test on 10,000 sequences every 100
+iterations; chernodub: see `gradreg.config.PROTOCOLS`).
 
     from gradreg.sweep import run_sweep
     from gradreg.analysis import summarise
@@ -29,7 +35,10 @@ or from the command line:
 Results file
 ------------
 Columns, always in this order: task, length, method, rule, seed, solved, iterations,
-examples, seconds, final_error, diverged, device, error. The key of a run is
+examples, seconds, final_error, diverged, device, error (COLUMNS); a sweep with any run that is
+not of the pascanu protocol (or stops by validation) writes AUTHORS_COLUMNS, the same followed by
+test_success (%, the success rate of the run's result network on its 10,000 test sequences).
+`load_results` reads either header and returns the file's own columns. The key of a run is
 (task, length, method, rule, seed), rule being "" for methods other than sgr; other
 settings are not part of the key, so use one results file per profile (or per
 variant). `error` is "" for a run that finished, else the one-line message of the
@@ -96,18 +105,22 @@ import pandas as pd
 from .config import TrainConfig
 
 __all__ = ["PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
-           "COLUMNS", "KEY", "HISTORY_COLUMNS", "profile_configs", "config_key", "run_config", "run_sweep",
+           "AUTHORS_MAX_ITERATIONS", "COLUMNS", "AUTHORS_COLUMNS", "results_columns", "KEY", "HISTORY_COLUMNS", "profile_configs", "config_key", "run_config", "run_sweep",
            "load_results", "load_history", "history_path"]
 
 COLUMNS = ("task", "length", "method", "rule", "seed", "solved", "iterations", "examples",
            "seconds", "final_error", "diverged", "device", "error")
 KEY = ("task", "length", "method", "rule", "seed")
+#: The columns of a results file of the authors' protocol: COLUMNS, then test_success (%).
+AUTHORS_COLUMNS = COLUMNS + ("test_success",)
 
 #: Iterations per run in the paper profile: a run not solved by then counts as failed.
 #: Each SGR iteration processes M = 4 n = 80 sequences, each baseline iteration n = 20.
 PAPER_MAX_ITERATIONS = 50_000
 QUICK_MAX_ITERATIONS = 4_000
 SMOKE_MAX_ITERATIONS = 300
+#: The authors' budget (Step_02_MAIN_MakeTrain.m: 2,000 x 50 iterations).
+AUTHORS_MAX_ITERATIONS = 100_000
 
 # (method, rule, extra TrainConfig settings); rule only matters for sgr
 PAPER_METHODS = (
@@ -121,6 +134,8 @@ PAPER_METHODS = (
     ("lstm", "top", {}),
 )
 SMOKE_METHODS = (("clip", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}), ("lstm", "top", {}))
+#: sgd is the authors' own training under their protocol (momentum, summed MSE, no clipping)
+AUTHORS_METHODS = (("sgd", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}))
 
 
 def _grid(tasks, lengths, methods, seeds, **common) -> list[TrainConfig]:
@@ -139,6 +154,9 @@ PROFILES = {
     "quick": lambda: _grid(("temporal_order", "adding"), (20, 40), PAPER_METHODS, range(3),
                            max_iterations=QUICK_MAX_ITERATIONS),
     "paper": lambda: _paper_grid(),
+    # the authors' protocol; T = 50 (complete) first, then T = 100
+    "authors": lambda: _grid(("adding", "temporal_order"), (50, 100), AUTHORS_METHODS, range(5),
+                             protocol="chernodub", max_iterations=AUTHORS_MAX_ITERATIONS),
 }
 
 
@@ -156,7 +174,7 @@ def _paper_grid() -> list[TrainConfig]:
 
 
 def profile_configs(name: str) -> list[TrainConfig]:
-    """The configs of a profile: "smoke", "quick" or "paper"."""
+    """The configs of a profile: "smoke", "quick", "paper" or "authors"."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
     return PROFILES[name]()
@@ -255,9 +273,22 @@ def _units(configs: list[TrainConfig], batch: bool) -> list[list[TrainConfig]]:
 
 # ---------------------------------------------------------------- the results file
 
-def _encode(row: dict) -> bytes:
+def results_columns(configs) -> tuple[str, ...]:
+    """The columns of the results file of these configs: AUTHORS_COLUMNS if any of them is not
+    of the pascanu protocol or stops by validation, else COLUMNS (the committed paper.csv's)."""
+    if any(c.protocol != "pascanu" or c.stopping != "test" for c in configs):
+        return AUTHORS_COLUMNS
+    return COLUMNS
+
+
+def history_columns(columns) -> tuple[str, ...]:
+    """The history columns that go with a results file's columns."""
+    return HISTORY_COLUMNS if tuple(columns) == COLUMNS else HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS
+
+
+def _encode(row: dict, columns=COLUMNS) -> bytes:
     values = []
-    for c in COLUMNS:
+    for c in columns:
         v = row.get(c, "")
         if isinstance(v, str):
             v = " ".join(v.split()) if c == "error" else v.replace("\r", " ").replace("\n", " ")
@@ -269,7 +300,12 @@ def _encode(row: dict) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-_HEADER = _encode(dict(zip(COLUMNS, COLUMNS)))
+def _header(columns=COLUMNS) -> bytes:
+    return _encode(dict(zip(columns, columns)), columns)
+
+
+_HEADER = _header(COLUMNS)
+_HEADERS = {_header(cols).decode().strip(): cols for cols in (COLUMNS, AUTHORS_COLUMNS)}
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -284,8 +320,10 @@ def _fsync_dir(directory: Path) -> None:
 class _ResultsFile:
     """Appends rows to a results CSV; see the module docstring for the guarantee."""
 
-    def __init__(self, path):
+    def __init__(self, path, columns=COLUMNS):
         self.path = Path(path)
+        self.columns = tuple(columns)
+        self.header = _header(self.columns)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists() or self.path.stat().st_size == 0:
             self._write_header()
@@ -302,7 +340,7 @@ class _ResultsFile:
         tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            os.write(fd, _HEADER)
+            os.write(fd, self.header)
             os.fsync(fd)
             os.close(fd)
             fd = None
@@ -328,10 +366,10 @@ class _ResultsFile:
             pass
 
     def _check_header(self):
-        first = os.pread(self.fd, len(_HEADER), 0)
-        if first != _HEADER:
-            raise ValueError(f"{self.path} is not a results file of this version: its first line "
-                             f"must be {_HEADER.decode().strip()!r}")
+        first = os.pread(self.fd, len(self.header), 0)
+        if first != self.header:
+            raise ValueError(f"{self.path} is not a results file of this version and protocol: its "
+                             f"first line must be {self.header.decode().strip()!r}")
 
     def _drop_partial_tail(self):
         size = os.fstat(self.fd).st_size
@@ -342,7 +380,7 @@ class _ResultsFile:
         os.fsync(self.fd)
 
     def append(self, row: dict) -> None:
-        data = memoryview(_encode(row))
+        data = memoryview(_encode(row, self.columns))
         while data:  # one write in practice; a cut-short write leaves only a trailing fragment
             data = data[os.write(self.fd, data):]
         os.fsync(self.fd)
@@ -356,6 +394,8 @@ class _ResultsFile:
 HISTORY_COLUMNS = KEY + ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
                          "grad_norm", "minibatch_long_term_norm", "spectral_radius",
                          "pool_score_q10", "pool_score_q50", "pool_score_q90")
+#: What the histories of runs that stop by validation add (gradreg.engine.VALIDATION_COLUMNS).
+VALIDATION_HISTORY_COLUMNS = ("validation_error", "validation_mse", "kept")
 
 
 def history_path(results) -> Path:
@@ -386,8 +426,9 @@ class _HistoryFile:
     row. A cut-short member can only be the last one: it is truncated away on open and skipped
     by `load_history`. Guarded by the results file's lock."""
 
-    def __init__(self, path):
+    def __init__(self, path, columns=HISTORY_COLUMNS):
         self.path = Path(path)
+        self.columns = tuple(columns)
         self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         data = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
         complete = 0
@@ -400,11 +441,11 @@ class _HistoryFile:
     def append(self, key: tuple, records: list[dict]) -> None:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(HISTORY_COLUMNS)
+        writer.writerow(self.columns)
         for rec in records:
             values = dict(zip(KEY, key), **rec)
             writer.writerow(["nan" if isinstance(v, float) and math.isnan(v) else v
-                             for v in (values.get(c, "nan") for c in HISTORY_COLUMNS)])
+                             for v in (values.get(c, "nan") for c in self.columns)])
         data = memoryview(gzip.compress(buf.getvalue().encode("utf-8"), mtime=0))
         while data:
             data = data[os.write(self.fd, data):]
@@ -415,21 +456,25 @@ class _HistoryFile:
 
 
 def load_history(path) -> pd.DataFrame:
-    """The check histories of a sweep, one row per check (HISTORY_COLUMNS): `path` is the
-    results CSV or its `-history.csv.gz`. A run written more than once (rerun after its row
+    """The check histories of a sweep, one row per check (HISTORY_COLUMNS, and the validation
+    columns when its runs stopped by validation): `path` is the results CSV or its `-history.csv.gz`. A run written more than once (rerun after its row
     was deleted, or killed between its history and its row) keeps its last history."""
     path = Path(path)
     if not path.name.endswith(".gz"):
         path = history_path(path)
     blocks = {}
+    columns = HISTORY_COLUMNS
+    numeric = HISTORY_COLUMNS[len(KEY):] + VALIDATION_HISTORY_COLUMNS[:2]
     for _, _, text in _gzip_members(path.read_bytes()):
         block = pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False,
-                            na_values={c: ["nan", "NaN", ""] for c in HISTORY_COLUMNS[len(KEY):]})
+                            na_values={c: ["nan", "NaN", ""] for c in numeric})
         if len(block):
             blocks[_row_key(block.iloc[0])] = block
+            if "validation_error" in block.columns:
+                columns = HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS
     if not blocks:
         return pd.DataFrame({c: [] for c in HISTORY_COLUMNS})
-    return pd.concat(blocks.values(), ignore_index=True)[list(HISTORY_COLUMNS)]
+    return pd.concat(blocks.values(), ignore_index=True).reindex(columns=list(columns))
 
 
 def _read_complete_lines(path) -> str:
@@ -437,8 +482,8 @@ def _read_complete_lines(path) -> str:
     return data[:data.rfind(b"\n") + 1].decode("utf-8")
 
 
-def _empty_results() -> pd.DataFrame:
-    return _typed(pd.DataFrame({c: [] for c in COLUMNS}))
+def _empty_results(columns=COLUMNS) -> pd.DataFrame:
+    return _typed(pd.DataFrame({c: [] for c in columns}))
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -446,28 +491,31 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
         df[c] = df[c].fillna("").astype(str)
     for c in ("length", "seed", "iterations", "examples"):
         df[c] = df[c].astype("int64")
-    for c in ("seconds", "final_error"):
-        df[c] = df[c].astype("float64")
+    for c in ("seconds", "final_error", "test_success"):
+        if c in df:
+            df[c] = df[c].astype("float64")
     for c in ("solved", "diverged"):
         df[c] = df[c].map(lambda v: v if isinstance(v, bool) else str(v) == "True").astype(bool)
     return df
 
 
 def load_results(path) -> pd.DataFrame:
-    """The rows of a results file, typed; a trailing partial line is dropped and rows are
+    """The rows of a results file, typed, with the file's own columns (COLUMNS, or
+    AUTHORS_COLUMNS for the authors' protocol); a trailing partial line is dropped and rows are
     de-duplicated by key (the first kept). Raises FileNotFoundError if there is no file."""
     text = _read_complete_lines(path)
     if not text:
         return _empty_results()
     header = text.split("\n", 1)[0]
-    if header != _HEADER.decode().strip():
-        raise ValueError(f"{path} is not a results file: header {header!r}, expected "
-                         f"{_HEADER.decode().strip()!r}")
+    if header not in _HEADERS:
+        raise ValueError(f"{path} is not a results file: header {header!r}, expected one of "
+                         + " or ".join(repr(h) for h in _HEADERS))
+    columns = _HEADERS[header]
     df = pd.read_csv(io.StringIO(text), dtype={c: str for c in ("task", "method", "rule", "device",
                                                                   "error")},
-                     keep_default_na=False, na_values={"final_error": ["nan", "NaN", ""],
-                                                       "seconds": ["nan", "NaN", ""]})
-    df = _typed(df[list(COLUMNS)])
+                     keep_default_na=False, na_values={c: ["nan", "NaN", ""]
+                                                       for c in ("final_error", "seconds", "test_success")})
+    df = _typed(df[list(columns)])
     return df.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
 
 
@@ -538,9 +586,10 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     wanted = {config_key(c) for c in configs}
-    out = _ResultsFile(results)
+    columns = results_columns(configs)
+    out = _ResultsFile(results, columns)
     try:
-        out.history = _HistoryFile(history_path(results))
+        out.history = _HistoryFile(history_path(results), history_columns(columns))
     except BaseException:
         out.close()
         raise

@@ -52,7 +52,7 @@ def scheduler():
 
 
 def test_profiles():
-    assert set(PROFILES) == {"smoke", "quick", "paper"}
+    assert set(PROFILES) == {"smoke", "quick", "paper", "authors"}
     paper = profile_configs("paper")
     assert len(paper) == 2 * 4 * 7 * 5
     assert {c.task for c in paper} == {"temporal_order", "adding"}
