@@ -662,3 +662,27 @@ def test_more_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, words):
     args = [str(tmp_path / "r.csv") if a == "RESULTS" else a for a in args]
     code, lines = run_cli(capsys, *args)
     one_line(lines, code, 2, words)
+
+
+def test_authors_results_file_edited_by_hand(tmp_path):
+    """The authors' protocol writes AUTHORS_COLUMNS (COLUMNS + test_success): the same rules."""
+    path = tmp_path / "authors.csv"
+    header = ",".join(sweep.AUTHORS_COLUMNS) + "\n"
+    path.write_text(header + ROW_SGD + ",99.5\n" + ROW_SGR + ",")        # last row: no newline
+    df = load_results(path)
+    assert list(df.columns) == list(sweep.AUTHORS_COLUMNS) and len(df) == 2
+    assert df["test_success"].iloc[0] == 99.5 and math.isnan(df["test_success"].iloc[1])
+    _ResultsFile(path, sweep.AUTHORS_COLUMNS).close()
+    assert path.read_text().endswith(ROW_SGR + ",\n")
+    with pytest.raises(ValueError, match="not a results file of this version and protocol"):
+        _ResultsFile(path)                                          # a pascanu sweep on it
+    path.write_text(header + ROW_SGD + "\n")                         # 13 fields where 14 belong
+    with pytest.raises(ValueError, match=r"line 2: 13 fields where a row has 14"):
+        load_results(path)
+
+
+def test_check_memory_counts_the_authors_fixed_sets():
+    pascanu = TrainConfig(length=50, hidden_size=100, test_size=1000)
+    authors = TrainConfig(length=50, protocol="chernodub", hidden_size=100, test_size=1000,
+                          train_set_size=50_000, validation_size=5_000)
+    assert check_memory(authors) > check_memory(pascanu) + 50_000 * 50 * 6 * 4
