@@ -4,13 +4,24 @@ Chernodub & Nowicki (2016), reproduced: the long-term-dependency tasks, an SRN
 whose single batched BPTT pass yields exact per-example, lag-resolved gradient
 statistics, the sampling-based minibatch construction (SGR) and its baselines.
 """
-from .tasks import TASK_NAMES, TASK_VARIANTS, Task, make_task
-from .model import SRN
-from .passes import bptt
-from .stats import PerExampleStats, per_example_stats
-from .config import METHODS, TrainConfig, TrainResult
-from .engine import train, train_many
-from .sampling import RULES
+import sys as _sys
+
+try:
+    from .tasks import TASK_NAMES, TASK_VARIANTS, Task, make_task
+    from .model import SRN
+    from .passes import bptt
+    from .stats import PerExampleStats, per_example_stats
+    from .config import METHODS, TrainConfig, TrainResult
+    from .engine import train, train_many
+    from .sampling import RULES
+except KeyboardInterrupt:
+    # Ctrl-C while `python -m gradreg` imports torch (a few seconds): the command line's one
+    # line and exit code, not a traceback from deep inside torch (argv[0] is "-m" only while
+    # `python -m` locates this package)
+    if _sys.argv[:1] == ["-m"]:
+        _sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+    raise
 
 __all__ = ["TASK_NAMES", "TASK_VARIANTS", "Task", "make_task", "SRN", "PerExampleStats", "bptt", "per_example_stats",
            "METHODS", "RULES", "TrainConfig", "TrainResult", "train", "train_many", "sweep"]

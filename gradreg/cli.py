@@ -1,14 +1,26 @@
 """Command line: `python -m gradreg train | sweep | figures | student | slides`.
 
-Every TrainConfig field is an option of `train`. Bad input exits with code 2 and one
-line on stderr, never a traceback.
+Every TrainConfig field is an option of `train`. Every error is one line on stderr, never a
+traceback, and the exit code says whose it is:
+
+    0    done
+    1    a fault of the environment: a file or directory that cannot be written, a Dask
+         scheduler that cannot be reached, a results file locked by another sweep, too little
+         memory, a notebook that failed
+    2    a bad argument: an unknown name, a value out of range, a path that is a directory
+         or lies under a file, a malformed scheduler address, a corrupt results file
+    130  interrupted (Ctrl-C); a sweep keeps every finished row: rerun it to resume
+
+GRADREG_TRACEBACK=1 in the environment shows the traceback of an unexpected error.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import math
+import os
 import sys
 import typing
 
@@ -185,14 +197,21 @@ def _parse_cell(text: str) -> tuple[str, int]:
 
 
 def run_sweep_command(args) -> int:
-    from .sweep import run_sweep
+    from .sweep import load_results, run_sweep
     cells = None if args.cell is None else [_parse_cell(text) for text in args.cell]
     if args.device is not None:
         from .config import resolve_device
         TrainConfig(device=args.device)          # an unknown device: ValueError naming the allowed ones
         resolve_device(args.device)
-    run_sweep(args.profile, results=args.results, scheduler=args.scheduler, workers=args.workers,
-              progress=not args.no_progress, batch=not args.no_batch, device=args.device, cells=cells)
+    try:
+        run_sweep(args.profile, results=args.results, scheduler=args.scheduler, workers=args.workers,
+                  progress=not args.no_progress, batch=not args.no_batch, device=args.device, cells=cells)
+    except KeyboardInterrupt:
+        try:
+            kept = f"{len(load_results(args.results))} rows kept; "
+        except BaseException:  # no readable file (interrupted before it was made): say less
+            kept = ""
+        raise _Interrupted(f"interrupted; {kept}rerun the same command to resume") from None
     return 0
 
 
@@ -204,8 +223,11 @@ def run_report(args) -> int:
 
 
 def run_figures(args) -> int:
-    from .figures import run_notebooks
-    run_notebooks(args.profile, output_dir=args.output_dir, build_dir=args.build_dir)
+    from .figures import NotebookFailed, run_notebooks
+    try:
+        run_notebooks(args.profile, output_dir=args.output_dir, build_dir=args.build_dir)
+    except NotebookFailed as error:  # a cell raised: its notebook, cell and message in one line
+        return _fail(_one_line(error), 1)
     return 0
 
 
@@ -238,16 +260,56 @@ def run_slides(args) -> int:
     return 0
 
 
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the line to print."""
+
+
+# OSErrors that mean the path given is wrong (a file to read that is not there, a directory
+# where a file belongs, ...), not that the machine refused it
+_BAD_PATH_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EEXIST)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _os_error_line(error: OSError) -> str:
+    # a bare OSError (not one of gradreg's one-line faults): name the path it concerns
+    if error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return _one_line(error)
+
+
+def _fail(line: str, code: int) -> int:
+    print(f"error: {line}", file=sys.stderr)
+    return code
+
+
 def main(argv=None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         commands = {"train": run_train, "sweep": run_sweep_command, "report": run_report,
                     "figures": run_figures, "student": run_student, "slides": run_slides}
         return commands[args.command](args)
-    except ValueError as error:  # UsageError too
-        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(str(interrupt) if isinstance(interrupt, _Interrupted) else "interrupted", file=sys.stderr)
         return 130
+    except ValueError as error:  # UsageError too: a bad argument
+        return _fail(_one_line(error), 2)
+    except OSError as error:  # gradreg's EnvironmentFault, or the system's own
+        if type(error).__module__.startswith("gradreg"):
+            return _fail(_one_line(error), 1)
+        return _fail(_os_error_line(error), 2 if error.errno in _BAD_PATH_ERRNOS else 1)
+    except MemoryError:
+        return _fail("out of memory; lower the length, test_size, batch_size or hidden_size", 1)
+    except Exception as error:
+        if os.environ.get("GRADREG_TRACEBACK"):
+            raise
+        if "out of memory" in str(error).lower():  # torch.OutOfMemoryError (CUDA), allocator failures
+            return _fail(f"{_one_line(error)[:300]}; lower the length, test_size, batch_size or "
+                         "hidden_size", 1)
+        return _fail(f"unexpected {type(error).__name__}: {_one_line(error)[:300]} (set "
+                     "GRADREG_TRACEBACK=1 to see where)", 1)

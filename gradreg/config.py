@@ -6,10 +6,14 @@ independent generators, `TrainResult` what `gradreg.train` returns.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
+import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -110,6 +114,16 @@ class TrainConfig:
     stopping: str = FROM_PROTOCOL         # "test" (pascanu) or "validation" (chernodub)
 
     def __post_init__(self):
+        # numpy numbers (np.int64(10), np.float32(0.1), np.bool_) are accepted wherever Python
+        # numbers are, and stored as Python int / float / bool
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.bool_):
+                setattr(self, f.name, bool(v))
+            elif isinstance(v, np.integer):
+                setattr(self, f.name, int(v))
+            elif isinstance(v, np.floating):
+                setattr(self, f.name, float(v))
         if not isinstance(self.protocol, str) or self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; allowed: {', '.join(PROTOCOLS)}")
         # the fields given explicitly (`replace` keeps them and re-resolves the others)
@@ -141,16 +155,32 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+#: Largest seed: seed * 1000 + 3 and 10_000_019 + seed (the run's generators) stay far inside
+#: int64, and the seed fits numpy's 32-bit seeding too.
+MAX_SEED = 2 ** 31 - 1
+
+_STR_FIELDS = ("task", "method", "rule", "device", "activation", "init", "dtype", "protocol", "variant", "loss",
+               "reduction", "momentum_form", "stopping")
+_BOOL_FIELDS = ("importance_weights", "fair_batch")
+
+
 def validate_config(c: TrainConfig) -> None:
+    """ValueError, naming the field, the value and what is allowed, for any bad field (wrong
+    types included)."""
     def choice(name, allowed):
         v = getattr(c, name)
-        if v not in allowed:
+        if not isinstance(v, str) or v not in allowed:
             raise ValueError(f"unknown {name} {v!r}; allowed: {', '.join(allowed)}")
 
     def at_least(name, low):
         v = getattr(c, name)
         if not _is_int(v) or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+
+    def number(name):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
 
     def positive(name, allow_none=False):
         v = getattr(c, name)
@@ -159,6 +189,12 @@ def validate_config(c: TrainConfig) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
             raise ValueError(f"{name} must be a positive finite number, got {v!r}")
 
+    for name in _STR_FIELDS:
+        if not isinstance(getattr(c, name), str):
+            raise ValueError(f"{name} must be a string, got {getattr(c, name)!r}")
+    for name in _BOOL_FIELDS:
+        if not isinstance(getattr(c, name), bool):
+            raise ValueError(f"{name} must be True or False, got {getattr(c, name)!r}")
     choice("method", METHODS)
     choice("loss", LOSSES)
     choice("reduction", REDUCTIONS)
@@ -184,15 +220,21 @@ def validate_config(c: TrainConfig) -> None:
                              + ", ".join(m for m in METHODS if m != "lstm"))
     for name in ("hidden_size", "batch_size", "pool_factor", "max_iterations", "check_every", "test_size"):
         at_least(name, 1)
-    if not _is_int(c.seed) or c.seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {c.seed!r}")
+    if not _is_int(c.seed) or not 0 <= c.seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED} (2**31 - 1), got {c.seed!r}")
+    if c.lag is not None and not _is_int(c.lag):
+        raise ValueError(f"lag must be an integer or None, got {c.lag!r}")
     check_lag(c.lag, task.steps)
     positive("lr")
-    if c.clip is not None and c.clip != 0:
-        positive("clip")
+    if c.clip is not None:
+        number("clip")
+        if c.clip != 0:
+            positive("clip")
     positive("max_seconds", allow_none=True)
     for name in ("omega_weight", "alpha", "band_low", "band_high"):
         positive(name)
+    for name in ("greedy_low", "greedy_high", "momentum", "solved_error"):
+        number(name)
     if c.band_low > c.band_high or not 0 <= c.greedy_low <= c.greedy_high:
         raise ValueError("bands need low <= high: "
                          f"band [{c.band_low}, {c.band_high}], greedy [{c.greedy_low}, {c.greedy_high}]")
@@ -200,8 +242,115 @@ def validate_config(c: TrainConfig) -> None:
         raise ValueError(f"momentum must be in [0, 1), got {c.momentum!r}")
     if not 0 <= c.solved_error < 1:
         raise ValueError(f"solved_error must be in [0, 1), got {c.solved_error!r}")
-    if not (c.device in ("auto", "cpu") or str(c.device).startswith("cuda")):
-        raise ValueError(f"unknown device {c.device!r}; allowed: auto, cpu, cuda, cuda:N")
+    check_device(c.device)
+
+
+def check_device(name) -> None:
+    """ValueError unless `name` is a device name TrainConfig takes: auto, cpu, cuda or cuda:N."""
+    if not (isinstance(name, str) and re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", name)):
+        raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N")
+
+
+def _available_memory(device: torch.device) -> tuple[int | None, str]:
+    """Bytes that can be allocated now, and where: free GPU memory for a CUDA device, else the
+    machine's MemAvailable (/proc/meminfo; os.sysconf's available pages elsewhere)."""
+    if device.type == "cuda":
+        with contextlib.suppress(Exception):
+            return int(torch.cuda.mem_get_info(device)[0]), f"free on {device}"
+        return None, ""
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024, "available"
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "available"
+    return None, ""
+
+
+def _gb(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9)):
+        if n >= size / 10:
+            return f"{n / size:.3g} {unit}"
+    return f"{n / 1e6:.3g} MB"
+
+
+def check_memory(config, extra_bytes: int = 0) -> int:
+    """Estimate the bytes a run of `config` needs at its peak and raise ValueError, in one line,
+    when that exceeds the memory available (on the run's device); returns the estimate.
+
+    `config`: a TrainConfig, or the list `train_many` gets; the runs it trains as one program
+    (`engine.batch_groups`) are counted together, the largest group deciding. Counted: the test
+    sets (drawn once per run, as one-hot int64 then float, all kept while the group trains), one
+    step's tensors (each run's drawn batch or pool, hidden states, deltas, u for pascanu; LSTM:
+    autograd's saved gates), the parameters with their velocities and, when the SGR rule scores
+    the pool, the per-example long-term gradients (with the Gram matrix for greedy).
+    `extra_bytes`: what the caller needs beyond that (the explorer's per-example full gradients).
+    An estimate: it refuses runs that cannot fit, not every run that will not.
+    """
+    configs = [config] if isinstance(config, TrainConfig) else list(config)
+    if not configs:
+        return 0
+    from .engine import batch_groups   # here: engine imports this module
+    need, parts, group = -1, "", None
+    for members in batch_groups(configs):
+        g = [configs[i] for i in members]
+        n, p = _group_bytes(g)
+        if n > need:
+            need, parts, group = n, p, g
+    need += int(extra_bytes)
+    if extra_bytes:
+        parts += f", other {_gb(extra_bytes)}"
+    free, where = _available_memory(resolve_device(group[0].device))
+    if free is not None and need > free:
+        c = group[0]
+        runs = f" ({len(group)} runs as one program)" if len(group) > 1 else ""
+        raise ValueError(f"{c.task} T={c.length}{runs} needs about {_gb(need)} of memory ({parts}) but "
+                         f"{_gb(free)} is {where}; lower length, test_size, hidden_size or "
+                         "batch_size x pool_factor")
+    return need
+
+
+def _group_bytes(group: list) -> tuple[int, str]:
+    """Peak bytes of runs trained as one program, and what they are (for the message)."""
+    c, K = group[0], len(group)
+    task = make_task(c.task, c.length, c.variant)
+    S, I, O, H = task.steps, task.input_size, task.output_size, c.hidden_size
+    item = DTYPES[c.dtype].itemsize
+    every_step = getattr(task, "readout", "last") == "all"
+    y_bytes = S * 8 if every_step else 8
+
+    def drawn(b):    # task.sample: int64 symbols and one-hot, the float32 x, then the cast to dtype
+        return b * S * (16 + 12 * I + (item * I if item != 4 else 0)) + b * y_bytes
+
+    # the test set, and the fixed validation and training sets of the chernodub protocol
+    sets = [n for n in (c.test_size, c.validation_size, c.train_set_size) if n]
+    test_kept = sum(sets) * (S * I * item + y_bytes)
+    chunk = min(c.test_size, 500)                   # engine.TEST_CHUNK sequences per forward pass
+    test_check = K * chunk * S * (H + I + (O if every_step else 0)) * item
+    draw = c.pool_size if (c.method == "sgr" or c.fair_batch) else c.batch_size
+    step = sgr = 0
+    for r in group:
+        if r.method == "lstm":   # autograd keeps gates, cell and hidden states of every step
+            step += drawn(draw) + 16 * draw * S * H * item
+        else:                    # x, h, delta (and u), the weighted deltas of the step's gradient
+            step += drawn(draw) + draw * S * (I + (6 if r.method == "pascanu" else 4) * H
+                                              + (2 * O if every_step else 0)) * item
+        # the parameters with their velocity, gradient and update (LSTM: four gates)
+        step += 4 * (4 if r.method == "lstm" else 1) * H * (I + H + 1) * item + 4 * O * (H + 1) * item
+        if r.method == "sgr" and r.rule != "random":
+            P = H * (I + H + 1)          # W_in, W_rec, b of every candidate, and their flat copy
+            sgr += 2 * draw * P * item
+            if r.rule == "greedy":       # the float64 copy and the Gram matrix
+                sgr += draw * P * 8 + draw * draw * 8
+    steady = K * test_kept + max(test_check, step + sgr)
+    need = max(drawn(max(sets)) + (K - 1) * test_kept, steady)
+    parts = f"test set{'s' if K > 1 or len(sets) > 1 else ''} {_gb(K * test_kept)}"
+    if need > steady:
+        parts += f" ({_gb(need)} while drawn)"
+    parts += f", one step {_gb(step)}"
+    if sgr:
+        parts += f", SGR per-example long-term gradients {_gb(sgr)}"
+    return need, parts
 
 
 def resolve_device(name: str) -> torch.device:

@@ -58,7 +58,7 @@ from torch import Tensor
 
 from . import sampling
 from .baselines import LSTMNet, omega_grad
-from .config import DTYPES, METHODS, Seeds, TrainConfig, TrainResult, resolve_device
+from .config import DTYPES, METHODS, Seeds, TrainConfig, TrainResult, check_memory, resolve_device
 from .model import SRN, spectral_radius
 from .passes import (PARAM_NAMES, BPTTRecord, batch_major, check_lag, forward, pool_scores, readout,
                      run_pass, weighted_grads)
@@ -99,6 +99,7 @@ def train_many(configs: list[TrainConfig], progress: bool = False, on_check=None
     for c in configs:
         if not isinstance(c, TrainConfig):
             raise ValueError(f"train_many takes TrainConfig objects, got {type(c).__name__}")
+    check_memory(configs)     # one line, before anything is allocated, when it cannot fit
     results: dict[int, TrainResult] = {}
     for members in batch_groups(configs):
         group = _Group([configs[i] for i in members], progress, on_check, on_result)

@@ -43,10 +43,11 @@ from .model import ACTIVATIONS, INITS, SRN
 from .model import spectral_radius as _spectral_radius
 from .passes import bptt, check_lag, pool_scores
 from .tasks import TASK_NAMES, make_task
-from .config import Seeds, TrainConfig, resolve_device
+from .config import MAX_SEED, Seeds, TrainConfig, check_device, check_memory, resolve_device
 
 RULES = sampling.RULES
 STOCHASTIC_RULES = ("random", "weighted", "band")
+MAX_DRAWS = 100_000        # draws of a stochastic rule per update (each is one selection)
 # max |f'|: the gamma of the bound ||delta_t|| <= ||delta_{S-1}|| (gamma ||W_rec||_2)^(S-1-t)
 GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
 
@@ -108,6 +109,9 @@ def make_params(params=None, **overrides) -> ExploreParams:
     unknown = sorted(set(base) - known)
     if unknown:
         raise ValueError(f"unknown explorer parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+    # numpy numbers are taken wherever Python numbers are (as TrainConfig does)
+    base = {k: bool(v) if isinstance(v, np.bool_) else int(v) if isinstance(v, np.integer)
+            else float(v) if isinstance(v, np.floating) else v for k, v in base.items()}
     p = ExploreParams(**base)
     _validate(p)
     return p
@@ -123,6 +127,11 @@ def _validate(p: ExploreParams) -> None:
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
 
+    def number(name):
+        v = getattr(p, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
+
     choice("task", TASK_NAMES)
     choice("activation", ACTIVATIONS)
     choice("init", INITS)
@@ -131,17 +140,26 @@ def _validate(p: ExploreParams) -> None:
     task = make_task(p.task, p.length)
     for name in ("hidden_size", "pool_factor", "batch_size", "draws"):
         at_least(name, 1)
+    if p.draws > MAX_DRAWS:
+        raise ValueError(f"draws must be an integer in 1..{MAX_DRAWS}, got {p.draws!r}")
     at_least("seed", 0)
+    if p.seed > MAX_SEED:
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED} (2**31 - 1), got {p.seed!r}")
+    if p.lag is not None and (isinstance(p.lag, bool) or not isinstance(p.lag, int)):
+        raise ValueError(f"lag must be an integer or None, got {p.lag!r}")
     check_lag(p.lag, task.steps)
     r = p.spectral_radius
     if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not (r > 0 and math.isfinite(r))):
         raise ValueError(f"spectral_radius must be a positive number or None, got {r!r}")
+    for name in ("band_low", "band_high", "greedy_low", "greedy_high", "alpha"):
+        number(name)
     if not 0 < p.band_low <= p.band_high:
         raise ValueError(f"band [{p.band_low}, {p.band_high}] must satisfy 0 < low <= high")
     if not 0 <= p.greedy_low <= p.greedy_high:
         raise ValueError(f"greedy band [{p.greedy_low}, {p.greedy_high}] must satisfy 0 <= low <= high")
     if not p.alpha > 0:
         raise ValueError(f"alpha must be positive, got {p.alpha!r}")
+    check_device(p.device)      # the same names and message as TrainConfig
     resolve_device(p.device)
 
 
@@ -189,11 +207,25 @@ def compute(params=None, threads: int | None = 1, **overrides) -> dict:
         return _compute(make_params(params, **overrides))
 
 
+def _check_memory(p: ExploreParams, task) -> None:
+    """Refuse, in one line, a pool that cannot fit in memory (`train.check_memory`): the pool's
+    pass, its long-term gradients and Gram matrix as an SGR step with the greedy rule, plus the
+    per-example full gradients (all parameters, float64) and their Gram matrix."""
+    M, H = p.pool_size, p.hidden_size
+    full = M * (H * (task.input_size + H + 1) + task.output_size * (H + 1)) * (8 + 4) + M * M * 8
+    config = TrainConfig(task=p.task, length=p.length, method="sgr", rule="greedy", seed=p.seed,
+                         hidden_size=H, batch_size=p.batch_size, pool_factor=p.pool_factor, lag=p.lag,
+                         test_size=1, device=p.device, dtype=p.dtype, activation=p.activation,
+                         init=p.init)
+    check_memory(config, extra_bytes=full)
+
+
 def _compute(p: ExploreParams) -> dict:
     start = time.perf_counter()
     device = resolve_device(p.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[p.dtype]
     task = make_task(p.task, p.length)
+    _check_memory(p, task)
     S = task.steps
     lag = check_lag(p.lag, S)
     M, n = p.pool_size, p.batch_size
@@ -204,6 +236,11 @@ def _compute(p: ExploreParams) -> dict:
     x, y = task.sample(M, generator=seeds.data)
     rec = bptt(model, task, x.to(dtype), y)
     scores, ratios, gram = pool_scores(rec, lag, need_gram=True, need_scores=True)
+    if not (torch.isfinite(rec.delta).all() and torch.isfinite(gram).all()):
+        rho = _spectral_radius(model.W_rec)
+        raise ValueError(f"the network overflowed in {p.dtype}: with rho(W_rec) = {rho:.3g} and S = {S} "
+                         f"steps its deltas grow like rho^S beyond the largest {p.dtype}; lower "
+                         "spectral_radius or length" + (", or use dtype float64" if p.dtype == "float32" else ""))
     # per-example full gradients (all parameters) for the full-norm column
     full = rec.recurrent_grads()
     full.update(rec.output_grads())
@@ -432,6 +469,7 @@ class Explorer:
 
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+        check_device(device)
         dev = str(resolve_device(device))
         start = dict(PROFILES[profile], seed=seed, device=dev)
         start.update(params)

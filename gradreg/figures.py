@@ -116,8 +116,16 @@ def setup(profile: str = "quick", seed: int = 0, device: str = "auto", threads: 
     20 times slower). Returns the torch.device to use.
     """
     from . import plotting
+    from .config import MAX_SEED, check_device
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 0):
+        raise ValueError(f"threads must be an integer >= 1 (0 or None: leave torch's setting), got {threads!r}")
+    check_device(device)
+    seed = int(seed)
     plotting.use_style()
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -929,6 +937,42 @@ def numbered_notebooks(directory=NOTEBOOK_DIR) -> list[Path]:
     return sorted(p for p in Path(directory).glob("[0-9][0-9]_*.ipynb"))
 
 
+class NotebookFailed(RuntimeError):
+    """A notebook's cell raised: the message names the notebook, the cell and the error."""
+
+
+def _make_dirs(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise ValueError(f"{what} {path} cannot be created: {blocker} is a file, not a directory; "
+                             "give another directory") from None
+        from .sweep import EnvironmentFault
+        raise EnvironmentFault(f"cannot create {what} {path}: {exc.strerror or exc}; give a directory "
+                               "you can write to") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        from .sweep import EnvironmentFault
+        raise EnvironmentFault(f"cannot write to {what} {path}: permission denied; give a directory "
+                               "you can write to")
+
+
+def _ipc_kernel_manager(directory: str):
+    """A kernel manager whose kernel talks over IPC (Unix sockets under `directory`) instead of
+    TCP on localhost, so ipykernel has no reason for its "Kernel is running over TCP without
+    encryption" warning: nothing is silenced, the warning's cause is avoided."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", os.path.join(directory, "kernel"))
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def run_notebooks(profile: str = "quick", output_dir="figures", build_dir="build", notebooks=None,
                   log=print, kernel_name: str = "python3", parameters: dict | None = None,
                   timeout: float | None = None) -> list[Path]:
@@ -939,36 +983,55 @@ def run_notebooks(profile: str = "quick", output_dir="figures", build_dir="build
     function (sys.executable): run it from the project's .venv and the notebooks use the
     .venv. `notebooks`: names or paths to run a subset (default: all numbered ones).
     `parameters`: extra papermill parameters; `timeout`: seconds allowed per cell.
-    A failing cell raises RuntimeError naming the notebook and the cell.
+    A failing cell raises NotebookFailed (a RuntimeError) naming the notebook and the cell.
+    The kernels run over IPC where the OS has Unix sockets (see `_ipc_kernel_manager`).
     """
+    import tempfile
+
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise ValueError(f"parameters must be a dict, got {type(parameters).__name__}")
     output_dir = Path(output_dir).resolve()
     build = Path(build_dir).resolve() / "notebooks"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    build.mkdir(parents=True, exist_ok=True)
     paths = _select_notebooks(notebooks)
+    _make_dirs(output_dir, "output directory")
+    _make_dirs(build, "build directory")
     written = []
-    for path in paths:
-        before = _snapshot(output_dir)
-        start = time.perf_counter()
-        log(f"[{profile}] {path.name} ...")
-        params = dict(profile=profile, output_dir=str(output_dir))
-        params.update(parameters or {})
-        try:
-            papermill.execute_notebook(str(path), str(build / path.name), parameters=params,
-                                       kernel_name=kernel_name, cwd=str(path.parent), progress_bar=False,
-                                       log_output=False, execution_timeout=timeout)
-        except PapermillExecutionError as error:
-            raise RuntimeError(describe_failure(build / path.name, error, path.name, path)) from None
-        after = _snapshot(output_dir)
-        new = sorted(p for p, stamp in after.items() if before.get(p) != stamp)
-        written.extend(new)
-        log(f"[{profile}] {path.name}: {time.perf_counter() - start:.1f} s, "
-            f"{sum(p.suffix == '.png' for p in new)} figures")
+    with tempfile.TemporaryDirectory(prefix="gradreg-kernels-") as sockets:
+        # Unix socket paths are limited to about 100 bytes: a very long TMPDIR falls back to TCP
+        ipc = os.name == "posix" and len(sockets) < 80
+        engine = {"kernel_manager_class": _ipc_kernel_manager(sockets)} if ipc else {}
+        for path in paths:
+            before = _snapshot(output_dir)
+            start = time.perf_counter()
+            log(f"[{profile}] {path.name} ...")
+            params = dict(profile=profile, output_dir=str(output_dir))
+            params.update(parameters or {})
+            try:
+                papermill.execute_notebook(str(path), str(build / path.name), parameters=params,
+                                           kernel_name=kernel_name, cwd=str(path.parent), progress_bar=False,
+                                           log_output=False, execution_timeout=timeout, **engine)
+            except PapermillExecutionError as error:
+                if error.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel too
+                    raise KeyboardInterrupt from None
+                raise NotebookFailed(describe_failure(build / path.name, error, path.name, path)) from None
+            except (CellTimeoutError, DeadKernelError) as error:
+                what = "its kernel died (out of memory?)" if isinstance(error, DeadKernelError) else \
+                    f"a cell ran longer than the timeout of {timeout} s"
+                raise NotebookFailed(f"{path.name}: {what}: {' '.join(str(error).split())[:200]}") from None
+            after = _snapshot(output_dir)
+            new = sorted(p for p, stamp in after.items() if before.get(p) != stamp)
+            written.extend(new)
+            log(f"[{profile}] {path.name}: {time.perf_counter() - start:.1f} s, "
+                f"{sum(p.suffix == '.png' for p in new)} figures")
     for p in written:
         log(f"  {p}")
     return written

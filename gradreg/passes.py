@@ -351,8 +351,14 @@ def check_compatible(model, task, x: Tensor, y: Tensor) -> None:
     if model.input_size != task.input_size or model.output_size != task.output_size:
         raise ValueError(f"model sizes (input {model.input_size}, output {model.output_size}) do not fit "
                          f"task {task.name!r} (input {task.input_size}, output {task.output_size})")
+    if x.shape[0] == 0:
+        raise ValueError("empty batch: x holds 0 sequences; pass at least one")
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y has batch size {y.shape[0]} but x has {x.shape[0]}")
+    if task.kind == "classification" and not (y.dtype.is_floating_point or y.dtype == torch.bool) \
+            and bool(((y < 0) | (y >= task.output_size)).any()):
+        raise ValueError(f"class labels must lie in 0..{task.output_size - 1} for task {task.name!r}; "
+                         f"y holds values from {int(y.min())} to {int(y.max())}")
     if getattr(task, "readout", "last") == "all" and model.readout != "all":
         raise ValueError(f"task {task.name!r} scores every step: it needs readout='all', "
                          f"got readout={model.readout!r}")

@@ -9,6 +9,8 @@ matrix G_ij = <g_i, g_j>:  ||sum_i w_i g_i||^2 = w^T G w  (section 3, item 1).
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -77,19 +79,30 @@ def select_band(ratios: Tensor, n: int, lo: float, hi: float,
 
 def inclusion_probabilities(scores: Tensor, n: int, alpha: float = 1.0) -> Tensor:
     """pi_i proportional to s_i^alpha, capped at 1, summing to n (each capped unit is
-    certain to be drawn; the rest share what is left in proportion)."""
+    certain to be drawn; the rest share what is left in proportion).
+
+    Computed in log space, s_i^alpha = exp(alpha log s_i - max_j alpha log s_j), so that no
+    alpha underflows (or overflows) to equal weights: alpha = 300 puts nearly all mass on
+    the largest scores. Every candidate keeps a relative weight of at least 1e-12.
+    """
     _check_n(n, scores.numel())
-    s = scores.double().clamp_min(0).pow(alpha)
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    s = scores.double().clamp_min(0)
     if not torch.isfinite(s).all():
         raise ValueError("weighted selection needs finite scores")
-    if s.sum() <= 0:
-        s = torch.ones_like(s)
-    s = s.clamp_min(s.max() * 1e-12)  # every candidate keeps a chance: HT weights stay finite
+    if alpha == 0 or not (s > 0).any():
+        log_w = torch.zeros_like(s)
+    else:
+        log_w = alpha * torch.log(s)                           # -inf for a zero score
     pi = torch.zeros_like(s)
     certain = torch.zeros_like(s, dtype=torch.bool)
     for _ in range(s.numel()):
         left = n - int(certain.sum())
-        share = s * ~certain
+        rest = log_w.masked_fill(certain, -math.inf)
+        # weights relative to the largest uncapped one, so none underflows to an equal share;
+        # each keeps at least 1e-12 of it: every candidate keeps a chance, HT weights stay finite
+        share = torch.exp(rest - rest.max()).clamp_min(1e-12).masked_fill(certain, 0.0)
         pi = torch.where(certain, torch.ones_like(s), left * share / share.sum())
         over = (pi > 1) & ~certain
         if not over.any():

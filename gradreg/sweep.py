@@ -51,14 +51,24 @@ over the results path (os.replace), so the file exists with its header or not at
 Each row is one complete CSV line, fields free of newlines, appended by the single
 process that runs the sweep with os.write on a descriptor opened with O_APPEND, then
 fsynced. If a write is ever cut short, the fragment can only be the file's last line,
-with no newline after it: `load_results` drops such a line, and the next `run_sweep`
-truncates it away before appending. Rows are de-duplicated by key, keeping the first,
+with no newline after it. A last line without its newline that parses into all columns
+is a complete row (an editor may leave one): it is kept, and the next `run_sweep` adds
+the newline. Only a line that does not parse into all columns is a half row:
+`load_results` drops it, and the next `run_sweep` truncates it away before appending.
+Any other line that does not parse (edited by hand, bytes that are not UTF-8) is an
+error naming the file and the line number: fix or delete that line. Rows are de-duplicated by key, keeping the first,
 and a rerun skips every key already in the file, so an interrupted sweep resumes
 with no lost and no duplicated runs (the runs in flight at the kill are redone).
 Runs that Dask cancels (the client lost its scheduler) are not written, and a warning
 says to rerun; a run whose worker died repeatedly (KilledWorker) gets an error row.
 A sweep holds an advisory lock (flock) on the file so two sweeps cannot append to it
-at once.
+at once (the second raises `ResultsLocked`).
+
+Faults of the environment (a results file that cannot be written, a scheduler that cannot
+be reached, the lock held by another sweep) raise `EnvironmentFault` (an OSError) with a
+one-line message; bad arguments (a results path that is a directory or lies under a file,
+a malformed scheduler address, a corrupt results file) raise ValueError. The command line
+exits with 1 and 2 for them.
 
 On a SLURM cluster (dask-jobqueue)
 ----------------------------------
@@ -89,12 +99,16 @@ about T >= 100).
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
+import errno
 import gzip
 import io
 import math
 import os
+import signal
+import socket
 import time
 import warnings
 import zlib
@@ -106,7 +120,26 @@ from .config import TrainConfig
 
 __all__ = ["PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
            "AUTHORS_MAX_ITERATIONS", "COLUMNS", "AUTHORS_COLUMNS", "results_columns", "KEY", "HISTORY_COLUMNS", "profile_configs", "config_key", "run_config", "run_sweep",
-           "load_results", "load_history", "history_path"]
+           "load_results", "load_history", "history_path", "EnvironmentFault", "ResultsLocked",
+           "SchedulerUnreachable", "SCHEDULER_TIMEOUT"]
+
+
+class EnvironmentFault(OSError):
+    """A fault of the machine or its surroundings, not of the arguments: a file that cannot be
+    written, a scheduler that cannot be reached, a lock held by another process. Its message
+    is one line that names the path or address and what to do."""
+
+
+class ResultsLocked(EnvironmentFault):
+    """The results file is being written by another sweep."""
+
+
+class SchedulerUnreachable(EnvironmentFault, ConnectionError):
+    """Nothing answers at the scheduler address within SCHEDULER_TIMEOUT seconds."""
+
+
+#: Seconds to wait for a Dask scheduler to answer (distributed's own default is 30 s).
+SCHEDULER_TIMEOUT = 10.0
 
 COLUMNS = ("task", "length", "method", "rule", "seed", "solved", "iterations", "examples",
            "seconds", "final_error", "diverged", "device", "error")
@@ -306,6 +339,108 @@ def _header(columns=COLUMNS) -> bytes:
 
 _HEADER = _header(COLUMNS)
 _HEADERS = {_header(cols).decode().strip(): cols for cols in (COLUMNS, AUTHORS_COLUMNS)}
+_INT_COLUMNS = ("length", "seed", "iterations", "examples")
+_FLOAT_COLUMNS = ("seconds", "final_error", "test_success")
+_BOOL_COLUMNS = ("solved", "diverged")
+_BOM = b"\xef\xbb\xbf"   # an editor's "UTF-8 with BOM" (Excel's CSV): harmless, ignored
+
+
+def _header_columns(line: bytes):
+    """The columns whose header `line` (without its newline) is, or None."""
+    text = line.rstrip(b"\r").removeprefix(_BOM).decode("utf-8", errors="replace")
+    return _HEADERS.get(text)
+
+
+class _BadRow(ValueError):
+    pass
+
+
+def _field(column: str, text: str):
+    if column in _INT_COLUMNS:
+        value = None
+        with contextlib.suppress(ValueError):
+            value = int(text)
+        if value is None:
+            with contextlib.suppress(ValueError, OverflowError):
+                number = float(text)        # 50.0, as a spreadsheet or pandas may write it
+                if number.is_integer():
+                    value = int(number)
+        if value is None or not -2 ** 63 <= value < 2 ** 63:
+            raise _BadRow(f"{column} {text!r} is not an integer")
+        return value
+    if column in _FLOAT_COLUMNS:
+        if text.strip() == "":
+            return float("nan")
+        try:
+            return float(text)
+        except ValueError:
+            raise _BadRow(f"{column} {text!r} is not a number") from None
+    if column in _BOOL_COLUMNS:
+        if text.strip().lower() in ("true", "false"):
+            return text.strip().lower() == "true"
+        raise _BadRow(f"{column} {text!r} is not True or False")
+    return text
+
+
+def _parse_row(line: bytes, columns=COLUMNS) -> dict:
+    """One line of a results file (without its newline) as a typed row; _BadRow says why not."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadRow(f"bytes that are not UTF-8 text at column {exc.start + 1}") from None
+    try:
+        fields = next(csv.reader([text.rstrip("\r")], strict=True))
+    except (csv.Error, StopIteration) as exc:
+        raise _BadRow(f"not a CSV row ({exc})") from None
+    if len(fields) != len(columns):
+        raise _BadRow(f"{len(fields)} fields where a row has {len(columns)} ({', '.join(columns)})")
+    return {c: _field(c, v) for c, v in zip(columns, fields)}
+
+
+def _parses(line: bytes, columns=COLUMNS) -> bool:
+    try:
+        _parse_row(line, columns)
+    except _BadRow:
+        return False
+    return True
+
+
+def _show(line: bytes, limit: int = 60) -> str:
+    text = line.decode("utf-8", errors="backslashreplace")
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _not_a_results_file(path, header: bytes) -> ValueError:
+    return ValueError(f"{path} is not a results file: header {_show(header, 200)}, expected one of "
+                      + " or ".join(repr(h) for h in _HEADERS) + "; give a new file name or the "
+                      "results file of a sweep")
+
+
+def _parse_results(path, data: bytes):
+    """(columns, rows) of a results file's bytes. A last line without newline is a row when it
+    parses into all columns, else a half row (dropped); any other bad line raises ValueError
+    naming the file and the line number."""
+    if not data:
+        return COLUMNS, []
+    lines = data.split(b"\n")
+    tail = lines.pop()                          # b"" when the file ends with its newline
+    header = lines[0] if lines else tail
+    columns = _header_columns(header)
+    if columns is None:
+        raise _not_a_results_file(path, header)
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():                    # an empty line (an editor's): nothing to read
+            continue
+        try:
+            rows.append(_parse_row(line, columns))
+        except _BadRow as exc:
+            raise ValueError(f"{path}, line {number}: {exc}: {_show(line)}; fix or delete that line "
+                             "(a deleted run is redone by the next sweep)") from None
+    if lines and tail.strip():
+        with contextlib.suppress(_BadRow):      # a half row (a cut-short write): dropped
+            rows.append(_parse_row(tail, columns))
+    return columns, rows
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -317,6 +452,31 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _path_error(path: Path, exc: OSError, what: str) -> Exception:
+    """The one-line error for an OSError raised while creating or opening `path`: ValueError
+    when the path itself is wrong (a directory, under a file, too long), EnvironmentFault
+    when the machine refuses (permissions, read-only or full filesystem, ...)."""
+    path = Path(path)
+    code = getattr(exc, "errno", None)
+    if path.is_dir():
+        return ValueError(f"{what} {path} is a directory; give a file path, e.g. {path / 'results.csv'}")
+    if code in (errno.ENOTDIR, errno.EEXIST, errno.ENOENT):
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return ValueError(f"{what} {path} cannot be created: {blocker} is a file, not a directory; "
+                              "give another path")
+    if code == errno.ENAMETOOLONG:
+        return ValueError(f"{what} path is too long: {str(path)[:80]}...; give a shorter path")
+    reason = exc.strerror or str(exc)
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "make it writable or give a path in a writable directory"
+    elif code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        hint = "free some disk space, then rerun the same command"
+    else:
+        hint = "check the path and the filesystem"
+    return EnvironmentFault(f"cannot write {what} {path}: {reason}; {hint}")
+
+
 class _ResultsFile:
     """Appends rows to a results CSV; see the module docstring for the guarantee."""
 
@@ -324,34 +484,42 @@ class _ResultsFile:
         self.path = Path(path)
         self.columns = tuple(columns)
         self.header = _header(self.columns)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            self._write_header()
-        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(self.path))
+            if self.path.exists() and not self.path.is_file():   # /dev/null, a FIFO, a socket
+                raise ValueError(f"results file {self.path} is not a regular file; give a file path")
+            if not self.path.exists() or self.path.stat().st_size == 0:
+                self._write_header()
+            self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        except OSError as exc:
+            raise _path_error(self.path, exc, "results file") from None
         try:
             self._lock()
             self._check_header()
-            self._drop_partial_tail()
+            self._repair_tail()
         except BaseException:
             os.close(self.fd)
             raise
 
     def _write_header(self):
-        tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        target = self.path.resolve()   # a symbolic link keeps pointing at the file it names
+        tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             os.write(fd, self.header)
             os.fsync(fd)
             os.close(fd)
             fd = None
-            os.replace(tmp, self.path)
+            os.replace(tmp, target)
         except BaseException:
             if fd is not None:
                 os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self.path.parent)
+        _fsync_dir(target.parent)
 
     def _lock(self):
         try:
@@ -361,29 +529,42 @@ class _ResultsFile:
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"{self.path} is being written by another sweep") from None
+            raise ResultsLocked(f"{self.path} is being written by another sweep; wait for it to end "
+                                "(its rows are kept) or give another results file") from None
         except OSError:  # filesystem without flock support: go on unlocked
             pass
 
     def _check_header(self):
-        first = os.pread(self.fd, len(self.header), 0)
-        if first != self.header:
+        first = os.pread(self.fd, len(self.header) + len(_BOM) + 1, 0).split(b"\n", 1)[0]
+        if _header_columns(first) != self.columns:
             raise ValueError(f"{self.path} is not a results file of this version and protocol: its "
-                             f"first line must be {self.header.decode().strip()!r}")
+                             f"first line must be {self.header.decode().strip()!r}; give a new file "
+                             "name or the results file of a sweep of the same protocol")
 
-    def _drop_partial_tail(self):
+    def _repair_tail(self):
+        """A last line without its newline: a complete row (or the header) gets its newline,
+        a half row (one that does not parse into all columns) is truncated away."""
         size = os.fstat(self.fd).st_size
         if size == 0 or os.pread(self.fd, 1, size - 1) == b"\n":
             return
         data = os.pread(self.fd, size, 0)
-        os.ftruncate(self.fd, data.rfind(b"\n") + 1)
+        start = data.rfind(b"\n") + 1
+        if start == 0 or _parses(data[start:], self.columns):
+            newline = memoryview(b"\n")
+            while newline:
+                newline = newline[os.write(self.fd, newline):]
+        else:
+            os.ftruncate(self.fd, start)
         os.fsync(self.fd)
 
     def append(self, row: dict) -> None:
         data = memoryview(_encode(row, self.columns))
-        while data:  # one write in practice; a cut-short write leaves only a trailing fragment
-            data = data[os.write(self.fd, data):]
-        os.fsync(self.fd)
+        try:
+            while data:  # one write in practice; a cut-short write leaves only a trailing fragment
+                data = data[os.write(self.fd, data):]
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise _path_error(self.path, exc, "results file") from None
 
     def close(self):
         if getattr(self, "history", None) is not None:
@@ -404,39 +585,81 @@ def history_path(results) -> Path:
     return results.with_name(results.stem + "-history.csv.gz")
 
 
-def _gzip_members(data: bytes):
-    """(start, end, text) of each complete gzip member of `data`; stops at a cut-short one."""
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+
+
+def _gzip_member(view, pos: int):
+    """(end, text) of the gzip member at `pos`; "short" if the data ends inside it (a cut-short
+    write), None if it is corrupt (not gzip, a bad CRC, text that is not UTF-8)."""
+    d = zlib.decompressobj(wbits=31)
+    parts, p = [], pos
+    try:
+        while not d.eof:                         # in chunks: the rest of the file is not copied
+            if p >= len(view):
+                return "short"
+            chunk = view[p:p + 65536]
+            p += len(chunk)
+            parts.append(d.decompress(chunk))
+        return p - len(d.unused_data), b"".join(parts).decode("utf-8")
+    except (zlib.error, UnicodeDecodeError):
+        return None
+
+
+def _scan_gzip(data: bytes):
+    """The members of a history file: ([(start, end, text)], [(start, end)] of corrupt parts,
+    start of a cut-short last member or None). After a corrupt part, the scan goes on at the
+    next gzip header that starts a good member, so one damaged member costs no others."""
     view, pos = memoryview(data), 0
+    members, corrupt = [], []
     while pos < len(data):
-        d = zlib.decompressobj(wbits=31)
-        try:
-            text = d.decompress(view[pos:])
-        except zlib.error:
-            return
-        if not d.eof:
-            return
-        end = len(data) - len(d.unused_data)
-        yield pos, end, text.decode("utf-8")
-        pos = end
+        found = _gzip_member(view, pos)
+        if isinstance(found, tuple):
+            members.append((pos, found[0], found[1]))
+            pos = found[0]
+            continue
+        nxt = data.find(_GZIP_MAGIC, pos + 1)
+        while nxt != -1 and not isinstance(_gzip_member(view, nxt), tuple):
+            nxt = data.find(_GZIP_MAGIC, nxt + 1)
+        if nxt == -1 and found == "short":
+            return members, corrupt, pos        # only a cut-short write leaves this: the last member
+        corrupt.append((pos, len(data) if nxt == -1 else nxt))
+        pos = len(data) if nxt == -1 else nxt
+    return members, corrupt, None
+
+
+def _warn_corrupt(path, corrupt) -> None:
+    if corrupt:
+        parts = ", ".join(f"{a}-{b}" for a, b in corrupt[:3]) + (", ..." if len(corrupt) > 3 else "")
+        warnings.warn(f"{path}: {len(corrupt)} corrupt part(s) skipped (bytes {parts}); the check "
+                      "histories in them are lost, the results rows are not", RuntimeWarning, stacklevel=3)
 
 
 class _HistoryFile:
     """The check histories of a sweep's runs: one gzip member per run (a CSV with its header,
     HISTORY_COLUMNS), appended as one write with O_APPEND and fsynced, before the run's results
     row. A cut-short member can only be the last one: it is truncated away on open and skipped
-    by `load_history`. Guarded by the results file's lock."""
+    by `load_history`. A corrupt part elsewhere (damaged on disk, edited) is left in place with a
+    warning and skipped by `load_history`. Guarded by the results file's lock."""
 
     def __init__(self, path, columns=HISTORY_COLUMNS):
         self.path = Path(path)
         self.columns = tuple(columns)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
-        data = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
-        complete = 0
-        for _, end, _ in _gzip_members(data):
-            complete = end
-        if complete < len(data):
-            os.ftruncate(self.fd, complete)
-            os.fsync(self.fd)
+        try:
+            if self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(self.path))
+            self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise _path_error(self.path, exc, "history file") from None
+        try:
+            data = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
+            _, corrupt, short = _scan_gzip(data)
+            _warn_corrupt(self.path, corrupt)
+            if short is not None:
+                os.ftruncate(self.fd, short)
+                os.fsync(self.fd)
+        except BaseException:
+            os.close(self.fd)
+            raise
 
     def append(self, key: tuple, records: list[dict]) -> None:
         buf = io.StringIO()
@@ -447,9 +670,12 @@ class _HistoryFile:
             writer.writerow(["nan" if isinstance(v, float) and math.isnan(v) else v
                              for v in (values.get(c, "nan") for c in self.columns)])
         data = memoryview(gzip.compress(buf.getvalue().encode("utf-8"), mtime=0))
-        while data:
-            data = data[os.write(self.fd, data):]
-        os.fsync(self.fd)
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise _path_error(self.path, exc, "history file") from None
 
     def close(self):
         os.close(self.fd)
@@ -457,29 +683,39 @@ class _HistoryFile:
 
 def load_history(path) -> pd.DataFrame:
     """The check histories of a sweep, one row per check (HISTORY_COLUMNS, and the validation
-    columns when its runs stopped by validation): `path` is the results CSV or its `-history.csv.gz`. A run written more than once (rerun after its row
-    was deleted, or killed between its history and its row) keeps its last history."""
+    columns when its runs stopped by validation): `path` is the results CSV or its
+    `-history.csv.gz`. A run written more than once (rerun after its row was deleted, or killed
+    between its history and its row) keeps its last history. A cut-short last member is
+    skipped; corrupt parts and members that are not a history table are skipped with a
+    RuntimeWarning."""
     path = Path(path)
     if not path.name.endswith(".gz"):
         path = history_path(path)
-    blocks = {}
+    if path.is_dir():
+        raise ValueError(f"history file {path} is a directory; give the results CSV or its -history.csv.gz")
+    members, corrupt, _ = _scan_gzip(path.read_bytes())
+    _warn_corrupt(path, corrupt)
+    blocks, bad = {}, 0
     columns = HISTORY_COLUMNS
     numeric = HISTORY_COLUMNS[len(KEY):] + VALIDATION_HISTORY_COLUMNS[:2]
-    for _, _, text in _gzip_members(path.read_bytes()):
-        block = pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False,
-                            na_values={c: ["nan", "NaN", ""] for c in numeric})
-        if len(block):
-            blocks[_row_key(block.iloc[0])] = block
-            if "validation_error" in block.columns:
-                columns = HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS
+    for _, _, text in members:
+        try:
+            block = pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False,
+                                na_values={c: ["nan", "NaN", ""] for c in numeric})
+            if tuple(block.columns) not in (HISTORY_COLUMNS, HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS):
+                raise ValueError("columns")
+            if len(block):
+                blocks[_row_key(block.iloc[0])] = block
+                if "validation_error" in block.columns:
+                    columns = HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS
+        except (ValueError, KeyError, pd.errors.ParserError):
+            bad += 1
+    if bad:
+        warnings.warn(f"{path}: {bad} member(s) that are not a check history skipped", RuntimeWarning,
+                      stacklevel=2)
     if not blocks:
         return pd.DataFrame({c: [] for c in HISTORY_COLUMNS})
     return pd.concat(blocks.values(), ignore_index=True).reindex(columns=list(columns))
-
-
-def _read_complete_lines(path) -> str:
-    data = Path(path).read_bytes()
-    return data[:data.rfind(b"\n") + 1].decode("utf-8")
 
 
 def _empty_results(columns=COLUMNS) -> pd.DataFrame:
@@ -501,21 +737,19 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_results(path) -> pd.DataFrame:
     """The rows of a results file, typed, with the file's own columns (COLUMNS, or
-    AUTHORS_COLUMNS for the authors' protocol); a trailing partial line is dropped and rows are
-    de-duplicated by key (the first kept). Raises FileNotFoundError if there is no file."""
-    text = _read_complete_lines(path)
-    if not text:
-        return _empty_results()
-    header = text.split("\n", 1)[0]
-    if header not in _HEADERS:
-        raise ValueError(f"{path} is not a results file: header {header!r}, expected one of "
-                         + " or ".join(repr(h) for h in _HEADERS))
-    columns = _HEADERS[header]
-    df = pd.read_csv(io.StringIO(text), dtype={c: str for c in ("task", "method", "rule", "device",
-                                                                  "error")},
-                     keep_default_na=False, na_values={c: ["nan", "NaN", ""]
-                                                       for c in ("final_error", "seconds", "test_success")})
-    df = _typed(df[list(columns)])
+    AUTHORS_COLUMNS for the authors' protocol), de-duplicated by key (the first kept). A last
+    line without its newline is kept when it parses into all columns, else dropped (a half
+    row). Raises FileNotFoundError if there is no file, ValueError naming the file and the line
+    for a line that does not parse."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ValueError(f"results file {path} is a directory; give a file path") from None
+    columns, rows = _parse_results(path, data)
+    if not rows:
+        return _empty_results(columns)
+    df = _typed(pd.DataFrame(rows, columns=list(columns)))
     return df.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
 
 
@@ -540,19 +774,162 @@ def _as_configs(configs_or_profile) -> list[TrainConfig]:
     return configs
 
 
+def _check_scheduler(address) -> str:
+    """The scheduler address, checked: ValueError when it is malformed, SchedulerUnreachable at
+    once when nothing listens there (instead of distributed's 30 s of retries)."""
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+    usage = "expected e.g. tcp://host:8786"
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"bad scheduler address {address!r}; {usage}")
+    address = address.strip()
+    try:
+        scheme, location = parse_address(address)
+    except ValueError as exc:
+        raise ValueError(f"bad scheduler address {address!r}: {exc}; {usage}") from None
+    if scheme not in ("tcp", "tls", "ws", "wss"):
+        raise ValueError(f"bad scheduler address {address!r}: scheme {scheme!r} cannot reach a "
+                         f"scheduler of another process; {usage}")
+    try:
+        host, port = parse_host_port(location)
+    except ValueError as exc:
+        raise ValueError(f"bad scheduler address {address!r}: {exc}; {usage}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"bad scheduler address {address!r}: port {port} is outside 1..65535; {usage}")
+    what = f"cannot reach the Dask scheduler at {address}"
+    try:
+        with socket.create_connection((host, port), timeout=SCHEDULER_TIMEOUT):
+            pass
+    except OverflowError:
+        raise ValueError(f"bad scheduler address {address!r}: port {port} is outside 1..65535; "
+                         f"{usage}") from None
+    except socket.gaierror as exc:
+        raise SchedulerUnreachable(f"{what}: unknown host {host!r} ({exc.strerror}); check the "
+                                   "address") from None
+    except ConnectionRefusedError:
+        raise SchedulerUnreachable(f"{what}: nothing listens there (connection refused); start the "
+                                   "scheduler or check the address") from None
+    except OSError as exc:  # timeouts, unreachable networks
+        raise SchedulerUnreachable(f"{what}: {exc.strerror or exc or 'timed out'}; check that the "
+                                   "scheduler runs and this machine can reach it") from None
+    # something listens: ask it who it is, with a hard deadline (distributed's own handshake
+    # waits forever on a server that accepts and never answers, and a service that answers
+    # otherwise, e.g. the dashboard's HTTP port, makes it allocate exabytes)
+    try:
+        identity = asyncio.run(asyncio.wait_for(_identity(address), SCHEDULER_TIMEOUT))
+    except TypeError as exc:  # e.g. tls:// without a TLS configuration
+        raise ValueError(f"cannot use scheduler address {address!r}: "
+                         f"{' '.join(str(exc).split())}") from None
+    except (asyncio.TimeoutError, TimeoutError):
+        raise SchedulerUnreachable(f"{what}: it accepts connections but gave no answer within "
+                                   f"{SCHEDULER_TIMEOUT:g} s; check the address and port") from None
+    except Exception as exc:  # MemoryError, protocol errors, closed connections
+        identity = exc
+    if not (isinstance(identity, dict) and identity.get("type") == "Scheduler"):
+        raise ValueError(f"{address} answers, but not as a Dask scheduler; check the address and "
+                         "port (the dashboard's 8787 is not the scheduler's, which is usually 8786)")
+    return address
+
+
+async def _identity(address):
+    from distributed.comm import connect
+    from distributed.security import Security
+    comm = await connect(address, timeout=SCHEDULER_TIMEOUT,
+                         **Security().get_connection_args("client"))
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def dask_setup(worker):
+    """Dask preload hook, run in each worker process of the sweep's LocalCluster: the worker
+    ignores Ctrl-C (SIGINT reaches the whole process group), so that only the sweep's own
+    process handles it and shuts the cluster down, without a traceback from every worker."""
+    with contextlib.suppress(ValueError):       # not the main thread: leave it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def _client(scheduler, workers, pending):
+    import logging
+
     from distributed import Client, LocalCluster
     if scheduler is not None:
-        with Client(scheduler) as client:
+        address = _check_scheduler(scheduler)
+        try:
+            client = Client(address, timeout=SCHEDULER_TIMEOUT)
+        except TypeError as exc:  # e.g. tls:// without a TLS configuration
+            raise ValueError(f"cannot use scheduler address {address!r}: "
+                             f"{' '.join(str(exc).split())}") from None
+        except OSError as exc:  # TimeoutError too
+            raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address} within "
+                                       f"{SCHEDULER_TIMEOUT:g} s ({' '.join(str(exc).split())}); check "
+                                       "that it runs and this machine can reach it") from None
+        with client:
             yield client
         return
     n = workers or os.cpu_count() or 1
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
-    with LocalCluster(n_workers=min(n, max(pending, 1)), threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        yield client
+    with contextlib.ExitStack() as stack:
+        # Ctrl-C reaches every process of the terminal's process group. SIGINT is blocked while
+        # the cluster starts: its threads and the worker processes they spawn inherit the
+        # blocked signal (and the `dask_setup` preload ignores it in any worker started later),
+        # so only this process handles Ctrl-C. One pressed meanwhile is raised when the cluster
+        # is up, where it can be shut down cleanly.
+        mask, handler = _block_sigint(), _defer_sigint()
+        try:
+            with warnings.catch_warnings():
+                # the scheduler's HTTP server falls back to a free port: nothing for the user to do
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
+                # silence_logs: Dask's warnings (cancelled tasks, workers killed at shutdown after
+                # Ctrl-C) are not the user's business; the sweep reports what matters itself
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=min(n, max(pending, 1)), threads_per_worker=1, processes=True,
+                    dashboard_address=None, silence_logs=logging.ERROR, preload=[__name__]))
+        finally:
+            _restore_sigmask(mask)
+            _undefer_sigint(handler)
+        yield stack.enter_context(Client(cluster))
+
+
+def _block_sigint():
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    # multiprocessing's resource tracker unblocks SIGINT in the thread that first starts it:
+    # start it here, before blocking, so that no thread of the cluster does
+    from multiprocessing import resource_tracker
+    resource_tracker.ensure_running()
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _restore_sigmask(mask) -> None:
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _defer_sigint():
+    """Record Ctrl-C instead of raising it (threads that predate the mask, e.g. BLAS's, can
+    still receive the signal); `_undefer_sigint` raises it. None outside the main thread."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    pressed = []
+    return pressed, signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+
+
+def _undefer_sigint(deferred) -> None:
+    if deferred is None:
+        return
+    pressed, previous = deferred
+    signal.signal(signal.SIGINT, previous)
+    if pressed:
+        if callable(previous):
+            previous(signal.SIGINT, None)   # Python's default handler raises KeyboardInterrupt
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progress=True,
@@ -652,24 +1029,33 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
                 while queue.qsize():
                     for row in queue.get(batch=True):
                         write(row)
-            while futures:
-                try:
-                    done, _ = wait(list(futures), timeout=2, return_when="FIRST_COMPLETED")
-                except TimeoutError:       # nothing finished: write what has streamed meanwhile
-                    done = ()
-                drain()
-                for f in done:
-                    group = futures.pop(f)
-                    if f.cancelled():  # e.g. the connection to the scheduler was lost: not a result
-                        lost += [config_key(c) for c in group if config_key(c) not in written]
-                        continue
+            try:
+                while futures:
                     try:
-                        rows = f.result()  # run_configs never raises: this is Dask's own failure
-                    except Exception as exc:  # e.g. KilledWorker (the run killed its workers)
-                        rows = [_error_row(c, exc) for c in group]
-                    for row in rows:
-                        write(row)
-            drain()
+                        done, _ = wait(list(futures), timeout=2, return_when="FIRST_COMPLETED")
+                    except TimeoutError:       # nothing finished: write what has streamed meanwhile
+                        done = ()
+                    drain()
+                    for f in done:
+                        group = futures.pop(f)
+                        if f.cancelled():  # e.g. the connection to the scheduler was lost: not a result
+                            lost += [config_key(c) for c in group if config_key(c) not in written]
+                            continue
+                        try:
+                            rows = f.result()  # run_configs never raises: this is Dask's own failure
+                        except Exception as exc:  # e.g. KilledWorker (the run killed its workers)
+                            rows = [_error_row(c, exc) for c in group]
+                        for row in rows:
+                            write(row)
+                drain()
+            except KeyboardInterrupt:   # Ctrl-C: runs that ended but were not written yet are kept
+                with contextlib.suppress(Exception):
+                    drain()
+                raise
+    except KeyboardInterrupt:
+        if bar is not None:   # Ctrl-C: the bar goes, the command line says what was kept
+            bar.leave = False
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -157,6 +158,30 @@ notebook: `smoke` runs in seconds, `quick` in minutes.
 """
 
 
+def _fresh_dir(output_dir: Path, ours: set[str]) -> None:
+    """Make `output_dir` empty: remove what an earlier build wrote there (the names in `ours`),
+    refuse a directory that holds anything else -- it is not ours to delete (`--output-dir .`
+    must not empty the repository, nor `notebooks` delete the notebooks)."""
+    if output_dir.exists() or output_dir.is_symlink():
+        if not output_dir.is_dir() or output_dir.is_symlink():
+            raise ValueError(f"output directory {output_dir} exists and is not a directory; give a new "
+                             "or empty directory")
+        foreign = sorted(p.name for p in output_dir.iterdir() if p.name not in ours)
+        if foreign:
+            more = ", ..." if len(foreign) > 3 else ""
+            raise ValueError(f"output directory {output_dir} holds files this build did not write "
+                             f"({', '.join(foreign[:3])}{more}); give a new or empty directory")
+        shutil.rmtree(output_dir)
+    try:
+        output_dir.mkdir(parents=True)
+    except OSError as exc:
+        blocker = next((p for p in output_dir.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise ValueError(f"output directory {output_dir} cannot be created: {blocker} is a file, "
+                             "not a directory") from None
+        raise
+
+
 def build_student(output_dir="build/student", source_dir=NOTEBOOK_DIR, archive: bool = True, log=print) -> list[Path]:
     """Write the student edition of every notebook in `source_dir` to `output_dir` (emptied
     first), with a README; `archive`: also output_dir + ".zip". Returns the notebooks written."""
@@ -164,9 +189,7 @@ def build_student(output_dir="build/student", source_dir=NOTEBOOK_DIR, archive: 
     sources = sorted(Path(source_dir).glob("*.ipynb"))
     if not sources:
         raise ValueError(f"no notebooks in {source_dir}")
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True)
+    _fresh_dir(output_dir, {p.name for p in sources} | {"README.md", ".ipynb_checkpoints"})
     written, solutions, exercises = [], 0, 0
     for path in sources:
         nb = nbformat.read(str(path), as_version=4)
@@ -234,8 +257,10 @@ def check_exercises(notebooks, profile: str = "smoke", student: bool = False, ti
                     cell.source += f'\nprofile = {profile!r}\noutput_dir = {str(out)!r}'
                 run.cells.append(cell)
                 origin.append(path.stem)
+        from .figures import _ipc_kernel_manager   # over IPC: no "TCP without encryption" warning
+        ipc = {"kernel_manager_class": _ipc_kernel_manager(tmp)} if os.name == "posix" and len(tmp) < 80 else {}
         client = NotebookClient(run, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(Path(notebooks[0]).parent)}})
+                                resources={"metadata": {"path": str(Path(notebooks[0]).parent)}}, **ipc)
         client.execute()
     results = []
     for cell, stem in zip(run.cells, origin):
@@ -392,9 +417,7 @@ def build_slides(output_dir="build/slides", profile: str = "quick", notebooks=SL
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     output_dir = Path(output_dir)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True)
+    _fresh_dir(output_dir, {f"{stem}.slides.html" for stem in notebooks} | {"index.html", "vendor"})
 
     urls, source = None, "the CDNs (unpkg, cdnjs): the browser needs internet to show them"
     if reveal in ("auto", "npm"):
