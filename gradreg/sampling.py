@@ -81,29 +81,37 @@ def inclusion_probabilities(scores: Tensor, n: int, alpha: float = 1.0) -> Tenso
     """pi_i proportional to s_i^alpha, capped at 1, summing to n (each capped unit is
     certain to be drawn; the rest share what is left in proportion).
 
-    Computed in log space, s_i^alpha = exp(alpha log s_i - max_j alpha log s_j), so that no
-    alpha underflows (or overflows) to equal weights: alpha = 300 puts nearly all mass on
-    the largest scores. Every candidate keeps a relative weight of at least 1e-12.
+    The weights are the plain powers s_i^alpha whenever those are representable (as every
+    committed run computed them, bit for bit); when they under- or overflow (alpha = 300 on
+    scores of 0.01) they are taken in log space, s_i^alpha / max_j s_j^alpha =
+    exp(alpha log s_i - max_j alpha log s_j), so that a large alpha puts nearly all mass on
+    the largest scores instead of collapsing to equal weights. Every candidate keeps a
+    relative weight of at least 1e-12: HT weights stay finite.
     """
     _check_n(n, scores.numel())
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    s = scores.double().clamp_min(0)
-    if not torch.isfinite(s).all():
+    base = scores.double().clamp_min(0)
+    if not torch.isfinite(base).all():
         raise ValueError("weighted selection needs finite scores")
-    if alpha == 0 or not (s > 0).any():
-        log_w = torch.zeros_like(s)
+    s = base.pow(alpha)
+    representable = bool(torch.isfinite(s).all()) and bool(((s > 0) | (base == 0)).all())
+    if representable:
+        if s.sum() <= 0:
+            s = torch.ones_like(s)
+        s = s.clamp_min(s.max() * 1e-12)
     else:
-        log_w = alpha * torch.log(s)                           # -inf for a zero score
-    pi = torch.zeros_like(s)
-    certain = torch.zeros_like(s, dtype=torch.bool)
-    for _ in range(s.numel()):
+        log_w = alpha * torch.log(base)                          # -inf for a zero score
+    pi = torch.zeros_like(base)
+    certain = torch.zeros_like(base, dtype=torch.bool)
+    for _ in range(base.numel()):
         left = n - int(certain.sum())
-        rest = log_w.masked_fill(certain, -math.inf)
-        # weights relative to the largest uncapped one, so none underflows to an equal share;
-        # each keeps at least 1e-12 of it: every candidate keeps a chance, HT weights stay finite
-        share = torch.exp(rest - rest.max()).clamp_min(1e-12).masked_fill(certain, 0.0)
-        pi = torch.where(certain, torch.ones_like(s), left * share / share.sum())
+        if representable:
+            share = s * ~certain
+        else:   # relative to the largest uncapped weight, so that none underflows to an equal share
+            rest = log_w.masked_fill(certain, -math.inf)
+            share = torch.exp(rest - rest.max()).clamp_min(1e-12).masked_fill(certain, 0.0)
+        pi = torch.where(certain, torch.ones_like(base), left * share / share.sum())
         over = (pi > 1) & ~certain
         if not over.any():
             break
