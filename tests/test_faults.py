@@ -561,6 +561,12 @@ def test_notebook_run_with_bad_parameters_names_cell_and_problem(tmp_path):
 # ------------------------------------------------------------------ item 12: Ctrl-C on a sweep
 
 
+def _default_sigint():
+    # as in a terminal's foreground job: a test run in the background (nohup, `&`, some CI
+    # runners) starts with SIGINT ignored, which its children would inherit
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 CTRL_C_SWEEP = """
 import sys
 import gradreg.sweep as sweep
@@ -579,7 +585,8 @@ def test_ctrl_c_on_a_sweep_prints_one_line_and_keeps_every_row(tmp_path):
     # its own process group, as a terminal's foreground job: SIGINT goes to the sweep's
     # process and to every Dask worker it started, as Ctrl-C does
     proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SWEEP, str(path)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 180
         while not (path.exists() and len(path.read_text().splitlines()) >= 2):
@@ -606,7 +613,8 @@ def test_ctrl_c_on_a_sweep_prints_one_line_and_keeps_every_row(tmp_path):
 
 def test_ctrl_c_while_the_command_line_starts(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "gradreg", "train", "--length", "10"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     time.sleep(0.5)                                    # inside `import torch`
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
