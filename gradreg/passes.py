@@ -109,10 +109,14 @@ class BPTTRecord:
 
     def output_grads(self) -> dict[str, Tensor]:
         """Per-example gradients of W_out, b_out (no run dimension: one network)."""
-        if self.readout == "last":
-            return {"W_out": self.dE_do[:, :, None] * self.h[-1][:, None, :], "b_out": self.dE_do}
-        return {"W_out": torch.bmm(self.dE_do.permute(1, 2, 0), self.h.transpose(0, 1)),
-                "b_out": self.dE_do.sum(0)}
+        return output_grads(self.readout, self.h, self.dE_do)
+
+
+def output_grads(readout: str, h: Tensor, dE_do: Tensor) -> dict[str, Tensor]:
+    """Per-example gradients of W_out, b_out of one network from h (S, B, H) and dE/do."""
+    if readout == "last":
+        return {"W_out": dE_do[:, :, None] * h[-1][:, None, :], "b_out": dE_do}
+    return {"W_out": torch.bmm(dE_do.permute(1, 2, 0), h.transpose(0, 1)), "b_out": dE_do.sum(0)}
 
     def batch_grads(self, weights: Tensor, lag: int = 0) -> dict[str, Tensor]:
         """sum_i weights_i * g_i for every parameter, as plain matmuls (no per-example tensors).

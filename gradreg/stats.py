@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .passes import (BPTTRecord, backward, batch_major, check_compatible, check_lag, forward, readout,
+from .passes import (BPTTRecord, backward, output_grads, batch_major, check_compatible, check_lag, forward, readout,
                      readout_grad, stacked_params)
 
 
@@ -46,16 +46,10 @@ class PerExampleStats:
         return self.delta_norm[:, S - 1 - lag] / self.delta_norm[:, S - 1]
 
 
-def _output_grads(readout: str, h: Tensor, dE_do: Tensor) -> dict[str, Tensor]:
-    if readout == "last":
-        return {"W_out": dE_do[:, :, None] * h[-1][:, None, :], "b_out": dE_do}
-    return {"W_out": torch.bmm(dE_do.permute(1, 2, 0), h.transpose(0, 1)), "b_out": dE_do.sum(0)}
-
-
 def _output_squared_norms(readout: str, h: Tensor, dE_do: Tensor) -> Tensor:
     if readout == "last":   # ||a b^T||^2 = ||a||^2 ||b||^2
         return dE_do.pow(2).sum(1) * (h[-1].pow(2).sum(1) + 1.0)
-    return _squared_norms(_output_grads(readout, h, dE_do))
+    return _squared_norms(output_grads(readout, h, dE_do))
 
 
 class _Accumulator:
@@ -216,7 +210,7 @@ def _per_example_stats(model: SRN, task, x: Tensor, y: Tensor, lag: int | None =
             del acc, lt, rest
         full_sq += _output_squared_norms(model.readout, h, dE_do)
         if grads is not None:
-            grads.update(_output_grads(model.readout, h, dE_do))
+            grads.update(output_grads(model.readout, h, dE_do))
     record = None
     if keep_record:
         record = BPTTRecord(x=x_tm, h=h, delta=delta, dE_do=dE_do, loss=loss, output=out_bm,

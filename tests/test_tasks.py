@@ -105,6 +105,18 @@ def test_sample_without_generator_and_sample_matches_with_positions():
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
 
 
+def assert_ab_at_positions(x, positions, k):
+    """A/B (symbols 0, 1) occur exactly at the returned positions, distractors elsewhere;
+    returns the symbols."""
+    assert torch.all(x.sum(-1) == 1) and torch.all((x == 0) | (x == 1))
+    symbols = x.argmax(-1)
+    is_ab = symbols < 2
+    assert torch.all(is_ab.sum(1) == k)
+    found = is_ab.nonzero()[:, 1].view(x.shape[0], k)  # nonzero is row-major, so sorted per row
+    assert torch.equal(found, positions)
+    return symbols
+
+
 # ------------------------------------------------------------------ content of the data
 
 
@@ -113,23 +125,17 @@ def test_sample_without_generator_and_sample_matches_with_positions():
 def test_temporal_order_content(name, T):
     task = make_task(name, T)
     x, y, positions = task.sample_with_positions(BIG, generator=gen(1))
-    assert torch.all(x.sum(-1) == 1) and torch.all((x == 0) | (x == 1))
-    symbols = x.argmax(-1)
     ranges = POSITION_RANGES[(name, T)]
     k = len(ranges)
-
-    # A/B occur exactly at the returned positions; everything else is a distractor c..f.
+    symbols = assert_ab_at_positions(x, positions, k)
     is_ab = symbols < 2
-    assert torch.all(is_ab.sum(1) == k)
-    found = is_ab.nonzero()[:, 1].view(BIG, k)  # nonzero is row-major, so sorted per row
-    assert torch.equal(found, positions)
     assert set(symbols[~is_ab].unique().tolist()) == {2, 3, 4, 5}
 
     for j, r in enumerate(ranges):
         assert set(positions[:, j].unique().tolist()) == set(r), f"p{j}"
 
     # Target recomputed from x: bit j is 1 when the j-th A/B symbol is B.
-    bits = symbols.gather(1, found)
+    bits = symbols.gather(1, positions)
     expected = sum(bits[:, j] * 2**j for j in range(k))
     assert torch.equal(y, expected)
     assert set(y.unique().tolist()) == set(range(2**k))
@@ -534,16 +540,10 @@ def test_authors_attributes_shapes_and_dtypes(name, T):
 def test_authors_temporal_order_content(name, T):
     task = authors(name, T)
     x, y, positions = task.sample_with_positions(BIG, generator=gen(11))
-    assert torch.all(x.sum(-1) == 1) and torch.all((x == 0) | (x == 1))
-    symbols = x.argmax(-1)
     bounds = AUTHORS_BOUNDS[(name, T)]
     k = len(bounds)
-
-    # A/B exactly at the returned positions, distractors c..f (symbols 2..5) everywhere else.
+    symbols = assert_ab_at_positions(x, positions, k)
     is_ab = symbols < 2
-    assert torch.all(is_ab.sum(1) == k)
-    found = is_ab.nonzero()[:, 1].view(BIG, k)
-    assert torch.equal(found, positions)
     assert set(symbols[~is_ab].unique().tolist()) == {2, 3, 4, 5}
     # Each position inside its range, and every allowed position drawn.
     for j, (a, b) in enumerate(bounds):
@@ -551,7 +551,7 @@ def test_authors_temporal_order_content(name, T):
 
     # Target recomputed from x with the authors' table.
     class_of = {bits: c for c, bits in AUTHORS_CLASSES[name].items()}
-    ab = symbols.gather(1, found)
+    ab = symbols.gather(1, positions)
     expected = torch.tensor([class_of[tuple(row)] for row in ab.tolist()])
     assert torch.equal(y, expected)
     # Classes uniform, as the authors draw them.
