@@ -111,13 +111,6 @@ class BPTTRecord:
         """Per-example gradients of W_out, b_out (no run dimension: one network)."""
         return output_grads(self.readout, self.h, self.dE_do)
 
-
-def output_grads(readout: str, h: Tensor, dE_do: Tensor) -> dict[str, Tensor]:
-    """Per-example gradients of W_out, b_out of one network from h (S, B, H) and dE/do."""
-    if readout == "last":
-        return {"W_out": dE_do[:, :, None] * h[-1][:, None, :], "b_out": dE_do}
-    return {"W_out": torch.bmm(dE_do.permute(1, 2, 0), h.transpose(0, 1)), "b_out": dE_do.sum(0)}
-
     def batch_grads(self, weights: Tensor, lag: int = 0) -> dict[str, Tensor]:
         """sum_i weights_i * g_i for every parameter, as plain matmuls (no per-example tensors).
 
@@ -129,6 +122,13 @@ def output_grads(readout: str, h: Tensor, dE_do: Tensor) -> dict[str, Tensor]:
         w = weights if self.runs else weights[None]
         grads = weighted_grads(r, w, r.steps - lag, output=(lag == 0))
         return grads if self.runs else {k: v[0] for k, v in grads.items()}
+
+
+def output_grads(readout: str, h: Tensor, dE_do: Tensor) -> dict[str, Tensor]:
+    """Per-example gradients of W_out, b_out of one network from h (S, B, H) and dE/do."""
+    if readout == "last":
+        return {"W_out": dE_do[:, :, None] * h[-1][:, None, :], "b_out": dE_do}
+    return {"W_out": torch.bmm(dE_do.permute(1, 2, 0), h.transpose(0, 1)), "b_out": dE_do.sum(0)}
 
 
 def weighted_grads(record: BPTTRecord, w: Tensor, m: int, output: bool) -> dict[str, Tensor]:
