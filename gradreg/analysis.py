@@ -1,10 +1,15 @@
-"""Tables of finished runs: success rates with Wilson intervals, exact tests between methods,
-and the long-range verdict of the paper profile (docs/method.md section 8).
+"""Tables of finished runs: one row per run, curves and final states over training, success
+rates with Wilson intervals, exact tests between methods, and the long-range verdict of the
+paper profile (docs/method.md section 8).
 
     from gradreg.analysis import summarise, comparisons
     runs = gradreg.sweep.load_results("data/results/paper.csv")
-    summarise(runs)      # per (task, length, method, rule): success rate [95% Wilson], medians
+    summarise(runs)      # per (task, length, method): success rate [95% Wilson], medians
     comparisons(runs)    # per (task, length): sgr/top against sgr/random and pascanu, Fisher's p
+
+A run table is either a sweep's results file (`gradreg.sweep.load_results`) or
+`results_table(results)` of `TrainResult`s; both have one row per run with task, length,
+method, rule, seed, solved, iterations, examples, seconds, final_error, diverged.
 
 The statistics are scipy's: `scipy.stats.binomtest(...).proportion_ci(method="wilson")` and
 `scipy.stats.fisher_exact` (two-sided).
@@ -15,18 +20,58 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["method_label", "wilson_interval", "exact_test", "summarise", "comparisons",
-           "COMPARED", "AGAINST"]
+__all__ = ["METHOD_ORDER", "method_label", "label_of", "results_table", "finished_runs", "wilson_interval",
+           "exact_test", "summarise", "comparisons", "verdict", "report", "curves_on_grid", "step_logs",
+           "histories", "final_states", "long_term_gain", "TESTED", "CONTROLS"]
+
+#: the order methods appear in, in tables, legends and on axes
+METHOD_ORDER = ("sgd", "clip", "pascanu", "sgr/top", "sgr/random", "sgr/band", "sgr/weighted",
+                "sgr/greedy", "lstm")
 
 #: The method whose claim is tested, and the methods it is held against: its same-cost
 #: control (a random pool of the same size) and the strongest baseline (Pascanu's SGD-CR).
-COMPARED = "sgr/top"
-AGAINST = ("sgr/random", "pascanu")
+TESTED = "sgr/top"
+CONTROLS = ("sgr/random", "pascanu")
 
 
-def method_label(method: str, rule: str = "") -> str:
-    """"sgr/top" for SGR with its rule, the method's name otherwise."""
-    return f"{method}/{rule}" if method == "sgr" and rule else method
+def method_label(method: str, rule=None) -> str:
+    """"sgr/top" for SGR with its rule (top when none is given, TrainConfig's default), the
+    method's own name otherwise. A missing rule may be None, "" or NaN (a CSV's empty cell)."""
+    if method != "sgr":
+        return method
+    if rule is None or rule != rule or rule == "":
+        rule = "top"
+    return f"sgr/{rule}"
+
+
+def label_of(run) -> str:
+    """The method label of a TrainConfig, a TrainResult or a row (a dict with method and rule)."""
+    run = getattr(run, "config", run)
+    if isinstance(run, dict):
+        return method_label(run["method"], run.get("rule"))
+    return method_label(run.method, run.rule)
+
+
+def ordered(labels) -> list[str]:
+    """The given method labels in METHOD_ORDER (unknown ones last, alphabetically)."""
+    labels = list(dict.fromkeys(labels))
+    known = [m for m in METHOD_ORDER if m in labels]
+    return known + sorted(m for m in labels if m not in METHOD_ORDER)
+
+
+def results_table(results) -> pd.DataFrame:
+    """One row per run (TrainResult.to_row) plus its label."""
+    df = pd.DataFrame([r.to_row() for r in results])
+    df["label"] = [label_of(r) for r in results]
+    return df
+
+
+def finished_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """A sweep's results table without the rows of runs that raised (the `error` column), with
+    a `label` column."""
+    if "error" in df:
+        df = df[df["error"].fillna("").astype(str).str.strip() == ""]
+    return _labelled(df).reset_index(drop=True)
 
 
 def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
@@ -62,35 +107,42 @@ def exact_test(solved_a: int, runs_a: int, solved_b: int, runs_b: int) -> float:
 
 def _labelled(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
-    df["label"] = [method_label(m, r) for m, r in zip(df["method"], df["rule"].fillna(""))]
+    df["label"] = [method_label(m, r) for m, r in zip(df["method"], df["rule"])]
     return df
 
 
-def summarise(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (task, length, method, rule): runs, solved, success_rate with its Wilson interval
-    (ci_low, ci_high), and over the solved runs the median examples, iterations and seconds
-    to solve (NaN when none solved); diverged and errors count those runs. Error rows (a run
-    that raised) are counted in `errors` and left out of the runs and the rate."""
-    cols = ["task", "length", "method", "rule", "label", "runs", "solved", "success_rate", "ci_low",
-            "ci_high", "median_examples", "median_iterations", "median_seconds", "diverged", "errors"]
+def summarise(df: pd.DataFrame, by=("task", "length", "label"), confidence: float = 0.95) -> pd.DataFrame:
+    """Per group of `by` (columns of the run table; "label" is the method label): runs,
+    solved, success_rate with its Wilson interval (ci_low, ci_high), and over the solved runs
+    the median examples, iterations and seconds to solve (NaN when none solved); diverged and
+    errors count those runs. Error rows (a run that raised) are counted in `errors` and left
+    out of the runs and the rate. Rows are sorted by `by`, methods in METHOD_ORDER."""
+    by = list(by)
+    cols = by + ["runs", "solved", "success_rate", "ci_low", "ci_high", "median_examples", "median_iterations",
+                 "median_seconds", "diverged", "errors"]
     rows = []
-    for (task, length, method, rule), g in _labelled(df).groupby(["task", "length", "method", "rule"], sort=True):
+    for key, g in _labelled(df).groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
         failed = (g["error"].fillna("").astype(str) != "") if "error" in g else pd.Series(False, index=g.index)
         ok = g[~failed]
         n, k = len(ok), int(ok["solved"].astype(bool).sum())
         lo, hi = wilson_interval(k, n, confidence)
         s = ok[ok["solved"].astype(bool)]
-        rows.append({"task": task, "length": int(length), "method": method, "rule": rule,
-                     "label": method_label(method, rule), "runs": n, "solved": k,
-                     "success_rate": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi,
+        rows.append({**{c: (int(v) if c == "length" else v) for c, v in zip(by, key)},
+                     "runs": n, "solved": k, "success_rate": k / n if n else float("nan"),
+                     "ci_low": lo, "ci_high": hi,
                      "median_examples": s["examples"].median() if k else float("nan"),
                      "median_iterations": s["iterations"].median() if k else float("nan"),
                      "median_seconds": s["seconds"].median() if k else float("nan"),
                      "diverged": int(ok["diverged"].astype(bool).sum()), "errors": int(failed.sum())})
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    if len(out):
+        order = {label: i for i, label in enumerate(ordered(out["label"]))} if "label" in by else {}
+        out = out.sort_values(by, key=lambda c: c.map(order) if c.name == "label" else c, kind="stable")
+    return out.reset_index(drop=True)
 
 
-def comparisons(df: pd.DataFrame, compared: str = COMPARED, against=AGAINST) -> pd.DataFrame:
+def comparisons(df: pd.DataFrame, compared: str = TESTED, against=CONTROLS) -> pd.DataFrame:
     """Per (task, length) where `compared` has runs: its solved/runs, and against each method of
     `against` that has runs there, that method's solved/runs and the two-sided Fisher p-value."""
     summary = summarise(df).set_index(["task", "length", "label"])
@@ -127,7 +179,7 @@ def verdict(df: pd.DataFrame, alpha: float = 0.05, min_length: int = CLAIM_MIN_L
     c = c[c["length"] >= min_length]
     if c.empty:
         return (f"Not decidable at this budget: no sgr/top run at T >= {min_length} has been made "
-                f"against {' and '.join(AGAINST)}.")
+                f"against {' and '.join(CONTROLS)}.")
     wins, losses = [], []
     for (task, length), g in c.groupby(["task", "length"], sort=True):
         rate = g["solved"].iloc[0] / max(g["runs"].iloc[0], 1)
@@ -135,7 +187,7 @@ def verdict(df: pd.DataFrame, alpha: float = 0.05, min_length: int = CLAIM_MIN_L
                   if r.p_value < alpha and rate > r.against_solved / max(r.against_runs, 1)]
         worse = [(r.against, r.p_value) for r in g.itertuples()
                  if r.p_value < alpha and rate < r.against_solved / max(r.against_runs, 1)]
-        if len(better) == len(AGAINST) and len(g) == len(AGAINST):
+        if len(better) == len(CONTROLS) and len(g) == len(CONTROLS):
             wins.append(f"{task} T={length}")
         losses += [f"{task} T={length} ({other} better, p = {p:.3g})" for other, p in worse]
     if wins and not losses:
@@ -170,10 +222,96 @@ def report(runs: pd.DataFrame) -> str:
                      f"[{_percent(r.ci_low)}, {_percent(r.ci_high)}] | {_count(r.median_examples)} "
                      f"| {_count(r.median_iterations)} |")
     c = comparisons(runs)
-    lines += ["", f"| task | T | {COMPARED} solved | against | its solved | Fisher's exact p (two-sided) |",
+    lines += ["", f"| task | T | {TESTED} solved | against | its solved | Fisher's exact p (two-sided) |",
               "| --- | --- | --- | --- | --- | --- |"]
     for r in c.itertuples():
         lines.append(f"| {r.task} | {r.length} | {r.solved}/{r.runs} | {r.against} | "
                      f"{r.against_solved}/{r.against_runs} | {r.p_value:.3g} |")
     lines += ["", f"**Verdict (computed):** {verdict(runs)}"]
     return "\n".join(lines)
+
+
+def curves_on_grid(results, points: int = 60, x: str = "examples") -> pd.DataFrame:
+    """Every run's test error on one common grid of `x` (examples processed by default).
+
+    Between checks the error is interpolated linearly from the run's start (where it is
+    taken to be the first check's value); after a run stops solved its error stays at its
+    final value (training would have stopped); after an unsolved run stops it is missing
+    (and `plotting.plot_learning_curves` ends the method's median there).
+    """
+    top = max(r.history[x].max() for r in results if len(r.history))
+    grid = np.linspace(0, top, points)
+    rows = []
+    for r in results:
+        h = r.history
+        if not len(h):
+            continue
+        xs = np.concatenate([[0.0], h[x].to_numpy(dtype=float)])
+        err = h["test_error"].to_numpy(dtype=float)
+        ys = np.concatenate([[err[0]], err])
+        values = np.interp(grid, xs, ys)
+        beyond = grid > xs[-1]
+        values[beyond] = ys[-1] if r.solved else np.nan
+        for gx, v in zip(grid, values):
+            rows.append(dict(label=label_of(r.config), seed=r.config.seed, **{x: gx}, test_error=v))
+    return pd.DataFrame(rows).dropna(subset=["test_error"])
+
+
+def step_logs(results, labels=None) -> pd.DataFrame:
+    """The per-iteration logs (TrainResult.steps) of the runs, with label and seed."""
+    frames = []
+    for r in results:
+        label = label_of(r.config)
+        if labels is not None and label not in labels:
+            continue
+        s = r.steps.copy()
+        s["label"], s["seed"] = label, r.config.seed
+        frames.append(s)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def histories(results, labels=None) -> pd.DataFrame:
+    """The per-check logs (TrainResult.history: test error, spectral radius, ...) of the runs,
+    with label and seed."""
+    frames = []
+    for r in results:
+        label = label_of(r.config)
+        if (labels is not None and label not in labels) or not len(r.history):
+            continue
+        h = r.history.copy()
+        h["label"], h["seed"] = label, r.config.seed
+        frames.append(h)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def final_states(results) -> pd.DataFrame:
+    """Per run: solved, iterations, final test error, the spectral radius of W_rec at the
+    last check and the largest and last per-check mean minibatch long-term norm."""
+    rows = []
+    for r in results:
+        h = r.history
+        rows.append(dict(label=label_of(r.config), seed=r.config.seed, solved=r.solved, iterations=r.iterations,
+                         final_error=r.final_error,
+                         spectral_radius=h["spectral_radius"].iloc[-1] if len(h) else float("nan"),
+                         max_long_term_norm=h["minibatch_long_term_norm"].max() if len(h) else float("nan"),
+                         last_long_term_norm=h["minibatch_long_term_norm"].iloc[-1] if len(h) else float("nan")))
+    return pd.DataFrame(rows)
+
+
+def long_term_gain(steps: pd.DataFrame, label: str = "sgr/top", reference: str = "sgr/random") -> dict:
+    """Median over seeds and shared iterations of the ratio of the minibatch long-term norms
+    of two methods, iteration by iteration (same seed, same iteration): over all of them and
+    over the first and second half of the iterations."""
+    a = steps[steps["label"] == label].set_index(["seed", "iteration"])["minibatch_long_term_norm"]
+    b = steps[steps["label"] == reference].set_index(["seed", "iteration"])["minibatch_long_term_norm"]
+    joined = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
+    joined = joined[joined["b"] > 0]
+    iterations = int(joined.index.get_level_values("iteration").max()) if len(joined) else 0
+    ratio = joined["a"] / joined["b"]
+    it = joined.index.get_level_values("iteration")
+    half = iterations // 2
+
+    def median(values):
+        return float(values.median()) if len(values) else float("nan")
+    return {"median_ratio": median(ratio), "first_half": median(ratio[it <= half]),
+            "second_half": median(ratio[it > half]), "iterations": iterations, "pairs": len(joined)}

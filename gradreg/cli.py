@@ -223,7 +223,7 @@ def run_report(args) -> int:
 
 
 def run_figures(args) -> int:
-    from .figures import NotebookFailed, run_notebooks
+    from .notebook_runner import NotebookFailed, run_notebooks
     try:
         run_notebooks(args.profile, output_dir=args.output_dir, build_dir=args.build_dir)
     except NotebookFailed as error:  # a cell raised: its notebook, cell and message in one line
@@ -236,7 +236,7 @@ def run_student(args) -> int:
     teaching.build_student(args.output_dir)
     if not args.check:
         return 0
-    from .figures import numbered_notebooks
+    from .notebook_runner import numbered_notebooks
     notebooks = [p for p in numbered_notebooks() if teaching.exercise_cells_in(p)]
     failed = []
     for student in (False, True):

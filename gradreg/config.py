@@ -20,7 +20,7 @@ import torch
 from . import sampling
 from .model import ACTIVATIONS, INITS
 from .passes import check_lag
-from .tasks import TASK_VARIANTS, VARIANTS, make_task
+from .tasks import VARIANTS, make_task
 
 METHODS = ("sgd", "clip", "pascanu", "sgr", "lstm")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -1,7 +1,7 @@
 """Interactive explorer of the per-example, lag-resolved gradient statistics (issue 7).
 
-Everything the explorer shows is computed by :func:`compute`, a pure function of a
-parameter dict: one candidate pool of M = pool_factor * batch_size sequences, ONE
+Everything the explorer shows is computed by
+:func:`gradreg.experiments.explorer.compute`, a pure function of a parameter dict: one candidate pool of M = pool_factor * batch_size sequences, ONE
 batched forward + BPTT pass (``gradreg.bptt``), the long-term scores and Gram matrix
 from ``passes.pool_scores`` (the very function the SGR training step uses), and what
 each selection rule of ``gradreg.sampling`` would make of that pool:
@@ -19,301 +19,37 @@ drawn off-screen with matplotlib's Agg backend into one ``ipywidgets.Image`` who
 bytes are swapped on each update: no flicker, and nothing depends on the notebook's
 matplotlib backend. Numbers sit beside the plots in an HTML table.
 
-    from gradreg.explore import compute, explorer
+    from gradreg.experiments.explorer import compute
+    from gradreg.explore import explorer
     result = compute({"task": "adding", "length": 60, "rule": "top"})
     result["rules"]["top"]["norm"], result["rules"]["random"]["mean"]
     ui = explorer(profile="quick")       # in a notebook: the widget UI
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import html
 import io
 import math
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from . import sampling
-from .model import ACTIVATIONS, INITS, SRN
-from .model import spectral_radius as _spectral_radius
-from .passes import bptt, check_lag, pool_scores
+from .config import check_device, resolve_device
+from .experiments.explorer import EXPLORER_PRESETS, RULES, STOCHASTIC_RULES, ExploreParams, compute, make_params
+from .model import ACTIVATIONS, INITS
+from .passes import check_lag
+from .plotting import POOL_COLOR, RULE_COLORS, fast_log_ticks
 from .tasks import TASK_NAMES, make_task
-from .config import MAX_SEED, Seeds, TrainConfig, check_device, check_memory, resolve_device
-
-RULES = sampling.RULES
-STOCHASTIC_RULES = ("random", "weighted", "band")
-MAX_DRAWS = 100_000        # draws of a stochastic rule per update (each is one selection)
-# max |f'|: the gamma of the bound ||delta_t|| <= ||delta_{S-1}|| (gamma ||W_rec||_2)^(S-1-t)
-GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
-
-_TRAIN_DEFAULTS = TrainConfig.__dataclass_fields__
-
-
-def _train_default(name):
-    return _TRAIN_DEFAULTS[name].default
-
-
-@dataclass(frozen=True)
-class ExploreParams:
-    """The explorer's inputs. Rule parameters default to the training harness's own."""
-    task: str = "temporal_order"
-    length: int = 50
-    activation: str = "tanh"
-    init: str = "sparse"
-    spectral_radius: float | None = 0.95   # None: the initialisation's own W_rec
-    hidden_size: int = 50
-    lag: int | None = None                 # None: floor(steps / 2)
-    rule: str = "top"                      # the rule highlighted in plots (a) and (b)
-    pool_factor: int = 4
-    batch_size: int = 20
-    seed: int = 0
-    draws: int = 100                       # draws of each stochastic rule
-    alpha: float = _train_default("alpha")
-    band_low: float = _train_default("band_low")
-    band_high: float = _train_default("band_high")
-    greedy_low: float = _train_default("greedy_low")
-    greedy_high: float = _train_default("greedy_high")
-    device: str = "cpu"
-    dtype: str = "float64"
-
-    @property
-    def pool_size(self) -> int:
-        return self.pool_factor * self.batch_size
-
-
-# Sizes per profile (the notebooks' `profile` parameter). "quick" is the package default.
-PROFILES = {
-    "smoke": dict(length=20, hidden_size=16, batch_size=8, pool_factor=2, draws=20),
-    "quick": dict(),
-    "paper": dict(length=100, draws=200),
-}
-
-
-def make_params(params=None, **overrides) -> ExploreParams:
-    """An ExploreParams from a dict / ExploreParams / None plus keyword overrides, checked."""
-    if params is None:
-        base = {}
-    elif isinstance(params, ExploreParams):
-        base = dataclasses.asdict(params)
-    elif isinstance(params, dict):
-        base = dict(params)
-    else:
-        raise ValueError(f"params must be a dict or ExploreParams, got {type(params).__name__}")
-    base.update(overrides)
-    known = {f.name for f in dataclasses.fields(ExploreParams)}
-    unknown = sorted(set(base) - known)
-    if unknown:
-        raise ValueError(f"unknown explorer parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
-    # numpy numbers are taken wherever Python numbers are (as TrainConfig does)
-    base = {k: bool(v) if isinstance(v, np.bool_) else int(v) if isinstance(v, np.integer)
-            else float(v) if isinstance(v, np.floating) else v for k, v in base.items()}
-    p = ExploreParams(**base)
-    _validate(p)
-    return p
-
-
-def _validate(p: ExploreParams) -> None:
-    def choice(name, allowed):
-        if getattr(p, name) not in allowed:
-            raise ValueError(f"unknown {name} {getattr(p, name)!r}; allowed: {', '.join(allowed)}")
-
-    def at_least(name, low):
-        v = getattr(p, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-
-    def number(name):
-        v = getattr(p, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} must be a finite number, got {v!r}")
-
-    choice("task", TASK_NAMES)
-    choice("activation", ACTIVATIONS)
-    choice("init", INITS)
-    choice("rule", RULES)
-    choice("dtype", ("float32", "float64"))
-    task = make_task(p.task, p.length)
-    for name in ("hidden_size", "pool_factor", "batch_size", "draws"):
-        at_least(name, 1)
-    if p.draws > MAX_DRAWS:
-        raise ValueError(f"draws must be an integer in 1..{MAX_DRAWS}, got {p.draws!r}")
-    at_least("seed", 0)
-    if p.seed > MAX_SEED:
-        raise ValueError(f"seed must be an integer in 0..{MAX_SEED} (2**31 - 1), got {p.seed!r}")
-    if p.lag is not None and (isinstance(p.lag, bool) or not isinstance(p.lag, int)):
-        raise ValueError(f"lag must be an integer or None, got {p.lag!r}")
-    check_lag(p.lag, task.steps)
-    r = p.spectral_radius
-    if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not (r > 0 and math.isfinite(r))):
-        raise ValueError(f"spectral_radius must be a positive number or None, got {r!r}")
-    for name in ("band_low", "band_high", "greedy_low", "greedy_high", "alpha"):
-        number(name)
-    if not 0 < p.band_low <= p.band_high:
-        raise ValueError(f"band [{p.band_low}, {p.band_high}] must satisfy 0 < low <= high")
-    if not 0 <= p.greedy_low <= p.greedy_high:
-        raise ValueError(f"greedy band [{p.greedy_low}, {p.greedy_high}] must satisfy 0 <= low <= high")
-    if not p.alpha > 0:
-        raise ValueError(f"alpha must be positive, got {p.alpha!r}")
-    check_device(p.device)      # the same names and message as TrainConfig
-    resolve_device(p.device)
-
-
-def _select(rule: str, n: int, scores, ratios, gram, p: ExploreParams, generator) -> sampling.Selection:
-    """One selection by `rule`, exactly as the SGR training step makes it."""
-    return sampling.select(rule, n, scores, ratios, gram, band=(p.band_low, p.band_high), alpha=p.alpha,
-                           greedy_band=(p.greedy_low, p.greedy_high), generator=generator)
-
-
-random_rms = sampling.random_minibatch_rms
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """Temporarily limit torch's intra-op threads. The explorer's tensors are tiny: on a
-    busy machine, OpenMP threads waiting on each other made one update 20-50x slower
-    (2 s instead of 45 ms on a loaded 2-core CPU), one thread never loses at these sizes."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def compute(params=None, threads: int | None = 1, **overrides) -> dict:
-    """All the numbers the explorer shows, for one parameter set (pure: same params, same result).
-
-    Returns a dict with
-      params (ExploreParams), steps S, lag tau, pool_size M, batch_size n,
-      delta_norm (M, S) ndarray ||dE_i/dz_t||, scores (M,) s_i(tau), ratios (M,) r_i(tau),
-      full_norm (M,) per-example full gradient norm,
-      spectral_radius, w_rec_norm (||W_rec||_2), gamma,
-      pool_norm (long-term norm of the mean over the whole pool), random_rms (exact RMS of
-      the random rule's norm), score_quantiles {q10, q50, q90},
-      rules: {rule: {index (n,) ndarray, weight, norm, full_norm, triangle,
-                     mean, std, draws (ndarray of norms over the draws)}},
-      seconds (time spent).
-    threads: torch intra-op threads while computing (None: leave torch's setting alone).
-    """
-    with _threads(threads):
-        return _compute(make_params(params, **overrides))
-
-
-def _check_memory(p: ExploreParams, task) -> None:
-    """Refuse, in one line, a pool that cannot fit in memory (`train.check_memory`): the pool's
-    pass, its long-term gradients and Gram matrix as an SGR step with the greedy rule, plus the
-    per-example full gradients (all parameters, float64) and their Gram matrix."""
-    M, H = p.pool_size, p.hidden_size
-    full = M * (H * (task.input_size + H + 1) + task.output_size * (H + 1)) * (8 + 4) + M * M * 8
-    config = TrainConfig(task=p.task, length=p.length, method="sgr", rule="greedy", seed=p.seed,
-                         hidden_size=H, batch_size=p.batch_size, pool_factor=p.pool_factor, lag=p.lag,
-                         test_size=1, device=p.device, dtype=p.dtype, activation=p.activation,
-                         init=p.init)
-    check_memory(config, extra_bytes=full)
-
-
-def _compute(p: ExploreParams) -> dict:
-    start = time.perf_counter()
-    device = resolve_device(p.device)
-    dtype = {"float32": torch.float32, "float64": torch.float64}[p.dtype]
-    task = make_task(p.task, p.length)
-    _check_memory(p, task)
-    S = task.steps
-    lag = check_lag(p.lag, S)
-    M, n = p.pool_size, p.batch_size
-    seeds = Seeds(p.seed, device)  # the same streams as a training run with this seed
-    model = SRN(task.input_size, p.hidden_size, task.output_size, activation=p.activation,
-                init=p.init, readout=getattr(task, "readout", "last"), generator=seeds.model,
-                spectral_radius=p.spectral_radius, dtype=dtype, device=device)
-    x, y = task.sample(M, generator=seeds.data)
-    rec = bptt(model, task, x.to(dtype), y)
-    scores, ratios, gram = pool_scores(rec, lag, need_gram=True, need_scores=True)
-    if not (torch.isfinite(rec.delta).all() and torch.isfinite(gram).all()):
-        rho = _spectral_radius(model.W_rec)
-        raise ValueError(f"the network overflowed in {p.dtype}: with rho(W_rec) = {rho:.3g} and S = {S} "
-                         f"steps its deltas grow like rho^S beyond the largest {p.dtype}; lower "
-                         "spectral_radius or length" + (", or use dtype float64" if p.dtype == "float32" else ""))
-    # per-example full gradients (all parameters) for the full-norm column
-    full = rec.recurrent_grads()
-    full.update(rec.output_grads())
-    flat_full = torch.cat([g.flatten(1) for g in full.values()], 1).double()
-    gram_full = flat_full @ flat_full.T
-    delta_norm = torch.linalg.vector_norm(rec.delta, dim=2).T               # (M, S)
-
-    with torch.no_grad():
-        w_rec = model.W_rec.detach().double().cpu()
-        w_rec_norm = torch.linalg.matrix_norm(w_rec, ord=2).item()
-    rho = _spectral_radius(model.W_rec)
-
-    rules = {}
-    ones = torch.full((M,), 1.0 / M, dtype=torch.float64, device=gram.device)
-    for rule in RULES:
-        gen = torch.Generator().manual_seed(p.seed * 1_000 + 3)
-        sel = _select(rule, n, scores, ratios, gram, p, gen)
-        w = sel.pool_weights(M).to(gram.device)
-        norm = sampling.minibatch_norm(gram, w)
-        entry = {"index": sel.index.cpu().numpy(), "weight": sel.weight.cpu().numpy(), "norm": norm,
-                 "full_norm": sampling.minibatch_norm(gram_full, w),
-                 "triangle": float((w.cpu() * scores.double().cpu()).sum())}
-        if rule in STOCHASTIC_RULES:
-            norms = [norm]
-            for _ in range(p.draws - 1):
-                s = _select(rule, n, scores, ratios, gram, p, gen)
-                norms.append(sampling.minibatch_norm(gram, s.pool_weights(M).to(gram.device)))
-            draws = np.asarray(norms)
-        else:
-            draws = np.asarray([norm])
-        entry.update(draws=draws, mean=float(draws.mean()), std=float(draws.std()))
-        rules[rule] = entry
-
-    s_np = scores.double().cpu().numpy()
-    finite = s_np[np.isfinite(s_np)]
-    q = np.quantile(finite, [0.1, 0.5, 0.9]) if finite.size else [float("nan")] * 3
-    return {
-        "params": p, "steps": S, "lag": lag, "pool_size": M, "batch_size": n,
-        "delta_norm": delta_norm.double().cpu().numpy(),
-        "scores": s_np, "ratios": ratios.double().cpu().numpy(),
-        "full_norm": torch.diagonal(gram_full).clamp_min(0).sqrt().cpu().numpy(),
-        "loss": rec.loss.double().cpu().numpy(), "readout": rec.readout,
-        "spectral_radius": rho, "w_rec_norm": w_rec_norm, "gamma": GAMMA[p.activation],
-        "pool_norm": sampling.minibatch_norm(gram, ones),
-        "random_rms": random_rms(gram, n),
-        "score_quantiles": {"q10": float(q[0]), "q50": float(q[1]), "q90": float(q[2])},
-        "rules": rules,
-        "seconds": time.perf_counter() - start,
-    }
 
 
 # --------------------------------------------------------------------------- drawing
-
-_COLORS = {"top": "#d62728", "band": "#9467bd", "weighted": "#ff7f0e", "greedy": "#2ca02c",
-           "random": "#7f7f7f"}
-
 
 def new_figure():
     """A figure that is not registered with pyplot (no accidental inline display)."""
     from matplotlib.figure import Figure
     return Figure(figsize=(13.5, 3.9), dpi=90)
-
-
-def _plain_log_ticks(axis, lo: float, hi: float):
-    # matplotlib's default log labels are mathtext ($10^{-5}$), whose parsing was half of
-    # the drawing time; plain "1e-05" labels draw in a fraction of it. Narrow ranges get
-    # 1-2-5 ticks so that at least two are labelled.
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
-    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
-    subs = (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
-    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=6))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}" if v and (v < 1e-3 or v >= 1e4) else f"{v:g}"))
-    axis.set_minor_locator(NullLocator())  # minor log ticks were a third of the drawing time
 
 
 def draw(result: dict, fig=None):
@@ -329,7 +65,7 @@ def draw(result: dict, fig=None):
     S, lag = result["steps"], result["lag"]
     chosen = np.zeros(result["pool_size"], dtype=bool)
     chosen[result["rules"][rule]["index"]] = True
-    color = _COLORS[rule]
+    color = RULE_COLORS[rule]
 
     # Titles get an explicit y: matplotlib then skips fitting them above the tick labels,
     # which took a third of the drawing time. (a) delta profiles vs lag (lag 0 = last step)
@@ -342,7 +78,7 @@ def draw(result: dict, fig=None):
         masked = np.where(dn > 0, dn, np.nan)
         segs_other = [np.column_stack([lags, r]) for r in masked[~chosen]]
         segs_chosen = [np.column_stack([lags, r]) for r in masked[chosen]]
-        ax_a.add_collection(LineCollection(segs_other, colors="#1f77b4", alpha=0.25, linewidths=0.7))
+        ax_a.add_collection(LineCollection(segs_other, colors=POOL_COLOR, alpha=0.25, linewidths=0.7))
         ax_a.add_collection(LineCollection(segs_chosen, colors=color, alpha=0.6, linewidths=0.9))
         med = np.nanmedian(masked, axis=0)
         ax_a.plot(lags, med, color="black", lw=1.6, label="median")
@@ -355,7 +91,7 @@ def draw(result: dict, fig=None):
                       label="bound ‖δ_last‖ (γ‖W_rec‖₂)^lag")
         ax_a.set_yscale("log")
         ax_a.set_ylim(bottom / 2, top * 2)
-        _plain_log_ticks(ax_a.yaxis, bottom / 2, top * 2)
+        fast_log_ticks(ax_a.yaxis, bottom / 2, top * 2)
         ax_a.axvline(lag, color="gray", ls="--", lw=1)
         ax_a.legend(loc="upper right", fontsize=7, frameon=False)
     else:
@@ -374,9 +110,9 @@ def draw(result: dict, fig=None):
             lo, hi = lo / 1.5, hi * 1.5
         bins = np.geomspace(lo, hi, 21)
         ax_b.hist([s[ok & ~chosen], s[ok & chosen]], bins=bins, stacked=True,
-                  color=["#1f77b4", color], label=["pool", f"chosen by {rule}"])
+                  color=[POOL_COLOR, color], label=["pool", f"chosen by {rule}"])
         ax_b.set_xscale("log")
-        _plain_log_ticks(ax_b.xaxis, lo, hi)
+        fast_log_ticks(ax_b.xaxis, lo, hi)
         ax_b.axvline(result["score_quantiles"]["q50"], color="black", ls="--", lw=1, label="median")
         ax_b.legend(fontsize=7, frameon=False)
     else:
@@ -390,7 +126,7 @@ def draw(result: dict, fig=None):
     means = [result["rules"][r]["mean"] for r in names]
     stds = [result["rules"][r]["std"] for r in names]
     bars = ax_c.bar(names, means, yerr=stds, capsize=3,
-                    color=[_COLORS[r] for r in names], alpha=0.85)
+                    color=[RULE_COLORS[r] for r in names], alpha=0.85)
     for b, r in zip(bars, names):
         if r == rule:
             b.set_edgecolor("black")
@@ -467,11 +203,11 @@ class Explorer:
                  output_dir: str | None = None, **params):
         import ipywidgets as W
 
-        if profile not in PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+        if profile not in EXPLORER_PRESETS:
+            raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(EXPLORER_PRESETS)}")
         check_device(device)
         dev = str(resolve_device(device))
-        start = dict(PROFILES[profile], seed=seed, device=dev)
+        start = dict(EXPLORER_PRESETS[profile], seed=seed, device=dev)
         start.update(params)
         p0 = make_params(start)
         self.base = p0

@@ -11,20 +11,22 @@ BPTT lives in `gradreg.passes`, the per-example statistics in `gradreg.stats`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from .passes import PARAM_NAMES, RECURRENT_PARAMS, batch_major, forward, readout, stacked_params
 
-__all__ = ["ACTIVATIONS", "INITS", "READOUTS", "PARAM_NAMES", "RECURRENT_PARAMS", "SRN", "spectral_radius"]
+__all__ = ["ACTIVATIONS", "ACTIVATION_FUNCTIONS", "ACTIVATION_GAMMA", "make_model", "check_spectral_radius", "INITS", "READOUTS", "PARAM_NAMES", "RECURRENT_PARAMS", "SRN", "spectral_radius"]
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 INITS = ("sparse", "gaussian", "orthogonal", "identity", "xavier")
 READOUTS = ("last", "all")
 
-_ACT_FN = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda z: z}
+ACTIVATION_FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda z: z}
+#: gamma = max |f'(z)| of each activation: the factor of the bound
+#: ||delta_t|| <= ||delta_{S-1}|| (gamma ||W_rec||_2)^(S-1-t) (docs/method.md section 2.3)
+ACTIVATION_GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
 
 
 def _check_choice(what: str, value, allowed) -> None:
@@ -40,6 +42,13 @@ def _check_positive_int(what: str, value) -> None:
 def spectral_radius(matrix: Tensor) -> float:
     """Largest |eigenvalue| of a square matrix (computed in float64)."""
     return torch.linalg.eigvals(matrix.detach().double().cpu()).abs().max().item()
+
+
+def check_spectral_radius(radius) -> None:
+    """A target spectral radius for W_rec: a positive finite number, or None (the init's own)."""
+    if radius is not None and (isinstance(radius, bool) or not isinstance(radius, (int, float))
+                               or not (radius > 0 and math.isfinite(radius))):
+        raise ValueError(f"spectral_radius must be a positive number or None, got {radius!r}")
 
 
 class SRN(nn.Module):
@@ -60,8 +69,7 @@ class SRN(nn.Module):
         _check_choice("activation", activation, ACTIVATIONS)
         _check_choice("init", init, INITS)
         _check_choice("readout", readout, READOUTS)
-        if spectral_radius is not None and not (spectral_radius > 0 and math.isfinite(spectral_radius)):
-            raise ValueError(f"spectral_radius must be a positive number, got {spectral_radius!r}")
+        check_spectral_radius(spectral_radius)
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.activation, self.init, self.readout = activation, init, readout
 
@@ -96,7 +104,7 @@ class SRN(nn.Module):
                 h = forward(P["W_in"], P["W_rec"], P["b"], x_tm, self.activation)
                 o = readout(P["W_out"], P["b_out"], h, self.readout)
                 return batch_major(o, self.readout)[0].contiguous()
-        f = _ACT_FN[self.activation]
+        f = ACTIVATION_FUNCTIONS[self.activation]
         pre = x @ self.W_in.T + self.b
         h = torch.zeros(x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
         hs = []
@@ -106,6 +114,12 @@ class SRN(nn.Module):
         if self.readout == "last":
             return h @ self.W_out.T + self.b_out
         return torch.stack(hs, 1) @ self.W_out.T + self.b_out
+
+
+def make_model(task, hidden_size: int = 50, seed: int = 0, dtype=torch.float32, device="cpu", **kwargs) -> SRN:
+    """An SRN sized for `task` (its readout too), initialised from `seed`."""
+    return SRN(task.input_size, hidden_size, task.output_size, readout=task.readout,
+               generator=torch.Generator().manual_seed(seed), dtype=dtype, device=device, **kwargs)
 
 
 def _initial_weights(I: int, H: int, O: int, init: str, radius: float | None,

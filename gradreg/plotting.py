@@ -1,7 +1,7 @@
 """Plotting helpers for the notebooks: one style, one palette, one way to save a figure.
 
-Everything here only *draws*; the numbers come from `gradreg.figures` (the computations
-behind each figure) and the rest of the package. Every figure of the project goes through
+Everything here only *draws*; the numbers come from `gradreg.experiments` (the computations
+behind each notebook), `gradreg.analysis` (tables of runs) and the rest of the package. Every figure of the project goes through
 `save_figure`, which writes a PNG (for the README and the notebooks) and a PDF (vector,
 for papers) under a stable name.
 
@@ -22,16 +22,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .analysis import method_label, ordered
+
 # Okabe-Ito
 OKABE_ITO = {
     "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
     "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
     "grey": "#999999",
 }
-
-#: the order methods appear in, in legends and on axes
-METHOD_ORDER = ("sgd", "clip", "pascanu", "sgr/top", "sgr/random", "sgr/band", "sgr/weighted",
-                "sgr/greedy", "lstm")
 
 #: one fixed colour per method (and per SGR rule)
 METHOD_COLORS = {
@@ -55,6 +53,9 @@ METHOD_DASHES = {
 #: the same, for the selection rules alone (figures about SGR only)
 RULE_COLORS = {rule: METHOD_COLORS[f"sgr/{rule}"] for rule in ("top", "random", "band", "weighted", "greedy")}
 
+#: the candidates of a pool that a rule did not choose (the explorer)
+POOL_COLOR = OKABE_ITO["sky_blue"]
+
 ACTIVATION_COLORS = {"tanh": OKABE_ITO["blue"], "relu": OKABE_ITO["vermillion"],
                      "identity": OKABE_ITO["green"], "sigmoid": OKABE_ITO["purple"]}
 
@@ -63,22 +64,8 @@ SEQUENTIAL = "cividis"
 FIGURE_FORMATS = ("png", "pdf")
 
 
-def method_label(method: str, rule: str | None = None) -> str:
-    """'sgr/top' for SGR runs, the method's own name otherwise."""
-    if method == "sgr":
-        return f"sgr/{rule or 'top'}"
-    return method
-
-
 def method_color(label: str) -> str:
     return METHOD_COLORS.get(label, OKABE_ITO["grey"])
-
-
-def ordered(labels) -> list[str]:
-    """The given method labels in METHOD_ORDER (unknown ones last, alphabetically)."""
-    labels = list(dict.fromkeys(labels))
-    known = [m for m in METHOD_ORDER if m in labels]
-    return known + sorted(m for m in labels if m not in METHOD_ORDER)
 
 
 def use_style() -> None:
@@ -135,7 +122,7 @@ def plot_delta_profiles(profiles: pd.DataFrame, axes=None):
     """Median ||delta_t|| / ||delta_{S-1}|| against lag, one panel per activation, one line
     per spectral radius, with the bound (gamma ||W_rec||_2)^lag dashed.
 
-    profiles: rows of `gradreg.figures.delta_profiles` (columns activation, radius, lag,
+    profiles: rows of `gradreg.experiments.vanishing.delta_profiles` (columns activation, radius, lag,
     median, q25, q75, bound).
     """
     activations = list(dict.fromkeys(profiles["activation"]))
@@ -172,7 +159,7 @@ def plot_bound_check(profiles: pd.DataFrame, summary: pd.DataFrame):
     activation (it must stay <= 1). Right: the per-step decay factor, measured (median
     ratio^(1/lag)) against the bound's gamma ||W_rec||_2 and the spectral radius rho.
 
-    summary: `gradreg.figures.decay_summary(profiles)`.
+    summary: `gradreg.experiments.vanishing.decay_summary(profiles)`.
     """
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.2))
     ax = axes[0]
@@ -212,6 +199,20 @@ def plain_log_ticks(ax, axis: str = "both") -> None:
         a = ax.xaxis if name == "x" else ax.yaxis
         a.set_minor_formatter(matplotlib.ticker.FuncFormatter(_minor_labeller(a)))
         a.set_major_formatter(matplotlib.ticker.FuncFormatter(_plain_number))
+
+
+def fast_log_ticks(axis, lo: float, hi: float) -> None:
+    """Log ticks for a figure redrawn on every change (the explorer): one `axis` spanning
+    [lo, hi], labelled "1e-05"-style, no minor ticks."""
+    # matplotlib's default log labels are mathtext ($10^{-5}$), whose parsing was half of
+    # the drawing time; plain "1e-05" labels draw in a fraction of it. Narrow ranges get
+    # 1-2-5 ticks so that at least two are labelled.
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    subs = (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=6))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}" if v and (v < 1e-3 or v >= 1e4) else f"{v:g}"))
+    axis.set_minor_locator(NullLocator())  # minor log ticks were a third of the drawing time
 
 
 def _minor_labeller(axis):
@@ -431,7 +432,7 @@ def plot_task_example(ax, task, x, y, positions, example: int = 0, max_channels:
     S = xi.shape[1]
     channels = xi.shape[0]
     shown = xi
-    labels = _channel_names(task, np.arange(channels))
+    labels = [task.channel_names[r] for r in range(channels)]
     collapsed = None
     if max_channels is not None and channels > max_channels:
         # one-hot over many symbols: keep 0 and 1 (the ones that matter), fold the rest into one
@@ -459,7 +460,7 @@ def plot_task_example(ax, task, x, y, positions, example: int = 0, max_channels:
     for p in positions[example].tolist():
         ax.add_patch(matplotlib.patches.Rectangle((p - 0.5, -0.5), 1, n_inputs, fill=False,
                                                   edgecolor=OKABE_ITO["vermillion"], linewidth=2))
-    for r in relevant_ranges(task):
+    for r in task.relevant_ranges():
         ax.axvspan(r.start - 0.5, r.stop - 0.5, color=OKABE_ITO["orange"], alpha=0.15, linewidth=0)
     ax.set_xlim(-0.5, S - 0.5)
     ax.set_xlabel("step t")
@@ -477,7 +478,7 @@ def plot_task_example(ax, task, x, y, positions, example: int = 0, max_channels:
 
 
 def plot_task_gallery(gallery, max_channels: int = 12):
-    """One panel per task (rows of `gradreg.figures.task_gallery`), heights following the
+    """One panel per task (rows of `gradreg.experiments.gallery.task_gallery`), heights following the
     number of channels shown."""
     heights = []
     for item in gallery:
@@ -496,27 +497,6 @@ def plot_task_gallery(gallery, max_channels: int = 12):
     return fig
 
 
-def _channel_names(task, rows):
-    names = {
-        "temporal_order": ["A", "B", "c", "d", "e", "f"],
-        "temporal_order_3bit": ["A", "B", "c", "d", "e", "f"],
-        "adding": ["marker", "value"], "multiplication": ["marker", "value"], "xor": ["marker", "bit"],
-        "noiseless_memorization": ["v0", "v1", "v2", "v3", "v4", "blank", "go"],
-    }.get(task.name)
-    if names is None:
-        return [f"{r}" for r in rows]
-    return [names[r] for r in rows]
-
-
-def relevant_ranges(task) -> list[range]:
-    """Where the inputs that decide the target can be: the task's position ranges, plus the
-    stored values for noiseless memorization (its positions mark only the go signal)."""
-    ranges = list(task.position_ranges())
-    if task.name == "noiseless_memorization":
-        ranges = [range(0, task.N_POSITIONS)] + ranges
-    return ranges
-
-
 def plot_position_ranges(tasks, ax=None, labels=None):
     """For each task, where its relevant inputs can fall (as a fraction of the sequence) and
     the lags they imply; the dashed line is the default lag threshold tau = floor(S/2).
@@ -527,7 +507,7 @@ def plot_position_ranges(tasks, ax=None, labels=None):
     for k, task in enumerate(tasks):
         S = task.steps
         ax.barh(k, 1.0, left=0, height=0.7, color="0.92", edgecolor="0.6")
-        ranges = relevant_ranges(task)
+        ranges = task.relevant_ranges()
         for r in ranges:
             ax.barh(k, max(len(r), 1) / S, left=r.start / S, height=0.6, color=OKABE_ITO["vermillion"], alpha=0.8)
         if task.readout == "all":
@@ -555,7 +535,7 @@ def plot_learning_curves(curves: pd.DataFrame, ax=None, x="examples", title=None
     """Test error against examples processed: median over seeds and the interquartile band.
 
     curves: columns label, seed, `x`, test_error (on a common grid; see
-    `gradreg.figures.curves_on_grid`).
+    `gradreg.analysis.curves_on_grid`).
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(8.6, 4.4))
@@ -642,7 +622,7 @@ def plot_long_term_norm(steps: pd.DataFrame, ax=None, window: int = 25):
 def plot_success_rate(summary: pd.DataFrame, ax=None):
     """Success rate against task length per method with 95% Wilson intervals.
 
-    summary: columns label, length, solved (count), runs (count), low, high.
+    summary: `gradreg.analysis.summarise` (columns label, length, solved, runs, ci_low, ci_high).
     """
     if ax is None and _tasks(summary) > 1:
         return _facets(plot_success_rate, summary)
@@ -658,8 +638,8 @@ def plot_success_rate(summary: pd.DataFrame, ax=None):
         xs = np.array([positions[L] for L in sub["length"]]) + off
         rate = sub["solved"] / sub["runs"]
         color = method_color(label)
-        below = np.clip((rate - sub["low"]).to_numpy(dtype=float), 0, None)
-        above = np.clip((sub["high"] - rate).to_numpy(dtype=float), 0, None)
+        below = np.clip((rate - sub["ci_low"]).to_numpy(dtype=float), 0, None)
+        above = np.clip((sub["ci_high"] - rate).to_numpy(dtype=float), 0, None)
         ax.errorbar(xs, rate * 100, yerr=[below * 100, above * 100], fmt="o",
                     color=color, capsize=3, markersize=6, label=label, elinewidth=1.4)
         ax.plot(xs, rate * 100, color=color, linewidth=1.0, alpha=0.45)
@@ -715,10 +695,9 @@ def plot_run_histories(history: pd.DataFrame, runs: pd.DataFrame, task: str, len
 
     history: the sweep's check histories (`gradreg.sweep.load_history`); runs: its results
     (`load_results`), which say which runs solved."""
-    from .analysis import method_label
     fig, axes = plt.subplots(1, 3, figsize=(15.0, 4.2))
     h = history[(history["task"] == task) & (history["length"] == length)].copy()
-    h["label"] = [method_label(m, r) for m, r in zip(h["method"], h["rule"].fillna(""))]
+    h["label"] = [method_label(m, r) for m, r in zip(h["method"], h["rule"])]
     solved = {(r.method, r.rule, int(r.seed)): bool(r.solved)
               for r in runs[(runs["task"] == task) & (runs["length"] == length)].itertuples()}
     panels = (("test_error", "test error (over the sequences counted)", "linear"),

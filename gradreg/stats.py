@@ -8,12 +8,16 @@ reduction within a memory budget (`_plan`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .passes import (BPTTRecord, backward, output_grads, batch_major, check_compatible, check_lag, forward, readout,
                      readout_grad, stacked_params)
+
+if TYPE_CHECKING:
+    from .model import SRN
 
 
 def _squared_norms(grads: dict[str, Tensor]) -> Tensor:

@@ -1,6 +1,6 @@
 """Sweeps: many training runs on Dask distributed, one CSV row per finished run.
 
-A sweep is a list of `TrainConfig`s, or the name of a profile (`PROFILES`):
+A sweep is a list of `TrainConfig`s, or the name of a profile (`SWEEP_PROFILES`):
 
     smoke   temporal_order T=10, hidden 20, lr 0.3 (so that they solve), clip / sgr-top /
             sgr-random / lstm, seeds 0-1, 300 iterations, 2,000 test sequences: 8 runs,
@@ -118,7 +118,7 @@ import pandas as pd
 
 from .config import TrainConfig
 
-__all__ = ["PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
+__all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
            "AUTHORS_MAX_ITERATIONS", "COLUMNS", "AUTHORS_COLUMNS", "results_columns", "KEY", "HISTORY_COLUMNS", "profile_configs", "config_key", "run_config", "run_sweep",
            "load_results", "load_history", "history_path", "EnvironmentFault", "ResultsLocked",
            "SchedulerUnreachable", "SCHEDULER_TIMEOUT"]
@@ -180,7 +180,7 @@ def _grid(tasks, lengths, methods, seeds, **common) -> list[TrainConfig]:
             for method, rule, extra in methods]
 
 
-PROFILES = {
+SWEEP_PROFILES = {
     # lr 0.3 so that the tiny runs solve and the solved path is exercised end to end
     "smoke": lambda: _grid(("temporal_order",), (10,), SMOKE_METHODS, range(2), hidden_size=20,
                            lr=0.3, max_iterations=SMOKE_MAX_ITERATIONS, test_size=2_000),
@@ -208,9 +208,9 @@ def _paper_grid() -> list[TrainConfig]:
 
 def profile_configs(name: str) -> list[TrainConfig]:
     """The configs of a profile: "smoke", "quick", "paper" or "authors"."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
-    return PROFILES[name]()
+    if name not in SWEEP_PROFILES:
+        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(SWEEP_PROFILES)}")
+    return SWEEP_PROFILES[name]()
 
 
 def config_key(config: TrainConfig) -> tuple:
@@ -256,7 +256,7 @@ def _history_records(result) -> list[dict]:
     return result.history.to_dict(orient="records")
 
 
-def run_configs(configs: list[TrainConfig], queue: str | None = None) -> list[dict]:
+def run_unit(configs: list[TrainConfig], queue: str | None = None) -> list[dict]:
     """Train configs as one batched program (`gradreg.train_many`) on one thread and return
     their rows; never raises. With `queue` (the name of a Dask Queue), each row is also put
     there as soon as its run ends, so that the sweep can write it before the others end. If
@@ -761,7 +761,7 @@ def _as_configs(configs_or_profile) -> list[TrainConfig]:
     configs = list(configs_or_profile)
     for c in configs:
         if not isinstance(c, TrainConfig):
-            raise ValueError(f"a sweep takes a profile name ({', '.join(PROFILES)}) or TrainConfigs, "
+            raise ValueError(f"a sweep takes a profile name ({', '.join(SWEEP_PROFILES)}) or TrainConfigs, "
                              f"got {type(c).__name__}")
     seen, dups = set(), []
     for c in configs:
@@ -936,7 +936,7 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
               batch: bool = True, device: str | None = None, cells=None) -> pd.DataFrame:
     """Run every config whose key is not yet in `results`, appending one row per finished run.
 
-    configs_or_profile: a profile name (see PROFILES) or a list of TrainConfig with distinct keys.
+    configs_or_profile: a profile name (see SWEEP_PROFILES) or a list of TrainConfig with distinct keys.
     results: path of the CSV (created with its directories if missing).
     scheduler: None for a LocalCluster of `workers` processes (default os.cpu_count()) with one
         thread each; else the address of a running Dask scheduler ("tcp://host:8786"), whose
@@ -1021,7 +1021,7 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
             for position, group in enumerate(units):
                 c = group[0]
                 key = "gradreg-run-" + "-".join(map(str, config_key(c))) + f"-{os.urandom(4).hex()}"
-                f = client.submit(run_configs, group, queue_name if len(group) > 1 else None, key=key,
+                f = client.submit(run_unit, group, queue_name if len(group) > 1 else None, key=key,
                                   pure=False, priority=-position)
                 futures[f] = group
 
@@ -1042,7 +1042,7 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
                             lost += [config_key(c) for c in group if config_key(c) not in written]
                             continue
                         try:
-                            rows = f.result()  # run_configs never raises: this is Dask's own failure
+                            rows = f.result()  # run_unit never raises: this is Dask's own failure
                         except Exception as exc:  # e.g. KilledWorker (the run killed its workers)
                             rows = [_error_row(c, exc) for c in group]
                         for row in rows:

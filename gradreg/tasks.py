@@ -88,6 +88,11 @@ class Task:
         """The range each column of ``sample_with_positions``' positions is drawn from."""
         raise NotImplementedError
 
+    def relevant_ranges(self) -> list[range]:
+        """Where the inputs that decide the target can be (for plots of the task): the
+        position ranges, unless a task says otherwise."""
+        return list(self.position_ranges())
+
     def position_bounds(self) -> tuple[tuple[int, int], ...]:
         """``position_ranges`` as inclusive ``(first, last)`` pairs, 0-based, at this T."""
         return tuple((r.start, r.stop - 1) for r in self.position_ranges())
@@ -425,6 +430,10 @@ class NoiselessMemorization(Task):
 
     def position_ranges(self):
         return (range(self.go_step, self.go_step + 1),)
+
+    def relevant_ranges(self) -> list[range]:
+        """The stored values (steps 0..9) as well as the go step: its positions mark only the go."""
+        return [range(0, self.N_POSITIONS)] + list(self.position_ranges())
 
     def _draw(self, batch, generator, device):
         n, go = self.N_POSITIONS, self.go_step

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import nbformat
 
-from .figures import NOTEBOOK_DIR, PROFILES
+from .experiments.settings import NOTEBOOK_PROFILES
+from .notebook_runner import NOTEBOOK_DIR
 
 BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -174,7 +175,7 @@ def _fresh_dir(output_dir: Path, ours: set[str]) -> None:
         shutil.rmtree(output_dir)
     try:
         output_dir.mkdir(parents=True)
-    except OSError as exc:
+    except OSError:
         blocker = next((p for p in output_dir.parents if p.exists() and not p.is_dir()), None)
         if blocker is not None:
             raise ValueError(f"output directory {output_dir} cannot be created: {blocker} is a file, "
@@ -238,8 +239,8 @@ def check_exercises(notebooks, profile: str = "smoke", student: bool = False, ti
     passed, error (the exception's name, "" when it passed) and message; and one per solution
     cell (kind "solution") with its error. Nothing is raised for a failing cell."""
     from nbclient import NotebookClient
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    if profile not in NOTEBOOK_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(NOTEBOOK_PROFILES)}")
     with tempfile.TemporaryDirectory(prefix="gradreg-exercises-") as tmp:
         out = Path(output_dir or tmp)
         run = nbformat.v4.new_notebook()
@@ -257,7 +258,7 @@ def check_exercises(notebooks, profile: str = "smoke", student: bool = False, ti
                     cell.source += f'\nprofile = {profile!r}\noutput_dir = {str(out)!r}'
                 run.cells.append(cell)
                 origin.append(path.stem)
-        from .figures import _ipc_kernel_manager   # over IPC: no "TCP without encryption" warning
+        from .notebook_runner import _ipc_kernel_manager   # over IPC: no "TCP without encryption" warning
         ipc = {"kernel_manager_class": _ipc_kernel_manager(tmp)} if os.name == "posix" and len(tmp) < 80 else {}
         client = NotebookClient(run, timeout=timeout, kernel_name="python3", allow_errors=True,
                                 resources={"metadata": {"path": str(Path(notebooks[0]).parent)}}, **ipc)
@@ -411,11 +412,11 @@ def build_slides(output_dir="build/slides", profile: str = "quick", notebooks=SL
     and index.html. The notebooks are executed at `profile` with papermill (figures into a
     temporary folder) unless `executed_dir` holds executed copies (NAME.ipynb).
     `reveal`: "npm" (vendored, offline), "cdn" or "auto" (npm when it works, else cdn)."""
-    from .figures import run_notebooks
+    from .notebook_runner import run_notebooks
     if reveal not in ("auto", "npm", "cdn"):
         raise ValueError(f"unknown reveal source {reveal!r}; allowed: auto, npm, cdn")
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    if profile not in NOTEBOOK_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(NOTEBOOK_PROFILES)}")
     output_dir = Path(output_dir)
     _fresh_dir(output_dir, {f"{stem}.slides.html" for stem in notebooks} | {"index.html", "vendor"})
 

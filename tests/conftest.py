@@ -21,7 +21,7 @@ def smoke_notebooks(tmp_path_factory):
     import time
     from types import SimpleNamespace
 
-    from gradreg import figures
+    from gradreg.notebook_runner import run_notebooks
     root = tmp_path_factory.mktemp("smoke-notebooks")
     done = {}
 
@@ -29,8 +29,8 @@ def smoke_notebooks(tmp_path_factory):
         if stem not in done:
             out = root / "figures" / stem
             start = time.perf_counter()
-            written = figures.run_notebooks("smoke", output_dir=out, build_dir=root / "build", notebooks=[stem],
-                                            log=lambda *args: None, parameters=parameters, timeout=300)
+            written = run_notebooks("smoke", output_dir=out, build_dir=root / "build", notebooks=[stem],
+                                    log=lambda *args: None, parameters=parameters, timeout=300)
             done[stem] = SimpleNamespace(executed=root / "build" / "notebooks" / f"{stem}.ipynb", figures=out,
                                          written=written, seconds=time.perf_counter() - start)
         return done[stem]

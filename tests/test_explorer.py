@@ -16,7 +16,8 @@ import torch
 
 import gradreg
 from gradreg import explore
-from gradreg.explore import RULES, compute, make_params
+from gradreg.experiments import explorer as explorer_numbers
+from gradreg.experiments.explorer import RULES, compute, make_params
 from gradreg.config import Seeds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ def test_random_rms_is_exact():
     gram = g @ g.T
     for n in (1, 2, 4, 6):
         sq = [g[list(B)].mean(0).pow(2).sum().item() for B in itertools.combinations(range(6), n)]
-        assert explore.random_rms(gram, n) == pytest.approx(math.sqrt(statistics.fmean(sq)), rel=1e-12)
+        assert explorer_numbers.random_rms(gram, n) == pytest.approx(math.sqrt(statistics.fmean(sq)), rel=1e-12)
 
 
 def test_random_draws_average_to_the_exact_rms():
@@ -117,8 +118,8 @@ def test_defaults_and_profiles():
     p = make_params()
     assert (p.task, p.length, p.hidden_size, p.batch_size, p.pool_factor, p.rule) == \
         ("temporal_order", 50, 50, 20, 4, "top")
-    assert compute(explore.PROFILES["smoke"])["lag"] == 10   # floor(S/2)
-    for name, sizes in explore.PROFILES.items():
+    assert compute(explorer_numbers.EXPLORER_PRESETS["smoke"])["lag"] == 10   # floor(S/2)
+    for name, sizes in explorer_numbers.EXPLORER_PRESETS.items():
         make_params(sizes)
 
 

@@ -27,7 +27,8 @@ import pytest
 import torch
 
 import gradreg
-from gradreg import cli, explore, figures, sampling, sweep
+from gradreg import cli, explore, notebook_runner, sampling, sweep
+from gradreg.experiments import explorer
 from gradreg.sweep import COLUMNS, KEY, _HistoryFile, _ResultsFile, history_path, load_history, load_results
 from gradreg.config import MAX_SEED, TrainConfig, check_memory
 
@@ -275,7 +276,7 @@ def test_check_memory_counts_the_test_set_the_step_and_the_sgr_gradients(monkeyp
 
 def test_explorer_refuses_a_pool_that_cannot_fit():
     with pytest.raises(ValueError, match=r"T=10000000 needs about .* of memory"):
-        explore.compute(length=10 ** 7)
+        explorer.compute(length=10 ** 7)
 
 
 # ------------------------------------------------------------------ items 5 and 6: results files
@@ -491,29 +492,29 @@ def test_largest_seed_runs():
 
 def test_explorer_device_and_overflow_messages():
     with pytest.raises(ValueError, match=r"unknown device 'tpu'; allowed: auto, cpu, cuda, cuda:N"):
-        explore.compute(device="tpu")
+        explorer.compute(device="tpu")
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
         explore.Explorer(device="tpu")
     with pytest.raises(ValueError, match=r"the network overflowed in float32.*rho\(W_rec\) = 1e\+30.*float64"):
-        explore.compute(spectral_radius=1e30, dtype="float32", activation="relu")
+        explorer.compute(spectral_radius=1e30, dtype="float32", activation="relu")
     with pytest.raises(ValueError, match=r"overflowed in float64"):
-        explore.compute(spectral_radius=1e30, activation="identity")
+        explorer.compute(spectral_radius=1e30, activation="identity")
 
 
 @pytest.mark.parametrize("bad,word", [
     (dict(seed=2 ** 40), "seed must be an integer in 0..2147483647"),
     (dict(draws=10 ** 9), "draws must be an integer in 1..100000"),
-    (dict(alpha=float("nan")), "alpha must be a finite number"),
-    (dict(band_low=float("nan")), "band_low must be a finite number"),
+    (dict(alpha=float("nan")), "alpha must be a positive finite number"),
+    (dict(band_low=float("nan")), "band_low must be a positive finite number"),
     (dict(lag=2.5), "lag must be an integer or None"),
 ])
 def test_explorer_limits(bad, word):
     with pytest.raises(ValueError, match=re.escape(word)):
-        explore.compute(**bad)
+        explorer.compute(**bad)
 
 
 def test_explorer_numpy_parameters_and_large_alpha():
-    r = explore.compute(hidden_size=np.int64(12), alpha=np.float32(300.0), batch_size=np.int64(4),
+    r = explorer.compute(hidden_size=np.int64(12), alpha=np.float32(300.0), batch_size=np.int64(4),
                         pool_factor=2, length=20, draws=5)
     assert r["params"].hidden_size == 12 and type(r["params"].alpha) is float
     assert all(math.isfinite(e["norm"]) for e in r["rules"].values())
@@ -534,7 +535,7 @@ def _tiny_notebook(path: Path, source: str) -> Path:
 
 def test_notebook_kernels_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
     path = _tiny_notebook(tmp_path / "98_ipc.ipynb", "import os\nprint('connection', os.getpid())")
-    figures.run_notebooks("smoke", output_dir=tmp_path / "f", build_dir=tmp_path / "b", notebooks=[path],
+    notebook_runner.run_notebooks("smoke", output_dir=tmp_path / "f", build_dir=tmp_path / "b", notebooks=[path],
                           log=lambda *a: None)
     err = capfd.readouterr().err
     assert "without encryption" not in err, err
@@ -544,17 +545,17 @@ def test_notebook_kernels_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
 
 def test_notebook_run_with_bad_parameters_names_cell_and_problem(tmp_path):
     path = _tiny_notebook(tmp_path / "97_setup.ipynb",
-                          "from gradreg import figures\nfigures.setup(profile, seed, device)")
+                          "from gradreg.experiments.settings import setup\nsetup(profile, seed, device)")
     for params, message in [({"seed": -1}, "seed must be an integer in 0..2147483647, got -1"),
                             ({"device": "tpu"}, "unknown device 'tpu'"),
                             ({"profile": "huge"}, "unknown profile 'huge'")]:
-        with pytest.raises(figures.NotebookFailed) as info:
-            figures.run_notebooks("smoke", output_dir=tmp_path / "f", build_dir=tmp_path / "b",
+        with pytest.raises(notebook_runner.NotebookFailed) as info:
+            notebook_runner.run_notebooks("smoke", output_dir=tmp_path / "f", build_dir=tmp_path / "b",
                                   notebooks=[path], log=lambda *a: None, parameters=params)
         assert "97_setup.ipynb: cell 1 failed" in str(info.value) and message in str(info.value)
     for bad in (dict(timeout=0), dict(timeout="x"), dict(parameters=["seed"])):
         with pytest.raises(ValueError):
-            figures.run_notebooks("smoke", output_dir=tmp_path / "f", build_dir=tmp_path / "b",
+            notebook_runner.run_notebooks("smoke", output_dir=tmp_path / "f", build_dir=tmp_path / "b",
                                   notebooks=[path], log=lambda *a: None, **bad)
 
 
@@ -574,7 +575,7 @@ import sys
 import gradreg.sweep as sweep
 from gradreg.cli import main
 from gradreg.config import TrainConfig
-sweep.PROFILES["ctrlc"] = lambda: [TrainConfig(task="temporal_order", length=10, hidden_size=10, method="sgd",
+sweep.SWEEP_PROFILES["ctrlc"] = lambda: [TrainConfig(task="temporal_order", length=10, hidden_size=10, method="sgd",
                                                seed=s, max_iterations=300, check_every=100, test_size=200)
                                    for s in range(40)]
 sys.exit(main(["sweep", "--profile", "ctrlc", "--results", sys.argv[1], "--workers", "2", "--no-progress",

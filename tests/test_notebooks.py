@@ -1,6 +1,6 @@
 """The numbered notebooks: committed clean, parameterised, and each runs at the smoke profile.
 
-Each notebook is executed through papermill (`gradreg.figures.run_notebooks`, the same path
+Each notebook is executed through papermill (`gradreg.notebook_runner.run_notebooks`, the same path
 as `make figures`) into a temporary output directory, once per session (the `smoke_notebooks`
 fixture: the slides tests convert the same executed copies); the test checks that the figures
 it promises were written as valid, non-empty PNG (and PDF) files, and that the exercises at
@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradreg import figures, plotting, teaching
+from gradreg import analysis, notebook_runner, plotting, teaching
+from gradreg.experiments import long_range, settings
+from gradreg.sweep import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -48,7 +50,7 @@ def _all_notebooks():
 
 
 def test_the_numbered_notebooks_are_the_expected_ones():
-    assert [p.stem for p in figures.numbered_notebooks(NOTEBOOK_DIR)] == list(EXPECTED_FIGURES)
+    assert [p.stem for p in notebook_runner.numbered_notebooks(NOTEBOOK_DIR)] == list(EXPECTED_FIGURES)
 
 
 @pytest.mark.parametrize("path", _all_notebooks(), ids=lambda p: p.name)
@@ -125,7 +127,7 @@ def test_failing_cell_is_named(tmp_path):
     path = tmp_path / "99_broken.ipynb"
     nbformat.write(nb, str(path))
     with pytest.raises(RuntimeError, match=r"99_broken.ipynb: cell 2 failed \('# boom'\): ValueError: bad value 42"):
-        figures.run_notebooks("smoke", output_dir=tmp_path / "f", build_dir=tmp_path / "b", notebooks=[path],
+        notebook_runner.run_notebooks("smoke", output_dir=tmp_path / "f", build_dir=tmp_path / "b", notebooks=[path],
                               log=lambda *args: None)
 
 
@@ -134,33 +136,33 @@ def test_failing_cell_is_named(tmp_path):
 
 def test_results_file_is_found_and_read(tmp_path):
     from gradreg.sweep import COLUMNS
-    assert figures.find_results("auto", tmp_path, "quick") is None
-    assert figures.find_results("compute", tmp_path) is None
+    assert long_range.find_results("auto", tmp_path, "quick") is None
+    assert long_range.find_results("compute", tmp_path) is None
     rows = pd.DataFrame({"task": "temporal_order", "length": [50, 50, 50, 100], "method": ["sgr", "sgr", "clip", "lstm"],
                          "rule": ["top", "top", "", ""], "seed": [0, 1, 0, 0], "solved": [True, False, True, False],
                          "iterations": [100, 200, 300, 400], "examples": [8000, 16000, 6000, 8000],
                          "seconds": 1.0, "final_error": 0.0, "diverged": False, "device": "cpu",
                          "error": ["", "", "", "boom"]})[list(COLUMNS)]
     rows.to_csv(tmp_path / "quick.csv", index=False)
-    assert figures.find_results("auto", tmp_path, "quick") == tmp_path / "quick.csv"
-    assert figures.find_results("auto", tmp_path, "paper") is None
+    assert long_range.find_results("auto", tmp_path, "quick") == tmp_path / "quick.csv"
+    assert long_range.find_results("auto", tmp_path, "paper") is None
     rows.iloc[:0].to_csv(tmp_path / "paper.csv", index=False)
-    assert figures.find_results("auto", tmp_path, "quick") == tmp_path / "paper.csv"  # the evidence first
-    table = figures.load_results(tmp_path / "quick.csv")
+    assert long_range.find_results("auto", tmp_path, "quick") == tmp_path / "paper.csv"  # the evidence first
+    table = analysis.finished_runs(load_results(tmp_path / "quick.csv"))
     assert len(table) == 3                                                      # the failed run is dropped
     assert list(table["label"]) == ["sgr/top", "sgr/top", "clip"]
-    summary = figures.run_summary(table, by=("task", "length", "label"))
+    summary = analysis.summarise(table, by=("task", "length", "label"))
     top = summary[summary["label"] == "sgr/top"].iloc[0]
     assert (top["runs"], top["solved"], top["median_examples"]) == (2, 1, 8000)
     with pytest.raises(ValueError, match="does not exist"):
-        figures.find_results(str(tmp_path / "missing.csv"), tmp_path)
+        long_range.find_results(str(tmp_path / "missing.csv"), tmp_path)
 
 
 def test_settings_cover_every_notebook_and_profile():
     for stem in EXPECTED_FIGURES:
-        for profile in figures.PROFILES:
-            figures.settings(stem, profile)
+        for profile in settings.NOTEBOOK_PROFILES:
+            settings.notebook_settings(stem, profile)
     with pytest.raises(ValueError, match="unknown profile"):
-        figures.settings("01_vanishing_gradients", "huge")
+        settings.notebook_settings("01_vanishing_gradients", "huge")
     with pytest.raises(ValueError, match="unknown profile"):
-        figures.run_notebooks("huge", notebooks=[])
+        notebook_runner.run_notebooks("huge", notebooks=[])

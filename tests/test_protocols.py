@@ -289,7 +289,7 @@ def test_the_authors_results_file_has_test_success_and_the_paper_file_keeps_its_
 
 
 def test_both_ways_of_reporting_a_cell(tmp_path):
-    from gradreg import figures
+    from gradreg.experiments import protocols
     from gradreg.sweep import AUTHORS_COLUMNS
     rows = pd.DataFrame({"task": "adding", "length": 50, "method": ["sgd", "sgd", "sgd", "sgr"],
                          "rule": ["", "", "", "top"], "seed": [0, 1, 2, 0], "solved": [True, False, False, True],
@@ -297,9 +297,9 @@ def test_both_ways_of_reporting_a_cell(tmp_path):
                          "final_error": [0.005, 0.5, 0.3, 0.0], "diverged": False, "device": "cpu", "error": "",
                          "test_success": [99.5, 50.0, 70.0, 100.0]})[list(AUTHORS_COLUMNS)]
     rows.to_csv(tmp_path / "authors.csv", index=False)
-    tables = figures.protocol_results(tmp_path)
+    tables = protocols.protocol_results(tmp_path)
     assert tables["pascanu"] is None and len(tables["chernodub"]) == 4
-    summary = figures.protocol_summary(tables).set_index("method")
+    summary = protocols.protocol_summary(tables).set_index("method")
     sgd = summary.loc["sgd"]
     assert (sgd["networks"], sgd["solved"]) == (3, 1)
     assert sgd["mean_test_success"] == pytest.approx(73.1666666)
@@ -307,4 +307,4 @@ def test_both_ways_of_reporting_a_cell(tmp_path):
     half = stats.t.ppf(0.975, 2) * pd.Series([99.5, 50.0, 70.0]).std() / math.sqrt(3)
     assert (sgd["ci_low"], sgd["ci_high"]) == pytest.approx((73.1666666 - half, 73.1666666 + half))
     assert summary.loc["sgr/top", "solved_fraction"] == 1.0
-    assert set(figures.protocol_table().query("differs")["setting"]) == set(PROTOCOL_FIELDS)
+    assert set(protocols.protocol_table().query("differs")["setting"]) == set(PROTOCOL_FIELDS)

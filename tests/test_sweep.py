@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gradreg.sweep import (COLUMNS, HISTORY_COLUMNS, KEY, PAPER_MAX_ITERATIONS, PROFILES, _ResultsFile,
+from gradreg.sweep import (COLUMNS, HISTORY_COLUMNS, KEY, PAPER_MAX_ITERATIONS, SWEEP_PROFILES, _ResultsFile,
                            config_key, load_history, load_results, profile_configs, run_sweep)
 from gradreg import analysis
 from gradreg.config import TrainConfig
@@ -52,7 +52,7 @@ def scheduler():
 
 
 def test_profiles():
-    assert set(PROFILES) == {"smoke", "quick", "paper", "authors"}
+    assert set(SWEEP_PROFILES) == {"smoke", "quick", "paper", "authors"}
     paper = profile_configs("paper")
     assert len(paper) == 2 * 4 * 7 * 5
     assert {c.task for c in paper} == {"temporal_order", "adding"}
@@ -63,7 +63,7 @@ def test_profiles():
         ("sgr", "weighted"), ("lstm", "")}
     assert all(c.max_iterations == PAPER_MAX_ITERATIONS for c in paper)
     assert not any(c.importance_weights for c in paper)
-    for name in PROFILES:
+    for name in SWEEP_PROFILES:
         configs = profile_configs(name)
         assert len({config_key(c) for c in configs}) == len(configs)
     assert len(profile_configs("smoke")) <= 10

@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 from gradreg import teaching
-from gradreg.figures import numbered_notebooks
+from gradreg.notebook_runner import numbered_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"

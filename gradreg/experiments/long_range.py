@@ -1,0 +1,50 @@
+"""Notebook 06, the long range: which committed sweep results to read, or the runs to make."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..analysis import finished_runs, results_table
+from ..runs import run_configs
+from ..sweep import load_results
+from .settings import notebook_settings
+from .training import method_configs
+
+
+def find_results(results: str = "auto", results_dir="../data/results", profile: str = "paper") -> Path | None:
+    """Which sweep results file to read: `results` may be a path, "compute" (none), or
+    "auto": the committed evidence results_dir/paper.csv if it exists, else
+    results_dir/<profile>.csv if it exists, else none (the notebook computes its own runs)."""
+    if results == "compute":
+        return None
+    if results != "auto":
+        path = Path(results)
+        if not path.is_file():
+            raise ValueError(f"results file {str(path)!r} does not exist; allowed: a CSV path, 'auto', 'compute'")
+        return path
+    for name in ("paper", profile):
+        path = Path(results_dir) / f"{name}.csv"
+        if path.is_file():
+            return path
+    return None
+
+
+def long_range_results(profile: str, results: str = "auto", results_dir="../data/results",
+                       device: str = "auto", workers=None, progress: bool = True) -> tuple[pd.DataFrame, str]:
+    """The runs behind the long-range figures: read from a sweep results file when one is
+    found (see `find_results`), computed at `profile` otherwise. Returns (table, source)."""
+    path = find_results(results, results_dir, profile)
+    note = ""
+    if path is not None:
+        table = finished_runs(load_results(path))
+        if len(table):
+            return table, str(path)
+        note = f" ({path} has no finished runs yet)"
+    s = notebook_settings("06_long_range", profile)
+    configs = [c for L in s.lengths for c in method_configs(
+        s.task, L, s.seeds, max_iterations=s.max_iterations, check_every=s.check_every,
+        test_size=s.test_size, device=device)]
+    table = results_table(run_configs(configs, workers=s.workers if workers is None else workers,
+                                      progress=progress))
+    return table, f"computed now at profile {profile!r}{note}"
