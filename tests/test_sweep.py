@@ -128,7 +128,7 @@ def test_failed_run_becomes_an_error_row_and_the_sweep_goes_on(tmp_path, schedul
     ok = df[df["seed"] != 1]
     assert (ok["error"] == "").all() and (ok["iterations"] == 100).all()
     s = analysis.summarise(load_results(path))
-    assert s.loc[(s["method"] == "sgr"), "errors"].item() == 1
+    assert s.loc[s["label"].str.startswith("sgr/"), "errors"].item() == 1
 
 
 def _sweep_in_subprocess(configs, path):
