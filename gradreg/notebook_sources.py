@@ -45,10 +45,10 @@ SLIDE_TYPES = ("slide", "subslide", "fragment", "notes", "skip", "-")
 
 #: nbgrader's metadata of the exercise kinds (grade_id, schema_version and task are added)
 NBGRADER = {
-    "exercise": dict(grade=False, solution=False, locked=True),
-    "solution": dict(grade=False, solution=True, locked=False),
-    "check": dict(grade=True, solution=False, locked=True, points=1),
-    "answer": dict(grade=True, solution=True, locked=False, points=1),
+    "exercise": {"grade": False, "solution": False, "locked": True},
+    "solution": {"grade": False, "solution": True, "locked": False},
+    "check": {"grade": True, "solution": False, "locked": True, "points": 1},
+    "answer": {"grade": True, "solution": True, "locked": False, "points": 1},
 }
 #: the kinds of each cell type ("md" and "code": the default, plain cells)
 KINDS = {"markdown": ("md", "exercise", "answer"), "code": ("code", "params", "setup", "solution", "check")}
@@ -95,6 +95,12 @@ def _header_lines(text: str, cells: int) -> list[int | None]:
     return [None] * cells
 
 
+def _failing(where: str):
+    def fail(message: str):
+        raise ValueError(f"{where}: {message}")
+    return fail
+
+
 def build(path, text: str | None = None) -> nbformat.NotebookNode:
     """The clean notebook of the source `path` (NN_name.py; `text`: its content, read from
     `path` when None)."""
@@ -115,11 +121,7 @@ def build(path, text: str | None = None) -> nbformat.NotebookNode:
     nb.metadata = copy.deepcopy(NOTEBOOK_METADATA)
     exercise, grade_ids = 0, set()
     for k, cell_in in enumerate(source_nb.cells):
-        where = f"{path.name}: cell {k}" + (f" (line {lines[k]})" if lines[k] else "")
-
-        def fail(message):
-            raise ValueError(f"{where}: {message}")
-
+        fail = _failing(f"{path.name}: cell {k}" + (f" (line {lines[k]})" if lines[k] else ""))
         if cell_in.cell_type not in KINDS:
             fail(f"a {cell_in.cell_type} cell; allowed: code, markdown")
         meta = dict(cell_in.metadata)

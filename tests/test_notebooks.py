@@ -131,8 +131,8 @@ def test_source_header_keys_become_the_metadata(tmp_path):
                                              None, None]
     grades = {m["nbgrader"]["grade_id"]: m["nbgrader"] for m in meta if "nbgrader" in m}
     assert list(grades) == ["nb01_ex1_exercise", "nb01_ex1_solution", "nb01_ex1_check", "nb01_ex1_answer"]
-    assert grades["nb01_ex1_check"] == dict(grade=True, solution=False, locked=True, points=1,
-                                            grade_id="nb01_ex1_check", schema_version=3, task=False)
+    assert grades["nb01_ex1_check"] == {"grade": True, "solution": False, "locked": True, "points": 1,
+                                        "grade_id": "nb01_ex1_check", "schema_version": 3, "task": False}
     assert not any("kind" in m or "slide" in m for m in meta)            # the source's keys are popped
     assert nb.cells[6].source == "### BEGIN SOLUTION\nx = 1\n### END SOLUTION"
     assert teaching.is_check(nb.cells[7])
