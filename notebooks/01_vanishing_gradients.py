@@ -24,16 +24,16 @@ device = "auto"           # auto | cpu | cuda | cuda:N
 output_dir = "../figures"  # where the figures are written (PNG + PDF)
 
 # %% kind="setup"
-import torch
 import matplotlib.pyplot as plt
+import torch
 from IPython.display import display
 
 import gradreg
-from gradreg import analysis, figures, plotting
+from gradreg import figures, plotting
 
 dev = figures.setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = figures.settings("01_vanishing_gradients", profile)
-cfg
+display(cfg)
 
 # %% [markdown]
 # ## The network
@@ -254,6 +254,7 @@ gelfand = {l: torch.linalg.matrix_norm(torch.linalg.matrix_power(W, l), ord=2).i
 
 # %% kind="check"
 import math
+
 assert math.isclose(norm2, torch.linalg.svdvals(W)[0].item(), rel_tol=1e-9), "norm2: the largest singular value of W"
 assert math.isclose(rho, 0.95, rel_tol=1e-9), "rho: the sparse initialisation rescales W_rec to spectral radius 0.95"
 assert sorted(gelfand) == [1, 10, 100], "gelfand: one entry for each of l = 1, 10, 100"

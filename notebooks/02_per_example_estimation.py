@@ -15,17 +15,17 @@ device = "auto"           # auto | cpu | cuda | cuda:N
 output_dir = "../figures"  # where the figures are written (PNG + PDF)
 
 # %% kind="setup"
-import torch
 import matplotlib.pyplot as plt
-from IPython.display import display
 import pandas as pd
-from tqdm.auto import tqdm
+import torch
+from IPython.display import display
+
 import gradreg
-from gradreg import analysis, figures, plotting
+from gradreg import figures, plotting
 
 dev = figures.setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = figures.settings("02_per_example_estimation", profile)
-cfg
+display(cfg)
 
 # %% [markdown]
 # ## Per-example gradients are batched reductions of the stored deltas
@@ -301,6 +301,7 @@ top_share = (y[top] == best).double().mean().item()
 
 # %% kind="check"
 import pandas as pd
+
 frame = pd.DataFrame({"y": y.numpy(), "s": scores.numpy()})
 by_class = frame.groupby("y")["s"].median()
 assert sorted(class_medians) == [0, 1, 2, 3], "one median per class"

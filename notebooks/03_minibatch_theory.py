@@ -20,16 +20,16 @@ device = "auto"           # auto | cpu | cuda | cuda:N
 output_dir = "../figures"  # where the figures are written (PNG + PDF)
 
 # %% kind="setup"
-import torch
 import matplotlib.pyplot as plt
+import torch
 from IPython.display import display
 
 import gradreg
-from gradreg import analysis, figures, plotting
+from gradreg import figures, plotting
 
 dev = figures.setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = figures.settings("03_minibatch_theory", profile)
-cfg
+display(cfg)
 
 # %% slide="skip"
 task = gradreg.make_task("temporal_order", cfg.length)
@@ -313,6 +313,7 @@ n_star = int(P / mu.pow(2).sum().item()) + 1                               # SNR
 
 # %% kind="check"
 import math
+
 assert sorted(measured) == [1, 4, 16, 64], "one estimate for each n"
 for n, value in measured.items():
     predicted = 0.5 + 50 / n                                   # ||mu||^2 + sigma^2 / n

@@ -32,16 +32,16 @@ device = "auto"           # auto | cpu | cuda | cuda:N
 output_dir = "../figures"  # where the figures are written (PNG + PDF)
 
 # %% kind="setup"
-import torch
 import matplotlib.pyplot as plt
+import torch
 from IPython.display import display
 
 import gradreg
-from gradreg import analysis, figures, plotting
+from gradreg import figures, plotting
 
 dev = figures.setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = figures.settings("04_tasks", profile)
-cfg
+display(cfg)
 
 # %%
 gallery = figures.task_gallery(cfg.length, seed=seed)

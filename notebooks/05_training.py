@@ -27,16 +27,15 @@ output_dir = "../figures"  # where the figures are written (PNG + PDF)
 workers = None            # processes for the runs (None: the profile's choice)
 
 # %% kind="setup"
-import torch
 import matplotlib.pyplot as plt
 from IPython.display import display
 
 import gradreg
-from gradreg import analysis, figures, plotting
+from gradreg import figures, plotting
 
 dev = figures.setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = figures.settings("05_training", profile)
-cfg
+display(cfg)
 
 # %%
 configs = figures.method_configs(cfg.task, cfg.length, cfg.seeds, max_iterations=cfg.max_iterations,
@@ -183,7 +182,9 @@ def clipped_fraction(result):
 
 # %% kind="check"
 from types import SimpleNamespace
+
 import pandas as pd
+
 made_up = SimpleNamespace(steps=pd.DataFrame({"grad_norm": [0.5, 2.0, 1.0, 3.0]}), config=SimpleNamespace(clip=1.0))
 assert clipped_fraction(made_up) == 0.5, "norms 0.5, 2, 1, 3 with clip 1: two of four steps are clipped"
 settings = gradreg.TrainConfig(task="temporal_order", length=10, method="sgr", seed=seed, max_iterations=150,

@@ -22,16 +22,14 @@ results_dir = "../data/results"
 workers = None            # processes, when the runs are computed here
 
 # %% kind="setup"
-import torch
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-import gradreg
 from gradreg import analysis, figures, plotting
 
 dev = figures.setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = figures.settings("06_long_range", profile)
-cfg
+display(cfg)
 
 # %%
 table, source = figures.long_range_results(profile, results=results, results_dir=results_dir, device=device,
@@ -108,6 +106,7 @@ print(analysis.verdict(table))
 
 # %%
 from pathlib import Path
+
 from gradreg import sweep
 
 history_file = sweep.history_path(source) if Path(str(source)).is_file() else None

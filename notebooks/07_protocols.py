@@ -22,16 +22,14 @@ output_dir = "../figures"  # where the figures are written (PNG + PDF)
 results_dir = "../data/results"
 
 # %%
-import torch
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-import gradreg
-from gradreg import analysis, figures, plotting
+from gradreg import figures, plotting
 
 dev = figures.setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = figures.settings("07_protocols", profile)
-cfg
+display(cfg)
 
 # %% [markdown]
 # ## What the protocols set
