@@ -211,11 +211,11 @@ print(f"tau = {s.lag}: vanishing ratio r_i(tau) over {len(r)} sequences: "
 print(f"long-term score s_i(tau): max / median = {(s.long_term_norm.max() / s.long_term_norm.median()):.1f}")
 
 # %% [markdown]
-# Some sequences carry far more long-term gradient than others. Sampling-based gradient
-# regularization (SGR) exploits exactly this: score a pool of candidate sequences by their
-# long-term gradient and train on the ones that carry it. Notebook 2 shows how to get every
-# example's long-term component exactly from one batched pass; notebook 3 what selecting
-# examples does to the minibatch gradient.
+# Sequences differ in how much long-term gradient they carry (the quantiles and the max /
+# median printed above). Sampling-based gradient regularization (SGR) exploits exactly this:
+# score a pool of candidate sequences by their long-term gradient and train on the ones that
+# carry it. Notebook 2 shows how to get every example's long-term component exactly from one
+# batched pass; notebook 3 what selecting examples does to the minibatch gradient.
 
 # %% [markdown]
 # ## Exercises

@@ -129,14 +129,15 @@ plt.show()
 # %% [markdown] slide="subslide"
 # What the table and the figure say about an **untrained** network:
 #
-# * The scale collapses with length: the median score falls roughly geometrically in $T$
-#   (notebook 1's vanishing, now per example).
-# * The spread does *not*: relative to its median, the distribution looks the same at every
-#   length, with no heavy tail (the largest score is a few times the median, and the top 10%
-#   of sequences hold roughly a third of the total $\sum_i s_i^2$). It is multimodal: at
-#   initialisation the output is nearly uniform, so the error entering the last step,
-#   $\partial E/\partial o = \mathrm{softmax}(o) - e_y$, is set mainly by the target class
-#   $y$, and the four modes are the four classes (`stats.long_term_norm` grouped by `y` shows it).
+# * The scale falls with length: the median score shrinks as $T$ grows (notebook 1's
+#   vanishing, now per example; the `median` column).
+# * The spread changes far less: relative to its median, the distribution looks much the same
+#   at every length, with no heavy tail (read `max/median`, a few times at most, and the top
+#   10%'s share of the total $\sum_i s_i^2$ against the 10% an equal split would give). It is
+#   multimodal: at initialisation the output is nearly uniform, so the error entering the
+#   last step, $\partial E/\partial o = \mathrm{softmax}(o) - e_y$, is set mainly by the
+#   target class $y$, and the four modes are the four classes (`stats.long_term_norm` grouped
+#   by `y` shows it).
 
 # %% [markdown]
 # ### ... and with training
@@ -161,11 +162,13 @@ plotting.save_figure(fig, "02_scores_training", output_dir)
 plt.show()
 
 # %% [markdown]
-# Training moves the whole distribution up (the long-term component grows as the network
-# starts to use the early inputs) and, while the task is being learned, widens it: the spread
-# of $\log_{10} s$ and the share held by the top sequences grow. The scores stop being a
-# function of the class alone and start to tell sequences apart, which is when choosing among
-# them can matter.
+# What to look for in the two rows: as the network starts to use the early inputs, the
+# long-term component grows and the whole distribution moves up (the `median`), and while the
+# task is being learned the distribution widens (the spread of $\log_{10} s$ and the share held
+# by the top sequences grow). The scores then stop being a function of the class alone and
+# start to tell sequences apart, which is when choosing among them can matter. How far a run
+# of `cfg.train_iterations` iterations gets depends on the profile: a short run may leave the
+# distribution where it was, or narrow it.
 
 # %% [markdown]
 # ## What does the batched estimate cost?

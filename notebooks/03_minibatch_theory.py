@@ -120,7 +120,7 @@ for component, sub in noise.groupby("component"):
     z = ((sub["measured"] - sub["predicted"]) / sub["stderr"]).abs().max()
     snr = sub["mu_sq"].iloc[0] / sub["sigma_sq"].iloc[0]
     print(f"{component:9s}: largest |measured - predicted| = {z:.1f} standard errors; "
-          f"||mu||^2 / sigma^2 = {snr:.2e}, so SNR = {snr:.2e} * n")
+          f"||mu||^2 / sigma^2 = {snr:.2e}, so SNR = {snr:.2e} * n (1 at n = {1 / snr:.0f})")
 
 # %% slide="subslide" tags=["remove_input"]
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -132,10 +132,11 @@ plotting.save_figure(fig, "03_minibatch_theory", output_dir)
 plt.show()
 
 # %% [markdown]
-# Note where the long-term points sit in the right panel: at an untrained network
-# $\|\mu^{\ge\tau}\|^2$ is tiny compared with $\sigma^2/n$ for any practical $n$: a random
-# minibatch's long-term gradient is almost all noise. Its *norm* is not small (it is about
-# $\sigma/\sqrt n$), but its direction changes from step to step and averages away.
+# Note where the long-term points sit in the right panel, and the $n$ printed above at which
+# the long-term SNR would reach 1: for any minibatch much smaller than that,
+# $\|\mu^{\ge\tau}\|^2$ is small against $\sigma^2/n$, and a random minibatch's long-term
+# gradient is almost all noise. Its *norm* is not small (it is about $\sigma/\sqrt n$), but its
+# direction changes from step to step and averages away.
 
 # %% [markdown]
 # ## Selection: what each rule does to the long-term signal
@@ -174,6 +175,10 @@ display(selection.pivot(index="rule", columns="pool_factor", values="lt_norm_med
         .rename_axis(columns="median minibatch long-term norm, by pool factor k").round(4))
 display(selection.pivot(index="rule", columns="pool_factor", values="snr_measured")
         .rename_axis(columns="measured long-term SNR, by pool factor k").round(3))
+band, uniform = (selection[selection["rule"] == rule].set_index("pool_factor")[["lt_norm_median", "snr_measured"]]
+                 for rule in ("band", "random"))
+print("band kept the same minibatches as random at every pool factor" if band.equals(uniform) else
+      "band's minibatches differ from random's: some vanishing ratios fall outside the band")
 
 # %% slide="subslide" tags=["remove_input"]
 fig = plotting.plot_selection(selection)
@@ -186,18 +191,21 @@ plt.show()
 # How to read it.
 #
 # * `random` does not depend on $k$ (up to sampling noise): without selection a bigger pool
-#   changes nothing. Its SNR is far below 1: a plain minibatch's long-term gradient is mostly
-#   noise (statement 3).
-# * `band` coincides with `random` here. At an untrained network every candidate's vanishing
-#   ratio is close to $\rho^\tau$ and inside the default band $[0.01, 10]$, so the rule keeps a
-#   uniform draw (the same draw as `random`). It only selects once training has spread the
-#   ratios out.
-# * `top`, `weighted` and `greedy` raise the minibatch long-term norm, and in this setting
-#   they raise $\|\mu_B\|^2$ faster than $\sigma_B^2/n$, so the SNR rises by orders of
-#   magnitude: at initialisation the high-scoring sequences share a direction (they are
-#   mostly of one target class, notebook 2), so selecting them selects a common signal.
+#   changes nothing. Its SNR is a plain minibatch's, $n$ times the long-term
+#   $\|\mu\|^2/\sigma^2$ printed under statement 3: mostly noise while that product is below 1.
+#   (With few pools per point the measured SNR scatters widely.)
+# * `band` keeps the same minibatches as `random` whenever every candidate's vanishing ratio
+#   lies inside the band (the line under the tables says whether it did here). At an untrained
+#   network the ratios are close to $\rho^\tau$, inside the default band $[0.01, 10]$ unless
+#   $\tau$ is long, and the rule then keeps a uniform draw (the same draw as `random`). It
+#   selects once the ratios spread out of the band.
+# * `top`, `weighted` and `greedy` select for large long-term scores: look for their minibatch
+#   long-term norm above `random`'s at $k > 1$ (first table). At initialisation the
+#   high-scoring sequences share a direction (they are mostly of one target class, notebook 2),
+#   so selecting them raises $\|\mu_B\|^2$ faster than $\sigma_B^2/n$: compare their SNR with
+#   `random`'s at the same $k$ (second table).
 # * Where the measured SNR (x) departs from the noise-model line, the kept examples are not
-#   independent: `greedy` builds its minibatch to be coherent, and its measured SNR is
+#   independent: `greedy` builds its minibatch to be coherent, so its measured SNR can be
 #   higher than the per-example mean and variance suggest.
 
 # %% [markdown]

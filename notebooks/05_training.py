@@ -106,7 +106,9 @@ display(figures.final_states(results).round(4))
 #   symbols. This can happen to any clipped SRN (look for runs of any method whose last
 #   long-term norm in the table is 0), but `top` feeds it: it selects precisely the
 #   exploding sequences, which shows as a burst of long-term norm far above `random`'s just
-#   before the collapse. (The committed `quick` runs at $T = 30$ show both outcomes.)
+#   before the collapse. (The table says which, if either, happened to each `sgr/top` run
+#   here: `solved`, or a `last_long_term_norm` orders of magnitude below its
+#   `max_long_term_norm`. A short run may show neither.)
 #
 # Selection chooses among the gradients the pool has; it cannot create long-term signal where
 # the network has none, and taken greedily it can amplify an exploding direction. Whether SGR

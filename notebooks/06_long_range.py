@@ -7,10 +7,13 @@
 # sequences) within an iteration budget.
 #
 # The runs come from a sweep results file (`python -m gradreg sweep --profile paper
-# --results data/results/paper.csv`, resumable, possibly on a Dask cluster) when one exists:
-# `data/results/paper.csv` first, otherwise `data/results/<profile>.csv`. Without one,
-# the runs are computed here, at the chosen profile (`smoke` and `quick` are far smaller than
-# the paper's setting; their numbers show the pipeline, not the result).
+# --results data/results/paper.csv`, resumable, possibly on a Dask cluster). With
+# `results = "auto"` (the default) that is `data/results/paper.csv` if it exists, whatever the
+# profile, otherwise `data/results/<profile>.csv` if that exists (`gradreg.figures.find_results`);
+# `results` may also name a CSV. When no file is found, the file found has no finished runs, or
+# `results = "compute"`, the runs are computed here at the chosen profile (`smoke` and `quick`
+# are far smaller than the paper's setting; their numbers show the pipeline, not the result).
+# The first line printed below says where the runs came from.
 
 # %% kind="params"
 profile = "quick"         # smoke (seconds) | quick (minutes) | paper (hours)
@@ -120,8 +123,9 @@ else:
 
 # %% [markdown]
 # Read the two figures together: a method is better at a length if it solves more often (the
-# intervals separate) *or*, at equal reliability, with fewer examples. With the few seeds of
-# the `smoke` and `quick` profiles the Wilson intervals are wide and overlap almost
-# everywhere; that is the honest statement of what so few runs can show. A paper-sized sweep
-# (`python -m gradreg sweep --profile paper`, read here from `data/results/paper.csv`) is
-# what the comparison needs.
+# intervals separate) *or*, at equal reliability, with fewer examples. How wide the intervals
+# are depends on the number of runs per cell (the `runs` column): with the few seeds of runs
+# computed at the `smoke` and `quick` profiles they are wide and overlap almost everywhere,
+# which is the honest statement of what so few runs can show. A paper-sized sweep
+# (`python -m gradreg sweep --profile paper`, read here from `data/results/paper.csv` when that
+# file exists) is what the comparison needs.
