@@ -8,7 +8,7 @@ PROFILE ?= quick
 # spinning threads slow a busy machine down 10x (measured in benchmarks/).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv test figures lab bench sweep clean student slides
+.PHONY: venv test figures notebooks lint lab bench sweep clean student slides
 
 venv: $(STAMP)
 
@@ -18,11 +18,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name gradreg --display-name "gradreg (.venv)" >/dev/null
 	touch $(STAMP)
 
-test: $(STAMP)
+# lint first: a style error fails fast, before 10 minutes of tests
+test: lint
 	$(PY) -m pytest -q
 
 figures: $(STAMP)
 	$(PY) -m gradreg figures --profile $(PROFILE)
+
+# the numbered notebooks (clean .ipynb) from their sources notebooks/NN_*.py (jupytext percent format);
+# `python -m gradreg notebooks --check` says which are out of date
+notebooks: $(STAMP)
+	$(PY) -m gradreg notebooks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gradreg tests benchmarks notebooks
 
 # the notebooks with the exercises' solutions stripped (nbgrader's markers): build/student/ and .zip
 student: $(STAMP)

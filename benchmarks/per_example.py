@@ -140,7 +140,7 @@ def bench_device(device: torch.device, B: int, T: int, H: int, repeats: int, war
     base_name = list(contenders)[-1]
     base = median(times[base_name])
     rows = []
-    for name, (fn, n) in contenders.items():
+    for name, (_, n) in contenders.items():
         seconds = median(times[name]) * B / n
         peak = peak_memory(fns[name], device)
         rows.append({"device": device.type, "contender": name, "ms": 1e3 * seconds,

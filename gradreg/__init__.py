@@ -7,13 +7,13 @@ statistics, the sampling-based minibatch construction (SGR) and its baselines.
 import sys as _sys
 
 try:
-    from .tasks import TASK_NAMES, TASK_VARIANTS, Task, make_task
-    from .model import SRN
-    from .passes import bptt
-    from .stats import PerExampleStats, per_example_stats
     from .config import METHODS, TrainConfig, TrainResult
     from .engine import train, train_many
+    from .model import SRN
+    from .passes import bptt
     from .sampling import RULES
+    from .stats import PerExampleStats, per_example_stats
+    from .tasks import TASK_NAMES, TASK_VARIANTS, Task, make_task
 except KeyboardInterrupt:
     # Ctrl-C while `python -m gradreg` imports torch (a few seconds): the command line's one
     # line and exit code, not a traceback from deep inside torch (argv[0] is "-m" only while

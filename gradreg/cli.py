@@ -1,4 +1,4 @@
-"""Command line: `python -m gradreg train | sweep | figures | student | slides`.
+"""Command line: `python -m gradreg train | sweep | report | figures | notebooks | student | slides`.
 
 Every TrainConfig field is an option of `train`. Every error is one line on stderr, never a
 traceback, and the exit code says whose it is:
@@ -6,9 +6,10 @@ traceback, and the exit code says whose it is:
     0    done
     1    a fault of the environment: a file or directory that cannot be written, a Dask
          scheduler that cannot be reached, a results file locked by another sweep, too little
-         memory, a notebook that failed
+         memory, a notebook that failed, notebooks out of date with their sources (--check)
     2    a bad argument: an unknown name, a value out of range, a path that is a directory
-         or lies under a file, a malformed scheduler address, a corrupt results file
+         or lies under a file, a malformed scheduler address, a corrupt results file, a
+         malformed notebook source
     130  interrupted (Ctrl-C); a sweep keeps every finished row: rerun it to resume
 
 GRADREG_TRACEBACK=1 in the environment shows the traceback of an unexpected error.
@@ -143,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--output-dir", default="figures", help="where figures go (default: figures)")
     figures.add_argument("--build-dir", default="build", help="executed notebooks (default: build)")
 
+    notebooks = sub.add_parser("notebooks", help="write notebooks/NN_*.ipynb from their sources (NN_*.py)",
+                               description="Write the numbered notebooks, clean, from their jupytext sources "
+                                           "notebooks/NN_*.py (gradreg.notebook_sources).")
+    notebooks.add_argument("--check", action="store_true",
+                           help="write nothing; exit 1 naming the notebooks that differ from their sources")
+    notebooks.add_argument("--notebook-dir", default=None,
+                           help="where the sources and notebooks are (default: the repository's notebooks/)")
+
     student = sub.add_parser("student", help="the student edition of the notebooks (solutions stripped)",
                              description="Write the notebooks with every exercise's solution replaced by a "
                                          "stub (nbgrader's markers), a README and a zip of both.")
@@ -231,6 +240,21 @@ def run_figures(args) -> int:
     return 0
 
 
+def run_notebooks(args) -> int:
+    from . import notebook_sources
+    directory = notebook_sources.NOTEBOOK_DIR if args.notebook_dir is None else args.notebook_dir
+    if args.check:
+        stale = notebook_sources.stale(directory)
+        if stale:
+            return _fail("out of date with their sources (run make notebooks): " + ", ".join(stale), 1)
+        print(f"{len(notebook_sources.sources(directory))} notebooks in sync with their sources")
+        return 0
+    written = notebook_sources.write(directory)
+    if not written:
+        print(f"{len(notebook_sources.sources(directory))} notebooks already in sync with their sources")
+    return 0
+
+
 def run_student(args) -> int:
     from . import teaching
     teaching.build_student(args.output_dir)
@@ -292,7 +316,8 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         commands = {"train": run_train, "sweep": run_sweep_command, "report": run_report,
-                    "figures": run_figures, "student": run_student, "slides": run_slides}
+                    "figures": run_figures, "notebooks": run_notebooks, "student": run_student,
+                    "slides": run_slides}
         return commands[args.command](args)
     except KeyboardInterrupt as interrupt:
         print(str(interrupt) if isinstance(interrupt, _Interrupted) else "interrupted", file=sys.stderr)

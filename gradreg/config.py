@@ -142,7 +142,7 @@ class TrainConfig:
     def pool_size(self) -> int:
         return self.pool_factor * self.batch_size
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         """A copy with `changes`. The protocol-controlled fields that were not given explicitly
         follow the (possibly new) protocol: `TrainConfig().replace(protocol="chernodub")` equals
         `TrainConfig(protocol="chernodub")`. (`dataclasses.replace` keeps them as they are.)"""
@@ -290,7 +290,7 @@ def check_memory(config, extra_bytes: int = 0) -> int:
     configs = [config] if isinstance(config, TrainConfig) else list(config)
     if not configs:
         return 0
-    from .engine import batch_groups   # here: engine imports this module
+    from .engine import batch_groups  # here: engine imports this module
     need, parts, group = -1, "", None
     for members in batch_groups(configs):
         g = [configs[i] for i in members]

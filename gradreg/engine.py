@@ -60,8 +60,17 @@ from . import sampling
 from .baselines import LSTMNet, omega_grad
 from .config import DTYPES, METHODS, Seeds, TrainConfig, TrainResult, check_memory, resolve_device
 from .model import SRN, spectral_radius
-from .passes import (PARAM_NAMES, BPTTRecord, batch_major, check_lag, forward, pool_scores, readout,
-                     run_pass, weighted_grads)
+from .passes import (
+    PARAM_NAMES,
+    BPTTRecord,
+    batch_major,
+    check_lag,
+    forward,
+    pool_scores,
+    readout,
+    run_pass,
+    weighted_grads,
+)
 from .tasks import make_task
 
 __all__ = ["METHODS", "TrainConfig", "TrainResult", "train", "train_many", "sgr_weights", "pool_scores",

@@ -1,10 +1,11 @@
 """Interactive explorer of the per-example, lag-resolved gradient statistics (issue 7).
 
 Everything the explorer shows is computed by
-:func:`gradreg.experiments.explorer.compute`, a pure function of a parameter dict: one candidate pool of M = pool_factor * batch_size sequences, ONE
-batched forward + BPTT pass (``gradreg.bptt``), the long-term scores and Gram matrix
-from ``passes.pool_scores`` (the very function the SGR training step uses), and what
-each selection rule of ``gradreg.sampling`` would make of that pool:
+:func:`gradreg.experiments.explorer.compute`, a pure function of a parameter dict: one
+candidate pool of M = pool_factor * batch_size sequences, ONE batched forward + BPTT pass
+(``gradreg.bptt``), the long-term scores and Gram matrix from ``passes.pool_scores`` (the
+very function the SGR training step uses), and what each selection rule of
+``gradreg.sampling`` would make of that pool:
 
 * (a) delta profiles ||dE_i/dz_t|| of every candidate against the lag S-1-t (log
   scale), with the bound ||delta_{S-1}|| (gamma ||W_rec||_2)^lag of docs/method.md section 2.3;
@@ -42,7 +43,6 @@ from .model import ACTIVATIONS, INITS
 from .passes import check_lag
 from .plotting import POOL_COLOR, RULE_COLORS, fast_log_ticks
 from .tasks import TASK_NAMES, make_task
-
 
 # --------------------------------------------------------------------------- drawing
 
@@ -154,7 +154,9 @@ def render_png(result: dict, fig=None) -> bytes:
 def table_html(result: dict) -> str:
     """The numbers beside the plots, as an HTML table."""
     p = result["params"]
-    f = lambda v: "nan" if v is None or not math.isfinite(v) else f"{v:.4g}"
+
+    def f(v):
+        return "nan" if v is None or not math.isfinite(v) else f"{v:.4g}"
     rows = []
     for r in RULES:
         e = result["rules"][r]
@@ -184,7 +186,8 @@ def table_html(result: dict) -> str:
         "<tr><th>rule</th><th>LT norm</th><th>mean &plusmn; sd</th><th>triangle</th><th>full norm</th></tr>"
         + "".join(rows) + "</table>"
         '<table style="margin-top:8px;border-collapse:collapse">' + info_rows + "</table>"
-        f'<div style="margin-top:6px;color:#555;max-width:330px">LT norm: exact ||mean<sub>B</sub> g<sup>&ge;&tau;</sup>|| '
+        '<div style="margin-top:6px;color:#555;max-width:330px">'
+        'LT norm: exact ||mean<sub>B</sub> g<sup>&ge;&tau;</sup>|| '
         "of one draw from the pool's Gram matrix; mean &plusmn; sd over "
         f"{p.draws} draws for the stochastic rules; triangle: mean<sub>B</sub> s<sub>i</sub> (upper bound).</div>"
         "</div>")
@@ -327,7 +330,8 @@ class Explorer:
                                  f"update {self.updates}: {1000 * (t2 - t0):.0f} ms</span>")
         except Exception as exc:  # keep the UI alive: show what went wrong
             self.error = exc
-            self.status.value = f'<span style="color:#b00">{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>'
+            message = f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
+            self.status.value = f'<span style="color:#b00">{message}</span>'
 
     def set(self, **values):
         """Set control values (as a user would); each triggers one update."""

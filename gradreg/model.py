@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from .passes import PARAM_NAMES, RECURRENT_PARAMS, batch_major, forward, readout, stacked_params
 
-__all__ = ["ACTIVATIONS", "ACTIVATION_FUNCTIONS", "ACTIVATION_GAMMA", "make_model", "check_spectral_radius", "INITS", "READOUTS", "PARAM_NAMES", "RECURRENT_PARAMS", "SRN", "spectral_radius"]
+__all__ = ["ACTIVATIONS", "ACTIVATION_FUNCTIONS", "ACTIVATION_GAMMA", "INITS", "READOUTS", "PARAM_NAMES",
+           "RECURRENT_PARAMS", "SRN", "make_model", "check_spectral_radius", "spectral_radius"]
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 INITS = ("sparse", "gaussian", "orthogonal", "identity", "xavier")

@@ -74,13 +74,13 @@ class BPTTRecord:
         """True when the tensors carry the leading run dimension."""
         return self.h.ndim == 4
 
-    def run(self, k: int) -> "BPTTRecord":
+    def run(self, k: int) -> BPTTRecord:
         """Run k's record without the run dimension (views, no copies)."""
         return BPTTRecord(x=self.x[k], h=self.h[k], delta=self.delta[k], dE_do=self.dE_do[k],
                           loss=self.loss[k], output=None, readout=self.readout,
                           u=None if self.u is None else self.u[k])
 
-    def _stacked(self) -> "BPTTRecord":
+    def _stacked(self) -> BPTTRecord:
         if self.runs:
             return self
         return BPTTRecord(x=self.x[None], h=self.h[None], delta=self.delta[None], dE_do=self.dE_do[None],

@@ -1,9 +1,9 @@
 """Plotting helpers for the notebooks: one style, one palette, one way to save a figure.
 
 Everything here only *draws*; the numbers come from `gradreg.experiments` (the computations
-behind each notebook), `gradreg.analysis` (tables of runs) and the rest of the package. Every figure of the project goes through
-`save_figure`, which writes a PNG (for the README and the notebooks) and a PDF (vector,
-for papers) under a stable name.
+behind each notebook), `gradreg.analysis` (tables of runs) and the rest of the package.
+Every figure of the project goes through `save_figure`, which writes a PNG (for the README
+and the notebooks) and a PDF (vector, for papers) under a stable name.
 
 Colours: the Okabe-Ito palette (Okabe & Ito 2008), safe for the common forms of colour
 blindness, with one fixed colour per method so that a method looks the same in every
@@ -16,7 +16,6 @@ import math
 from pathlib import Path
 
 import matplotlib
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

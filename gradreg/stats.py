@@ -13,8 +13,18 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from .passes import (BPTTRecord, backward, output_grads, batch_major, check_compatible, check_lag, forward, readout,
-                     readout_grad, stacked_params)
+from .passes import (
+    BPTTRecord,
+    backward,
+    batch_major,
+    check_compatible,
+    check_lag,
+    forward,
+    output_grads,
+    readout,
+    readout_grad,
+    stacked_params,
+)
 
 if TYPE_CHECKING:
     from .model import SRN
@@ -78,7 +88,7 @@ class _Accumulator:
         if self.rec is None:
             self.rec = like.new_zeros(b, H, H)
 
-    def add_(self, other: "_Accumulator") -> "_Accumulator":
+    def add_(self, other: _Accumulator) -> _Accumulator:
         self.rec.add_(other.rec)
         self.inb_T.add_(other.inb_T)
         return self

@@ -119,7 +119,8 @@ import pandas as pd
 from .config import TrainConfig
 
 __all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
-           "AUTHORS_MAX_ITERATIONS", "COLUMNS", "AUTHORS_COLUMNS", "results_columns", "KEY", "HISTORY_COLUMNS", "profile_configs", "config_key", "run_config", "run_sweep",
+           "AUTHORS_MAX_ITERATIONS", "COLUMNS", "AUTHORS_COLUMNS", "results_columns", "KEY", "HISTORY_COLUMNS",
+           "profile_configs", "config_key", "run_config", "run_unit", "run_sweep",
            "load_results", "load_history", "history_path", "EnvironmentFault", "ResultsLocked",
            "SchedulerUnreachable", "SCHEDULER_TIMEOUT"]
 
@@ -820,7 +821,7 @@ def _check_scheduler(address) -> str:
     except TypeError as exc:  # e.g. tls:// without a TLS configuration
         raise ValueError(f"cannot use scheduler address {address!r}: "
                          f"{' '.join(str(exc).split())}") from None
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         raise SchedulerUnreachable(f"{what}: it accepts connections but gave no answer within "
                                    f"{SCHEDULER_TIMEOUT:g} s; check the address and port") from None
     except Exception as exc:  # MemoryError, protocol errors, closed connections

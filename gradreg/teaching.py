@@ -17,8 +17,9 @@ who uses nbgrader can take the notebooks as assignments, while nothing here need
 
 Slides: notebooks 01-03 are executed with papermill at a profile (the figures are embedded
 in the HTML), then converted by nbconvert's reveal.js exporter; each cell's
-``metadata.slideshow.slide_type`` (slide, subslide, fragment, notes, skip, "-") is set in
-notebooks/_build.py, and cells tagged ``remove_input`` show their output only. reveal.js,
+``metadata.slideshow.slide_type`` (slide, subslide, fragment, notes, skip, "-") is set by
+the notebooks' sources notebooks/NN_*.py (`gradreg.notebook_sources`, ``make notebooks``), and
+cells tagged ``remove_input`` show their output only. reveal.js,
 require.js, jQuery and MathJax are either loaded from their CDNs when the slides are shown
 (``reveal="cdn"``: nbconvert's default, one HTML file per deck, needs internet in the lecture
 hall) or installed from npm at build time into ``<output>/vendor/`` (``reveal="npm"``: the
@@ -258,7 +259,7 @@ def check_exercises(notebooks, profile: str = "smoke", student: bool = False, ti
                     cell.source += f'\nprofile = {profile!r}\noutput_dir = {str(out)!r}'
                 run.cells.append(cell)
                 origin.append(path.stem)
-        from .notebook_runner import _ipc_kernel_manager   # over IPC: no "TCP without encryption" warning
+        from .notebook_runner import _ipc_kernel_manager  # over IPC: no "TCP without encryption" warning
         ipc = {"kernel_manager_class": _ipc_kernel_manager(tmp)} if os.name == "posix" and len(tmp) < 80 else {}
         client = NotebookClient(run, timeout=timeout, kernel_name="python3", allow_errors=True,
                                 resources={"metadata": {"path": str(Path(notebooks[0]).parent)}}, **ipc)

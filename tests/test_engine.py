@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import gradreg.engine as engine
-from gradreg.sweep import config_key, load_results, profile_configs
 from gradreg import TrainConfig, train, train_many
+from gradreg.sweep import config_key, load_results, profile_configs
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

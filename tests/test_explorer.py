@@ -16,9 +16,9 @@ import torch
 
 import gradreg
 from gradreg import explore
+from gradreg.config import Seeds
 from gradreg.experiments import explorer as explorer_numbers
 from gradreg.experiments.explorer import RULES, compute, make_params
-from gradreg.config import Seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "explorer.ipynb"
@@ -119,7 +119,7 @@ def test_defaults_and_profiles():
     assert (p.task, p.length, p.hidden_size, p.batch_size, p.pool_factor, p.rule) == \
         ("temporal_order", 50, 50, 20, 4, "top")
     assert compute(explorer_numbers.EXPLORER_PRESETS["smoke"])["lag"] == 10   # floor(S/2)
-    for name, sizes in explorer_numbers.EXPLORER_PRESETS.items():
+    for sizes in explorer_numbers.EXPLORER_PRESETS.values():
         make_params(sizes)
 
 

@@ -8,7 +8,6 @@ interpreter start); a few run `python -m gradreg` to check the real entry point.
 from __future__ import annotations
 
 import gzip
-import io
 import math
 import os
 import re
@@ -22,15 +21,14 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 import gradreg
 from gradreg import cli, explore, notebook_runner, sampling, sweep
+from gradreg.config import MAX_SEED, TrainConfig, check_memory
 from gradreg.experiments import explorer
 from gradreg.sweep import COLUMNS, KEY, _HistoryFile, _ResultsFile, history_path, load_history, load_results
-from gradreg.config import MAX_SEED, TrainConfig, check_memory
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = sys.modules["gradreg.config"]

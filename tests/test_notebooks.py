@@ -10,17 +10,14 @@ with the notebook, the cell index and the cell's first line in the message.
 from __future__ import annotations
 
 import struct
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pandas as pd
 import pytest
 
-from gradreg import analysis, notebook_runner, plotting, teaching
+from gradreg import analysis, cli, notebook_runner, notebook_sources, teaching
 from gradreg.experiments import long_range, settings
 from gradreg.sweep import load_results
 
@@ -77,11 +74,119 @@ def test_numbered_notebook_has_parameters_cell(stem):
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_notebooks_match_their_generator():
-    """notebooks/_build.py is the reviewable source of the numbered notebooks."""
-    done = subprocess.run([sys.executable, str(NOTEBOOK_DIR / "_build.py"), "--check"], capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+def test_notebooks_are_in_sync_with_their_sources():
+    """notebooks/NN_*.py (jupytext percent format) are the reviewable sources of the numbered
+    notebooks: `make notebooks` writes the .ipynb, and a committed one must be what it writes."""
+    assert [p.stem for p in notebook_sources.sources(NOTEBOOK_DIR)] == list(EXPECTED_FIGURES)
+    stale = notebook_sources.stale(NOTEBOOK_DIR)
+    assert not stale, f"out of date with their sources (run make notebooks): {', '.join(stale)}"
+
+
+GOOD_SOURCE = """\
+# %% [markdown]
+# # A title
+#
+# Some prose.
+
+# %% kind="params"
+profile = "quick"
+
+# %% kind="setup"
+import math
+
+# %% [markdown] slide="notes"
+# Speaker notes.
+
+# %% tags=["remove_input"]
+print(math.pi)
+
+# %% [markdown] kind="exercise"
+# ### Exercise 1.1: a question
+
+# %% kind="solution"
+### BEGIN SOLUTION
+x = 1
+### END SOLUTION
+
+# %% kind="check"
+assert x == 1
+
+# %% [markdown] kind="answer"
+# An answer.
+"""
+NO_SLIDES = GOOD_SOURCE.replace(' slide="notes"', "")     # for a notebook that is not a slide deck
+
+
+def test_source_header_keys_become_the_metadata(tmp_path):
+    path = tmp_path / "01_vanishing_gradients.py"     # a slide notebook: every cell gets a slide type
+    path.write_text(GOOD_SOURCE)
+    nb = notebook_sources.build(path)
+    meta = [c.metadata for c in nb.cells]
+    assert [c.id for c in nb.cells] == [f"01-{k:02d}" for k in range(9)]
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code", "markdown", "code", "markdown", "code",
+                                               "code", "markdown"]
+    assert [m["slideshow"]["slide_type"] for m in meta] == ["slide", "skip", "skip", "notes", "-", "subslide",
+                                                            "skip", "skip", "skip"]
+    assert [m.get("tags") for m in meta] == [None, ["parameters"], ["setup"], None, ["remove_input"], None, None,
+                                             None, None]
+    grades = {m["nbgrader"]["grade_id"]: m["nbgrader"] for m in meta if "nbgrader" in m}
+    assert list(grades) == ["nb01_ex1_exercise", "nb01_ex1_solution", "nb01_ex1_check", "nb01_ex1_answer"]
+    assert grades["nb01_ex1_check"] == {"grade": True, "solution": False, "locked": True, "points": 1,
+                                        "grade_id": "nb01_ex1_check", "schema_version": 3, "task": False}
+    assert not any("kind" in m or "slide" in m for m in meta)            # the source's keys are popped
+    assert nb.cells[6].source == "### BEGIN SOLUTION\nx = 1\n### END SOLUTION"
+    assert teaching.is_check(nb.cells[7])
+    # outside the slide notebooks no slide metadata is written
+    other = tmp_path / "04_tasks.py"
+    other.write_text(NO_SLIDES)
+    assert not any("slideshow" in c.metadata for c in notebook_sources.build(other).cells)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "x = 1",
+     r"08_broken\.py: cell 6 \(line 21\): a solution cell without its region"),
+    ("assert x == 1", "### BEGIN SOLUTION\nassert x == 1\n### END SOLUTION",
+     r"08_broken\.py: cell 7 \(line 26\): '### BEGIN SOLUTION' in a check cell"),
+    ('# %% [markdown] kind="exercise"', "# %% [markdown]", r"cell 6 \(line 21\): a solution cell before the first"),
+    ('kind="check"', 'kind="solution"', r"cell 7 \(line 26\): a second solution cell in exercise 1"),
+    ('kind="check"', 'kind="checks"', r"cell 7 \(line 26\): kind='checks' in a code cell; allowed: code, params"),
+    ('[markdown] kind="answer"', 'kind="answer"', r"cell 8 \(line 29\): kind='answer' in a code cell"),
+    ('tags=["remove_input"]', 'tag=["remove_input"]', r"cell 4 \(line 15\): unknown header key\(s\) tag"),
+    ('slide="notes"', 'slide="note"', r"cell 3 \(line 12\): slide= in a notebook that is not a slide deck"),
+])
+def test_malformed_source_is_refused_naming_the_cell(tmp_path, old, new, message):
+    source = GOOD_SOURCE if "slide" in old else NO_SLIDES
+    assert old in source
+    path = tmp_path / "08_broken.py"
+    path.write_text(source.replace(old, new))
+    with pytest.raises(ValueError, match=message):
+        notebook_sources.build(path)
+
+
+def test_unknown_slide_type_is_refused(tmp_path):
+    path = tmp_path / "02_per_example_estimation.py"
+    path.write_text(GOOD_SOURCE.replace('slide="notes"', 'slide="note"'))
+    with pytest.raises(ValueError, match=r"cell 3 \(line 12\): unknown slide type 'note'"):
+        notebook_sources.build(path)
+
+
+def test_cli_notebooks_writes_checks_and_refuses(tmp_path, capsys):
+    (tmp_path / "04_tasks.py").write_text(NO_SLIDES)
+    assert cli.main(["notebooks", "--check", "--notebook-dir", str(tmp_path)]) == 1
+    assert "out of date with their sources (run make notebooks): 04_tasks.ipynb" in capsys.readouterr().err
+    assert cli.main(["notebooks", "--notebook-dir", str(tmp_path)]) == 0
+    nbformat.validate(nbformat.read(str(tmp_path / "04_tasks.ipynb"), as_version=4))
+    assert cli.main(["notebooks", "--check", "--notebook-dir", str(tmp_path)]) == 0
+    (tmp_path / "05_training.ipynb").write_text("{}")                       # a notebook without a source
+    assert cli.main(["notebooks", "--check", "--notebook-dir", str(tmp_path)]) == 1
+    assert "05_training.ipynb (no source)" in capsys.readouterr().err
+    (tmp_path / "05_training.ipynb").unlink()
+    (tmp_path / "04_tasks.py").write_text(NO_SLIDES.replace('kind="check"', 'kind="checks"'))
+    assert cli.main(["notebooks", "--notebook-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: 04_tasks.py: cell 7 (line 26): kind='checks'")
+    assert cli.main(["notebooks", "--check", "--notebook-dir", str(tmp_path / "missing")]) == 2
+    assert "no notebook sources" in capsys.readouterr().err
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -138,7 +243,8 @@ def test_results_file_is_found_and_read(tmp_path):
     from gradreg.sweep import COLUMNS
     assert long_range.find_results("auto", tmp_path, "quick") is None
     assert long_range.find_results("compute", tmp_path) is None
-    rows = pd.DataFrame({"task": "temporal_order", "length": [50, 50, 50, 100], "method": ["sgr", "sgr", "clip", "lstm"],
+    rows = pd.DataFrame({"task": "temporal_order", "length": [50, 50, 50, 100],
+                         "method": ["sgr", "sgr", "clip", "lstm"],
                          "rule": ["top", "top", "", ""], "seed": [0, 1, 0, 0], "solved": [True, False, True, False],
                          "iterations": [100, 200, 300, 400], "examples": [8000, 16000, 6000, 8000],
                          "seconds": 1.0, "final_error": 0.0, "diverged": False, "device": "cpu",

@@ -46,7 +46,9 @@ def reference_stats(model, task, x, y, lag):
               "b": b.grad[steps_lt].sum(0)}
         rows.append(dict(loss=loss.detach(), delta_norm=torch.stack([z.grad.norm() for z in zs]),
                          full=full, lt=lt))
-    norm = lambda d: torch.sqrt(sum((v ** 2).sum() for v in d.values()))
+
+    def norm(d):
+        return torch.sqrt(sum((v ** 2).sum() for v in d.values()))
     return dict(
         loss=torch.stack([r["loss"] for r in rows]),
         delta_norm=torch.stack([r["delta_norm"] for r in rows]),

@@ -262,9 +262,18 @@ def test_the_authors_profile():
 
 
 def test_the_authors_results_file_has_test_success_and_the_paper_file_keeps_its_header(tmp_path):
-    from gradreg.sweep import (AUTHORS_COLUMNS, COLUMNS, _HistoryFile, _ResultsFile, config_key,
-                               history_columns, history_path, load_history, load_results,
-                               results_columns)
+    from gradreg.sweep import (
+        AUTHORS_COLUMNS,
+        COLUMNS,
+        _HistoryFile,
+        _ResultsFile,
+        config_key,
+        history_columns,
+        history_path,
+        load_history,
+        load_results,
+        results_columns,
+    )
     c = TrainConfig(**dict(TINY, max_iterations=20))
     result = train(c)
     assert results_columns([c]) == AUTHORS_COLUMNS and results_columns([TrainConfig()]) == COLUMNS

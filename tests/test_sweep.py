@@ -16,10 +16,20 @@ import pandas as pd
 import pytest
 import torch
 
-from gradreg.sweep import (COLUMNS, HISTORY_COLUMNS, KEY, PAPER_MAX_ITERATIONS, SWEEP_PROFILES, _ResultsFile,
-                           config_key, load_history, load_results, profile_configs, run_sweep)
 from gradreg import analysis
 from gradreg.config import TrainConfig
+from gradreg.sweep import (
+    COLUMNS,
+    HISTORY_COLUMNS,
+    KEY,
+    PAPER_MAX_ITERATIONS,
+    SWEEP_PROFILES,
+    config_key,
+    load_history,
+    load_results,
+    profile_configs,
+    run_sweep,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = ",".join(COLUMNS) + "\n"

@@ -12,10 +12,9 @@ from scipy import stats as sstats
 import gradreg
 from gradreg import sampling
 from gradreg.baselines import LSTMNet, omega, omega_grad
-from gradreg.passes import bptt, pool_scores
 from gradreg.config import TrainConfig
 from gradreg.engine import sgr_weights, train
-
+from gradreg.passes import bptt, pool_scores
 
 # ----------------------------------------------------------------- selection rules
 

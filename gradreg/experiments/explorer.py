@@ -30,7 +30,6 @@ from ..model import spectral_radius as _spectral_radius
 from ..passes import bptt, check_lag, pool_scores
 from ..tasks import make_task
 
-
 RULES = sampling.RULES
 STOCHASTIC_RULES = ("random", "weighted", "band")
 MAX_DRAWS = 100_000        # draws of a stochastic rule per update (each is one selection)

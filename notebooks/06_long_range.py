@@ -1,0 +1,132 @@
+# %% [markdown]
+# # 6. Long-range dependencies: success rate against length
+#
+# The question the paper asks: as the lag to bridge grows, which training method still solves
+# the task, how reliably, and at what cost? For each method and task length we train several
+# independent runs (seeds) and count how many solve the task (test error $\le 1\%$ on fresh
+# sequences) within an iteration budget.
+#
+# The runs come from a sweep results file (`python -m gradreg sweep --profile paper
+# --results data/results/paper.csv`, resumable, possibly on a Dask cluster). With
+# `results = "auto"` (the default) that is `data/results/paper.csv` if it exists, whatever the
+# profile, otherwise `data/results/<profile>.csv` if that exists (`gradreg.experiments.long_range.find_results`);
+# `results` may also name a CSV. When no file is found, the file found has no finished runs, or
+# `results = "compute"`, the runs are computed here at the chosen profile (`smoke` and `quick`
+# are far smaller than the paper's setting; their numbers show the pipeline, not the result).
+# The first line printed below says where the runs came from.
+
+# %% kind="params"
+profile = "quick"         # smoke (seconds) | quick (minutes) | paper (hours)
+seed = 0
+device = "auto"           # auto | cpu | cuda | cuda:N
+output_dir = "../figures"  # where the figures are written (PNG + PDF)
+results = "auto"          # "auto" | "compute" | path to a sweep CSV
+results_dir = "../data/results"
+workers = None            # processes, when the runs are computed here
+
+# %% kind="setup"
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from gradreg import analysis, plotting
+from gradreg.experiments import long_range
+from gradreg.experiments.settings import notebook_settings, setup
+
+dev = setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
+cfg = notebook_settings("06_long_range", profile)
+display(cfg)
+
+# %%
+table, source = long_range.long_range_results(profile, results=results, results_dir=results_dir, device=device,
+                                           workers=workers)
+print(f"{len(table)} runs, from: {source}")
+print("tasks:", sorted(table["task"].unique()), "| lengths:", sorted(table["length"].unique()),
+      "| methods:", sorted(table["label"].unique()))
+
+# %% [markdown]
+# ## Success rates with honest error bars
+#
+# With $k$ of $n$ runs solved, the success rate is $\hat p = k/n$. With $n$ of 5 or 10 the
+# usual normal interval $\hat p \pm z\sqrt{\hat p(1-\hat p)/n}$ fails: at $k = 0$ or $k = n$
+# it has width zero. The **Wilson score interval** inverts the score test instead, and is the
+# set of $p$ with $|\hat p - p| \le z\sqrt{p(1-p)/n}$:
+#
+# $$\frac{\hat p + \frac{z^2}{2n} \pm z\sqrt{\frac{\hat p(1-\hat p)}{n} + \frac{z^2}{4n^2}}}{1 + \frac{z^2}{n}},
+# \qquad z = 1.96 \text{ for } 95\%.$$
+#
+# It stays inside $[0, 1]$ and is informative at $k = 0$ and $k = n$:
+
+# %%
+for k, n in [(0, 5), (5, 5), (3, 5), (0, 10), (7, 10)]:
+    low, high = analysis.wilson_interval(k, n)
+    print(f"{k:2d} of {n:2d} solved: rate {k / n:.2f}, 95% Wilson interval [{low:.2f}, {high:.2f}]")
+
+# %%
+summary = analysis.summarise(table, by=("task", "length", "label"))
+display(summary.round(3))
+
+# %%
+fig = plotting.plot_success_rate(summary)
+plotting.save_figure(fig, "06_success_rate", output_dir)
+plt.show()
+
+# %% [markdown]
+# ## The cost of solving
+#
+# Among the runs that solved, how many training sequences did it take? (Examples processed:
+# SGR counts its whole pool of $4n$ per step, so this compares data and, roughly, compute.)
+# Each dot is one solved run, the bar the median; a method with no dot at a length solved no
+# run there.
+
+# %%
+fig = plotting.plot_examples_to_solve(table)
+plotting.save_figure(fig, "06_examples_to_solve", output_dir)
+plt.show()
+
+# %% [markdown]
+# ## Does the selection matter? Exact tests
+#
+# The paper's claim is about SGR's *selection*, so `sgr/top` is held against the two runs that
+# isolate it: `sgr/random`, which draws the same pool of $4n$ sequences and steps on a random
+# $n$ of them (the same cost, no selection), and Pascanu's SGD-CR (`pascanu`), the strongest
+# baseline. With $k_1$ of $n_1$ and $k_2$ of $n_2$ runs solved, **Fisher's exact test** asks how
+# probable a split at least this uneven would be if both methods solved at the same rate:
+# conditioned on the $k_1 + k_2$ solved runs, the count of the first method is
+# hypergeometric, and the two-sided p-value adds the probabilities of all tables no more
+# likely than the observed one (`scipy.stats.fisher_exact`).
+
+# %%
+comparison = analysis.comparisons(table)
+display(comparison.round(4))
+print(analysis.verdict(table))
+
+# %% [markdown]
+# ## What solved and failed SGR runs look like over training
+#
+# The sweep keeps every run's check history beside its results (`NAME-history.csv.gz`, read by
+# `gradreg.sweep.load_history`): test error, the minibatch long-term norm and the spectral
+# radius of $W_{rec}$ at every check. Here the SGR runs of temporal order at T = 100, solid
+# where the run solved, dotted where it failed (no runs: the figure says so).
+
+# %%
+from pathlib import Path
+
+from gradreg import sweep
+
+history_file = sweep.history_path(source) if Path(str(source)).is_file() else None
+if history_file is None or not history_file.exists():
+    print("no check histories for these runs (computed here, or a results file without its history)")
+else:
+    history = sweep.load_history(history_file)
+    fig = plotting.plot_run_histories(history, table, "temporal_order", 100)
+    plotting.save_figure(fig, "06_sgr_runs_T100", output_dir)
+    plt.show()
+
+# %% [markdown]
+# Read the two figures together: a method is better at a length if it solves more often (the
+# intervals separate) *or*, at equal reliability, with fewer examples. How wide the intervals
+# are depends on the number of runs per cell (the `runs` column): with the few seeds of runs
+# computed at the `smoke` and `quick` profiles they are wide and overlap almost everywhere,
+# which is the honest statement of what so few runs can show. A paper-sized sweep
+# (`python -m gradreg sweep --profile paper`, read here from `data/results/paper.csv` when that
+# file exists) is what the comparison needs.
