@@ -154,7 +154,7 @@ exercises taken out. Each exercise at the end of notebooks 01-05 has
 
 You need `gradreg` installed (`pip install -e .` in its repository, or `make lab` there,
 which also starts JupyterLab with the kernel "gradreg (.venv)"). Run each notebook from the
-top (the exercises use the set-up cell at its top: `gradreg`, `torch`, `figures`, `seed`,
+top (the exercises use the set-up cell at its top: `gradreg`, `torch`, `make_model`, `seed`,
 `dev`); every exercise runs in seconds. The `profile` parameter sizes the rest of the
 notebook: `smoke` runs in seconds, `quick` in minutes.
 """
