@@ -49,6 +49,7 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.per_example
 	$(PY) -m benchmarks.training
+	$(PY) -m benchmarks.explorer
 
 clean:
 	rm -rf build .pytest_cache

@@ -181,15 +181,17 @@ def test_ui_save(tmp_path):
     assert path.parent == tmp_path / "figs" and path.read_bytes() == ui.image.value
 
 
-def test_update_latency_at_default_sizes():
-    """An update at the default ("quick") sizes, compute + draw, answers in under a second."""
+def test_every_control_change_is_one_timed_update():
+    """Each change of a control recomputes and redraws once, and is timed (ui.latency() reports
+    them). How long an update takes is measured in benchmarks/explorer.py, against a peer in
+    the same process: a timed test would measure the machine's load."""
     pytest.importorskip("ipywidgets")
-    ui = explore.explorer(profile="quick", device="cpu")
-    for value in (0.9, 1.0, 1.1, 1.2, 1.3):
+    ui = explore.explorer(profile="smoke", device="cpu")
+    for value in (0.9, 1.0, 1.1):
         ui.controls["spectral_radius"].value = value
-    totals = [t["total"] for t in ui.timings[1:]]
-    assert ui.error is None and len(totals) == 5
-    assert statistics.median(totals) < 1.0, ui.latency()
+    assert ui.error is None and len(ui.timings) == 4
+    assert all(t["total"] >= t["compute"] > 0 for t in ui.timings)
+    assert ui.latency().startswith("4 updates: median")
 
 
 # ----------------------------------------------------------------------------- the notebook
