@@ -142,6 +142,11 @@ class TrainConfig:
     def pool_size(self) -> int:
         return self.pool_factor * self.batch_size
 
+    @property
+    def draw_size(self) -> int:
+        """Sequences drawn per step: the whole pool for SGR (and for a fair-batch baseline)."""
+        return self.pool_size if (self.method == "sgr" or self.fair_batch) else self.batch_size
+
     def replace(self, **changes) -> TrainConfig:
         """A copy with `changes`. The protocol-controlled fields that were not given explicitly
         follow the (possibly new) protocol: `TrainConfig().replace(protocol="chernodub")` equals
@@ -274,12 +279,29 @@ def _gb(n: float) -> str:
     return f"{n / 1e6:.3g} MB"
 
 
+def batch_groups(configs: list[TrainConfig]) -> list[list[int]]:
+    """Indices of the configs that `train_many` trains as one program: SRN runs of the same
+    task, length, hidden size, sequences drawn per step, dtype, device, activation, check
+    interval and test size, task variant, loss and stopping (any method, rule, seed, learning
+    rate, ...); an LSTM run alone."""
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        if c.method == "lstm":
+            key = ("lstm", i)
+        else:
+            key = (c.task, c.length, c.hidden_size, c.dtype, c.device, c.activation,
+                   c.draw_size, c.check_every, c.test_size, c.variant, c.loss, c.stopping,
+                   c.validation_size)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
 def check_memory(config, extra_bytes: int = 0) -> int:
     """Estimate the bytes a run of `config` needs at its peak and raise ValueError, in one line,
     when that exceeds the memory available (on the run's device); returns the estimate.
 
     `config`: a TrainConfig, or the list `train_many` gets; the runs it trains as one program
-    (`engine.batch_groups`) are counted together, the largest group deciding. Counted: the test
+    (`batch_groups`) are counted together, the largest group deciding. Counted: the test
     sets (drawn once per run, as one-hot int64 then float, all kept while the group trains), one
     step's tensors (each run's drawn batch or pool, hidden states, deltas, u for pascanu; LSTM:
     autograd's saved gates), the parameters with their velocities and, when the SGR rule scores
@@ -290,7 +312,6 @@ def check_memory(config, extra_bytes: int = 0) -> int:
     configs = [config] if isinstance(config, TrainConfig) else list(config)
     if not configs:
         return 0
-    from .engine import batch_groups  # here: engine imports this module
     need, parts, group = -1, "", None
     for members in batch_groups(configs):
         g = [configs[i] for i in members]

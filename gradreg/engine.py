@@ -58,7 +58,7 @@ from torch import Tensor
 
 from . import sampling
 from .baselines import LSTMNet, omega_grad
-from .config import DTYPES, METHODS, Seeds, TrainConfig, TrainResult, check_memory, resolve_device
+from .config import DTYPES, METHODS, Seeds, TrainConfig, TrainResult, batch_groups, check_memory, resolve_device
 from .model import SRN, spectral_radius
 from .passes import (
     PARAM_NAMES,
@@ -74,7 +74,7 @@ from .passes import (
 from .tasks import make_task
 
 __all__ = ["METHODS", "TrainConfig", "TrainResult", "train", "train_many", "sgr_weights", "pool_scores",
-           "batch_groups", "TEST_CHUNK", "HISTORY_COLUMNS", "VALIDATION_COLUMNS"]
+           "TEST_CHUNK", "HISTORY_COLUMNS", "VALIDATION_COLUMNS"]
 
 #: Test sequences scored per forward pass of a check (a check stops after the chunk that
 #: decides it). The per-sequence outputs do not depend on the chunk size (tested).
@@ -115,27 +115,6 @@ def train_many(configs: list[TrainConfig], progress: bool = False, on_check=None
         for i, result in zip(members, group.run()):
             results[i] = result
     return [results[i] for i in range(len(configs))]
-
-
-def _draw_size(c: TrainConfig) -> int:
-    return c.pool_size if (c.method == "sgr" or c.fair_batch) else c.batch_size
-
-
-def batch_groups(configs: list[TrainConfig]) -> list[list[int]]:
-    """Indices of the configs that `train_many` trains as one program: SRN runs of the same
-    task, length, hidden size, sequences drawn per step, dtype, device, activation, check
-    interval and test size, task variant, loss and stopping (any method, rule, seed, learning
-    rate, ...); an LSTM run alone."""
-    groups: dict[tuple, list[int]] = {}
-    for i, c in enumerate(configs):
-        if c.method == "lstm":
-            key = ("lstm", i)
-        else:
-            key = (c.task, c.length, c.hidden_size, c.dtype, c.device, c.activation,
-                   _draw_size(c), c.check_every, c.test_size, c.variant, c.loss, c.stopping,
-                   c.validation_size)
-        groups.setdefault(key, []).append(i)
-    return list(groups.values())
 
 
 # --------------------------------------------------------------------------- one run's state
@@ -367,7 +346,7 @@ class _Group:
         self.loss = _loss_fn(c, self.task)
         self.readout = getattr(self.task, "readout", "last")
         self.lstm = c.method == "lstm"
-        self.draw = _draw_size(c)
+        self.draw = c.draw_size
         self.runs = [_Run(cfg, self.task, self.device, self.dtype) for cfg in configs]
         self.active = list(self.runs)
         self.progress, self.on_check, self.on_result = progress, on_check, on_result
