@@ -64,8 +64,9 @@ def protocol_results(results_dir="../data/results", authors: str = "authors.csv"
 def protocol_summary(tables: dict, compared=("sgd", "sgr/top", "sgr/random"), tasks=None, lengths=None,
                      confidence: float = 0.95) -> pd.DataFrame:
     """Both ways of reporting a cell, for each protocol's runs: as the authors report them, the
-    mean test success rate (%) over networks with a t interval (`confidence`), and as the
-    fraction of runs solved (test success >= 99%) with a Wilson interval. `tables` as
+    mean test success rate (%) over networks with a t interval (`confidence`; cut to [0, 100],
+    where a success rate lives: with a handful of networks the t interval can reach past it),
+    and as the fraction of runs solved (test success >= 99%) with a Wilson interval. `tables` as
     `protocol_results` returns it (a run's test success: its `test_success` column, or
     100 (1 - final_error) in a file without one: the same number)."""
     from scipy import stats as st
@@ -89,7 +90,8 @@ def protocol_summary(tables: dict, compared=("sgd", "sgr/top", "sgr/random"), ta
                     if len(values) > 1 else float("nan"))
             low, high = wilson_interval(k, n, confidence)
             rows.append({"protocol": protocol, "task": task, "length": int(length), "method": label,
-                         "networks": n, "mean_test_success": mean, "ci_low": mean - half, "ci_high": mean + half,
+                         "networks": n, "mean_test_success": mean,
+                         "ci_low": max(mean - half, 0.0), "ci_high": min(mean + half, 100.0),
                          "solved": k, "solved_fraction": k / n, "wilson_low": low, "wilson_high": high})
     return pd.DataFrame(rows, columns=["protocol", "task", "length", "method", "networks", "mean_test_success",
                                        "ci_low", "ci_high", "solved", "solved_fraction", "wilson_low",
