@@ -13,6 +13,8 @@ full count of the test set) is left out, as it is in a 50,000-iteration run.
 Peers, timed side by side in this process (interleaved, medians of --repeats):
 - floor: the engine's own cost per sequence of one batched forward + BPTT pass
   (`gradreg.bptt`) + the weighted gradient sum (`BPTTRecord.batch_grads`) at B = 1280;
+- floor+Ω: the same plus Pascanu's dOmega/dW_rec (`baselines.omega_grad`), a second
+  (H x S B) @ (S B x H) product that no SRN method but pascanu has to form;
 - nn.LSTM: one torch.nn.LSTM (+ linear readout) forward + backward per sequence at B = 1280.
 
 Rows: each SRN method with 5 seeds through one `gradreg.train_many` call (the sweep's
@@ -34,6 +36,7 @@ import torch
 
 import gradreg
 from gradreg import TrainConfig
+from gradreg.baselines import omega_grad
 
 from ._common import machine_line, median
 
@@ -58,7 +61,7 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def floor_per_sequence(length: int, device: torch.device, repeats: int) -> float:
+def floor_per_sequence(length: int, device: torch.device, repeats: int, with_omega: bool = False) -> float:
     task = gradreg.make_task("temporal_order", length)
     model = gradreg.SRN(task.input_size, 50, task.output_size, generator=torch.Generator().manual_seed(0),
                         device=device)
@@ -69,7 +72,10 @@ def floor_per_sequence(length: int, device: torch.device, repeats: int) -> float
     for _ in range(repeats):
         _sync(device)
         t = time.perf_counter()
-        gradreg.bptt(model, task, x, y).batch_grads(w)
+        record = gradreg.bptt(model, task, x, y, keep_u=with_omega)
+        record.batch_grads(w)
+        if with_omega:
+            omega_grad(model.W_rec, record)
         _sync(device)
         times.append(time.perf_counter() - t)
     return median(times) / BIG_BATCH
@@ -128,6 +134,9 @@ def measure(length: int, iterations: int, repeats: int, device: str) -> list[dic
         floor = floor_per_sequence(length, dev, max(3, repeats))
         row(f"{method}{'/' + rule if method == 'sgr' else ''}, 5 seeds batched", 5, cost, "floor", floor,
             TARGET_SRN)
+        if method == "pascanu":     # its own floor: the pass plus dOmega/dW_rec at B = 1280
+            row("pascanu, 5 seeds batched", 5, cost, "floor+Ω",
+                floor_per_sequence(length, dev, max(3, repeats), with_omega=True), TARGET_SRN)
     cost = training_per_sequence([_config("sgr", "top", 0, length, iterations, device)], repeats)
     row("sgr/top, one run", 1, cost, "floor", floor_per_sequence(length, dev, max(3, repeats)), TARGET_SRN)
     cell = [_config(m, r, s, length, iterations, device) for m, r in SRN_METHODS[:5] for s in range(5)]

@@ -17,7 +17,8 @@ def omega(W_rec: Tensor, record: BPTTRecord, eps: float = 1e-20) -> Tensor:
 
     with u_{k+1} = dE/dh_{k+1} and h held constant (both come from the record, detached), so
     f'(z_{k+1}) * u_{k+1} is the stored delta_{k+1}. Pairs with ||u||^2 < eps are skipped: there
-    the ratio is undefined. Row-vector convention: W_rec^T delta is `delta @ W_rec`.
+    the ratio is undefined. Row-vector convention: W_rec^T delta is `delta @ W_rec`. This is the
+    definition, differentiated by autograd in the tests; training uses `omega_grads`.
     """
     if record.u is None:
         raise ValueError("omega needs a BPTTRecord made with keep_u=True")
@@ -26,18 +27,62 @@ def omega(W_rec: Tensor, record: BPTTRecord, eps: float = 1e-20) -> Tensor:
     valid = u_sq >= eps
     if not valid.any():
         return W_rec.sum() * 0.0
-    numerator = (delta[valid] @ W_rec).norm(dim=-1)
-    ratio = numerator / u_sq[valid].sqrt()
+    ratio = (delta[valid] @ W_rec).norm(dim=-1) / u_sq[valid].sqrt()
     return (ratio - 1.0).pow(2).mean()
 
 
-def omega_grad(W_rec: Tensor, record: BPTTRecord) -> tuple[Tensor, Tensor]:
-    """(Omega, dOmega/dW_rec), gradient with respect to W_rec only."""
-    W = W_rec.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        value = omega(W, record)
-        (grad,) = torch.autograd.grad(value, W)
-    return value.detach(), grad
+def _omega_and_grad(W: Tensor, delta: Tensor, u_sq: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
+    """Omega and dOmega/dW of K runs over their (K, N, H) deltas, (K, N) squared norms of u and
+    m = delta @ W.
+
+    The backward pass is written out: it is what autograd computes for `omega` (mean, pow, div,
+    the 2-norm's `grad * (m / ||m||)`, then `delta^T @`), in the same operations, so a run's
+    result is bit for bit autograd's (tested), without the graph, which cost a Pascanu run more than the rest of its step.
+    """
+    norm = m.norm(dim=-1)
+    u_norm = u_sq.sqrt()
+    excess = norm / u_norm - 1.0
+    value = excess.pow(2).mean(-1)
+    d_excess = torch.full_like(excess, 1.0) / excess.shape[-1]
+    d_norm = d_excess * (2.0 * excess) / u_norm
+    d_m = d_norm.unsqueeze(-1) * (m / norm.unsqueeze(-1)).masked_fill_(norm.unsqueeze(-1) == 0, 0)
+    # run by run, as `passes.weighted_grads` does: a bmm over runs may round a run differently
+    return value, torch.stack([dk.t().mm(gk) for dk, gk in zip(delta, d_m)])
+
+
+def omega_grads(W_rec: Tensor, record: BPTTRecord, eps: float = 1e-20) -> tuple[Tensor, Tensor]:
+    """(Omega (K,), dOmega/dW_rec (K, H, H)) of the K runs of a run-major record and their
+    stacked W_rec (K, H, H): the gradient with respect to W_rec only."""
+    if record.u is None:
+        raise ValueError("omega needs a BPTTRecord made with keep_u=True")
+    record = record._stacked()
+    W = W_rec.detach()
+    K, H = W.shape[0], W.shape[-1]
+    delta = record.delta[:, 1:].detach().reshape(K, -1, H)         # steps k+1 = 1..S-1
+    u_sq = record.u[:, 1:].detach().pow(2).sum(-1).reshape(K, -1)
+    # With one readout at the last step, u_k = W_rec^T delta_{k+1} for k < S-1: BPTT formed every
+    # m already, in the same bmm rows (tested to the bit), so only dOmega/dW costs a product.
+    m = record.u[:, :-1].detach().reshape(K, -1, H) if record.readout == "last" else torch.bmm(delta, W)
+    valid = u_sq >= eps
+    whole = valid.all(-1).tolist()
+    if all(whole):            # the usual case: every pair of every run, in one batched pass
+        return _omega_and_grad(W, delta, u_sq, m)
+    values, grads = torch.zeros(K, dtype=W.dtype, device=W.device), torch.zeros_like(W)
+    ks = [k for k in range(K) if whole[k]]
+    if ks:
+        values[ks], grads[ks] = _omega_and_grad(W[ks], delta[ks], u_sq[ks], m[ks])
+    for k in range(K):        # a run with undefined ratios averages over its valid pairs only
+        if not whole[k] and valid[k].any():
+            v = valid[k]
+            value, grad = _omega_and_grad(W[k:k + 1], delta[k][v][None], u_sq[k][v][None], m[k][v][None])
+            values[k], grads[k] = value[0], grad[0]
+    return values, grads
+
+
+def omega_grad(W_rec: Tensor, record: BPTTRecord, eps: float = 1e-20) -> tuple[Tensor, Tensor]:
+    """(Omega, dOmega/dW_rec) of one network: `omega_grads` with K = 1."""
+    values, grads = omega_grads(W_rec[None], record, eps)
+    return values[0], grads[0]
 
 
 class LSTMNet(nn.Module):

@@ -57,7 +57,7 @@ import torch
 from torch import Tensor
 
 from . import sampling
-from .baselines import LSTMNet, omega_grad
+from .baselines import LSTMNet, omega_grads
 from .config import DTYPES, METHODS, Seeds, TrainConfig, TrainResult, batch_groups, check_memory, resolve_device
 from .model import SRN, spectral_radius
 from .passes import (
@@ -281,13 +281,18 @@ STEP_WEIGHTS = {"sgd": _uniform_weights, "clip": _uniform_weights, "pascanu": _u
                 "sgr": _sgr_step_weights}
 
 
-def _pascanu_extra(run: _Run, record: BPTTRecord, W_rec: Tensor, grads: dict[str, Tensor], log: dict) -> None:
-    """pascanu: add omega_weight * dOmega/dW_rec to the run's W_rec gradient."""
-    value, dW = omega_grad(W_rec, record)
-    grads["W_rec"] = grads["W_rec"] + run.config.omega_weight * dW
-    log["omega"] = value.item()
+def _pascanu_extra(runs: list[_Run], record: BPTTRecord, W_rec: Tensor, grads: dict[str, Tensor],
+                   logs: list[dict]) -> None:
+    """pascanu: add omega_weight * dOmega/dW_rec to the W_rec gradients of these runs (their
+    record, stacked W_rec and (K', ...) gradients), in place."""
+    values, dW = omega_grads(W_rec, record)
+    weight = torch.tensor([r.config.omega_weight for r in runs], dtype=dW.dtype, device=dW.device)
+    grads["W_rec"] = grads["W_rec"] + weight[:, None, None] * dW
+    for log, value in zip(logs, values.tolist()):
+        log["omega"] = value
 
 
+#: Methods whose step adds a term to the gradient of the batched pass, for all their runs at once.
 STEP_EXTRAS = {"pascanu": _pascanu_extra}
 
 
@@ -617,18 +622,25 @@ class _Group:
             losses[k] = (rec.loss * weights[k]).sum() / weights[k].sum()
         losses = torch.stack(losses).tolist()
         lt_norms = torch.stack(lt_norms).tolist()
-        out = []
-        for k, (r, rec, log) in enumerate(zip(runs, records, logs)):
+        for method, extra in STEP_EXTRAS.items():
+            ks = [k for k, r in enumerate(runs) if r.config.method == method]
+            if not ks:
+                continue
+            if len(ks) == len(runs):
+                extra(runs, record, self.params["W_rec"], grads, logs)
+            else:
+                part = {"W_rec": grads["W_rec"][ks]}
+                extra([runs[k] for k in ks], _select_runs(record, ks), self.params["W_rec"][ks], part,
+                      [logs[k] for k in ks])
+                grads["W_rec"] = grads["W_rec"].index_copy(0, torch.tensor(ks, device=part["W_rec"].device),
+                                                           part["W_rec"])
+        for k, log in enumerate(logs):
             log["loss"] = losses[k]
             log["minibatch_long_term_norm"] = lt_norms[k]
-            g = {n: grads[n][k] for n in PARAM_NAMES}
-            extra = STEP_EXTRAS.get(r.config.method)
-            if extra is not None:
-                extra(r, rec, self.params["W_rec"][k], g, log)
-            out.append([g[n] for n in PARAM_NAMES])
-        return out
+        return [[grads[n][k] for n in PARAM_NAMES] for k in range(len(runs))]
 
 
 def _select_runs(record: BPTTRecord, ks: list[int]) -> BPTTRecord:
     return BPTTRecord(x=record.x[ks], h=record.h[ks], delta=record.delta[ks], dE_do=record.dE_do[ks],
-                      loss=record.loss[ks], output=None, readout=record.readout)
+                      loss=record.loss[ks], output=None, readout=record.readout,
+                      u=None if record.u is None else record.u[ks])
