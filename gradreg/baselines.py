@@ -37,7 +37,8 @@ def _omega_and_grad(W: Tensor, delta: Tensor, u_sq: Tensor, m: Tensor) -> tuple[
 
     The backward pass is written out: it is what autograd computes for `omega` (mean, pow, div,
     the 2-norm's `grad * (m / ||m||)`, then `delta^T @`), in the same operations, so a run's
-    result is bit for bit autograd's (tested), without the graph, which cost a Pascanu run more than the rest of its step.
+    result is bit for bit autograd's (tested), without the graph, which cost a Pascanu run
+    more than the rest of its step.
     """
     norm = m.norm(dim=-1)
     u_norm = u_sq.sqrt()
@@ -45,7 +46,11 @@ def _omega_and_grad(W: Tensor, delta: Tensor, u_sq: Tensor, m: Tensor) -> tuple[
     value = excess.pow(2).mean(-1)
     d_excess = torch.full_like(excess, 1.0) / excess.shape[-1]
     d_norm = d_excess * (2.0 * excess) / u_norm
-    d_m = d_norm.unsqueeze(-1) * (m / norm.unsqueeze(-1)).masked_fill_(norm.unsqueeze(-1) == 0, 0)
+    direction = m / norm.unsqueeze(-1)
+    zero = norm == 0
+    if bool(zero.any()):          # autograd's convention: a zero norm passes no gradient
+        direction.masked_fill_(zero.unsqueeze(-1), 0)
+    d_m = d_norm.unsqueeze(-1) * direction
     # run by run, as `passes.weighted_grads` does: a bmm over runs may round a run differently
     return value, torch.stack([dk.t().mm(gk) for dk, gk in zip(delta, d_m)])
 
