@@ -257,31 +257,29 @@ def curves_on_grid(results, points: int = 60, x: str = "examples") -> pd.DataFra
     return pd.DataFrame(rows).dropna(subset=["test_error"])
 
 
-def step_logs(results, labels=None) -> pd.DataFrame:
-    """The per-iteration logs (TrainResult.steps) of the runs, with label and seed."""
+def _labelled_logs(results, table: str, labels=None) -> pd.DataFrame:
+    """One table of every run's `table` log ("steps" or "history"), with label and seed."""
     frames = []
     for r in results:
         label = label_of(r.config)
-        if labels is not None and label not in labels:
+        log = getattr(r, table)
+        if (labels is not None and label not in labels) or not len(log):
             continue
-        s = r.steps.copy()
-        s["label"], s["seed"] = label, r.config.seed
-        frames.append(s)
+        log = log.copy()
+        log["label"], log["seed"] = label, r.config.seed
+        frames.append(log)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def step_logs(results, labels=None) -> pd.DataFrame:
+    """The per-iteration logs (TrainResult.steps) of the runs, with label and seed."""
+    return _labelled_logs(results, "steps", labels)
 
 
 def histories(results, labels=None) -> pd.DataFrame:
     """The per-check logs (TrainResult.history: test error, spectral radius, ...) of the runs,
     with label and seed."""
-    frames = []
-    for r in results:
-        label = label_of(r.config)
-        if (labels is not None and label not in labels) or not len(r.history):
-            continue
-        h = r.history.copy()
-        h["label"], h["seed"] = label, r.config.seed
-        frames.append(h)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return _labelled_logs(results, "history", labels)
 
 
 def final_states(results) -> pd.DataFrame:
