@@ -281,15 +281,14 @@ STEP_WEIGHTS = {"sgd": _uniform_weights, "clip": _uniform_weights, "pascanu": _u
                 "sgr": _sgr_step_weights}
 
 
-def _pascanu_extra(runs: list[_Run], record: BPTTRecord, W_rec: Tensor, grads: dict[str, Tensor],
-                   logs: list[dict]) -> None:
-    """pascanu: add omega_weight * dOmega/dW_rec to the W_rec gradients of these runs (their
-    record, stacked W_rec and (K', ...) gradients), in place."""
+def _pascanu_extra(runs: list[_Run], record: BPTTRecord, W_rec: Tensor, logs: list[dict]) -> Tensor:
+    """pascanu: omega_weight * dOmega/dW_rec of these runs (their record and stacked W_rec),
+    the term their W_rec gradients gain."""
     values, dW = omega_grads(W_rec, record)
     weight = torch.tensor([r.config.omega_weight for r in runs], dtype=dW.dtype, device=dW.device)
-    grads["W_rec"] = grads["W_rec"] + weight[:, None, None] * dW
     for log, value in zip(logs, values.tolist()):
         log["omega"] = value
+    return weight[:, None, None] * dW
 
 
 #: Methods whose step adds a term to the gradient of the batched pass, for all their runs at once.
@@ -624,16 +623,11 @@ class _Group:
         lt_norms = torch.stack(lt_norms).tolist()
         for method, extra in STEP_EXTRAS.items():
             ks = [k for k, r in enumerate(runs) if r.config.method == method]
-            if not ks:
-                continue
-            if len(ks) == len(runs):
-                extra(runs, record, self.params["W_rec"], grads, logs)
-            else:
-                part = {"W_rec": grads["W_rec"][ks]}
-                extra([runs[k] for k in ks], _select_runs(record, ks), self.params["W_rec"][ks], part,
-                      [logs[k] for k in ks])
-                grads["W_rec"] = grads["W_rec"].index_copy(0, torch.tensor(ks, device=part["W_rec"].device),
-                                                           part["W_rec"])
+            if ks:
+                whole = len(ks) == len(runs)
+                grads["W_rec"][ks] += extra([runs[k] for k in ks], record if whole else _select_runs(record, ks),
+                                            self.params["W_rec"] if whole else self.params["W_rec"][ks],
+                                            [logs[k] for k in ks])
         for k, log in enumerate(logs):
             log["loss"] = losses[k]
             log["minibatch_long_term_norm"] = lt_norms[k]

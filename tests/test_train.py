@@ -207,9 +207,11 @@ def test_the_written_out_omega_gradient_is_autograds_bit_for_bit_in_float32(unde
         assert bool((rec.u.pow(2).sum(-1) < 1e-20).any()) == (undefined_pairs and seed == 1)
         records.append(rec)
         W_recs.append(model.W_rec.detach())
-    stacked = BPTTRecord(**{f: (torch.stack([getattr(r, f) for r in records])
-                                if f in ("x", "h", "delta", "dE_do", "loss", "u") else getattr(records[0], f))
-                            for f in ("x", "h", "delta", "dE_do", "loss", "output", "readout", "u")})
+    def stack(field):
+        return torch.stack([getattr(r, field) for r in records])
+
+    stacked = BPTTRecord(x=stack("x"), h=stack("h"), delta=stack("delta"), dE_do=stack("dE_do"),
+                         loss=stack("loss"), output=None, readout=records[0].readout, u=stack("u"))
     values, grads = omega_grads(torch.stack(W_recs), stacked)
     for k, (rec, W_rec) in enumerate(zip(records, W_recs)):
         W = W_rec.clone().requires_grad_(True)
