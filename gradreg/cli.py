@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cell", action="append", default=None, metavar="TASK:LENGTH",
                        help="only this (task, length) cell of the profile, e.g. temporal_order:100 "
                             "(repeatable; default: every cell)")
+    sweep.add_argument("--checkpoint-minutes", type=float, default=5.0,
+                       help="every run in flight saves its state this often, beside RESULTS "
+                            "(RESULTS-checkpoints/), and a rerun goes on from there (default 5; 0: never)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     report = sub.add_parser("report", help="the results of a sweep as Markdown tables, with the verdict")
@@ -212,9 +215,13 @@ def run_sweep_command(args) -> int:
         from .config import resolve_device
         TrainConfig(device=args.device)          # an unknown device: ValueError naming the allowed ones
         resolve_device(args.device)
+    if not args.checkpoint_minutes >= 0:
+        raise ValueError(f"--checkpoint-minutes must be a number >= 0 (0: no checkpoints), "
+                         f"got {args.checkpoint_minutes:g}")
     try:
         run_sweep(args.profile, results=args.results, scheduler=args.scheduler, workers=args.workers,
-                  progress=not args.no_progress, batch=not args.no_batch, device=args.device, cells=cells)
+                  progress=not args.no_progress, batch=not args.no_batch, device=args.device, cells=cells,
+                  checkpoint_minutes=args.checkpoint_minutes or None)
     except KeyboardInterrupt:
         try:
             kept = f"{len(load_results(args.results))} rows kept; "

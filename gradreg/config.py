@@ -423,6 +423,8 @@ class Seeds:
     has the validation set of stopping "validation" (20_000_003 + seed). A fixed training set
     (`train_set_size`) is drawn from `data`, and then its minibatch indices too."""
 
+    NAMES = ("model", "data", "select", "test", "validation")
+
     def __init__(self, seed: int, device: torch.device):
         self.model = torch.Generator().manual_seed(seed * 1_000 + 1)
         self.data = torch.Generator(device=device).manual_seed(seed * 1_000 + 2)

@@ -21,6 +21,11 @@ checks and stopping point, and every product of the batched passes is a `bmm` th
 run exactly the product of that run alone: `train(c)` is bit for bit the run of c in any
 `train_many` call on the CPU (tested), and a run stops without disturbing the others.
 
+A run can be stopped and go on later exactly where it stopped: with `checkpoints=DIR` each run in
+flight saves its whole state there every `checkpoint_seconds` (`gradreg.checkpoints`, `_Run.state`),
+and a run whose file is there starts from it. Runs therefore count their own iterations: a resumed
+run may train beside runs at other iterations.
+
 The solved check: every `check_every` iterations the run's fixed test set (`test_size`
 sequences from its own seed) is scored TEST_CHUNK sequences at a time, stopping as soon as
 more than solved_error * test_size are wrong -- such a check cannot solve the run, whatever
@@ -56,6 +61,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from . import checkpoints as ckpt
 from . import sampling
 from .baselines import LSTMNet, omega_grads
 from .config import DTYPES, METHODS, Seeds, TrainConfig, TrainResult, batch_groups, check_memory, resolve_device
@@ -89,29 +95,37 @@ HISTORY_COLUMNS = ("iteration", "examples", "seconds", "train_loss", "test_error
 VALIDATION_COLUMNS = ("validation_error", "validation_mse", "kept")
 
 
-def train(config: TrainConfig, progress: bool = False, callback=None) -> TrainResult:
+def train(config: TrainConfig, progress: bool = False, callback=None, checkpoints=None,
+          checkpoint_seconds: float = 300.0) -> TrainResult:
     """Train one run until solved, diverged, or out of iterations (or max_seconds).
-    `callback(row)` is called with each check's history row."""
+    `callback(row)` is called with each check's history row; `checkpoints` as in `train_many`."""
     on_check = None if callback is None else (lambda _config, row: callback(row))
-    return train_many([config], progress=progress, on_check=on_check)[0]
+    return train_many([config], progress=progress, on_check=on_check, checkpoints=checkpoints,
+                      checkpoint_seconds=checkpoint_seconds)[0]
 
 
 def train_many(configs: list[TrainConfig], progress: bool = False, on_check=None,
-               on_result=None) -> list[TrainResult]:
+               on_result=None, checkpoints=None, checkpoint_seconds: float = 300.0) -> list[TrainResult]:
     """Train one run per config, the runs that share their shapes as one batched program.
 
     Returns the results in the order of `configs`, each exactly the one `train(config)`
     returns. `on_check(config, row)` is called after each check, `on_result(result)` as soon
-    as a run ends (the others may go on).
+    as a run ends (the others may go on). `checkpoints`: a directory where every run in flight
+    saves its state every `checkpoint_seconds` of wall time and from which a stopped run goes
+    on, bit for bit (`gradreg.checkpoints`); None: no checkpoints.
     """
     configs = list(configs)
     for c in configs:
         if not isinstance(c, TrainConfig):
             raise ValueError(f"train_many takes TrainConfig objects, got {type(c).__name__}")
+    if not (isinstance(checkpoint_seconds, (int, float)) and not isinstance(checkpoint_seconds, bool)
+            and checkpoint_seconds >= 0):
+        raise ValueError(f"checkpoint_seconds must be a number >= 0, got {checkpoint_seconds!r}")
     check_memory(configs)     # one line, before anything is allocated, when it cannot fit
     results: dict[int, TrainResult] = {}
     for members in batch_groups(configs):
-        group = _Group([configs[i] for i in members], progress, on_check, on_result)
+        group = _Group([configs[i] for i in members], progress, on_check, on_result,
+                       checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds)
         for i, result in zip(members, group.run()):
             results[i] = result
     return [results[i] for i in range(len(configs))]
@@ -160,9 +174,43 @@ class _Run:
         self.since_check: list[dict] = []
         self.it = self.examples = 0
         self.seconds = 0.0
+        self.wall = 0.0        # wall time since the run started (for max_seconds)
         self.wrong = self.counted = 0
         self.diverged = self.solved = False
         self.result: TrainResult | None = None
+        self.checkpoint = None   # its file, when the run is checkpointed
+
+    #: What a checkpoint keeps of a run beside its weights, momentum and generators.
+    STATE = ("it", "examples", "seconds", "wall", "wrong", "counted", "history", "step_rows", "since_check")
+    VALIDATION_STATE = ("best_mse", "kept", "kept_iteration")
+
+    def state(self, params: dict[str, Tensor], velocity) -> dict:
+        """Everything the run needs to go on exactly where it stands (for `gradreg.checkpoints`)."""
+        names = self.STATE + (self.VALIDATION_STATE if self.validation is not None else ())
+        state = {name: getattr(self, name) for name in names}
+        if state.get("kept") is not None:
+            state["kept"] = {n: p.cpu() for n, p in self.kept.items()}
+        state["generators"] = {name: getattr(self.seeds, name).get_state() for name in Seeds.NAMES}
+        state["params"] = {n: p.detach().cpu().clone() for n, p in params.items()}
+        state["velocity"] = ({n: v.cpu().clone() for n, v in velocity.items()} if isinstance(velocity, dict)
+                             else [v.cpu().clone() for v in velocity])
+        return state
+
+    def restore(self, state: dict, device: torch.device):
+        """Take over a saved state (after __init__ has drawn the run's fixed sets); returns its
+        parameters and momentum, on the device, for the group to install."""
+        names = self.STATE + (self.VALIDATION_STATE if self.validation is not None else ())
+        for name in names:
+            setattr(self, name, state[name])
+        if getattr(self, "kept", None) is not None:
+            self.kept = {n: p.to(device) for n, p in self.kept.items()}
+        for name, generator_state in state["generators"].items():
+            getattr(self.seeds, name).set_state(generator_state)
+        params = {n: p.to(device) for n, p in state["params"].items()}
+        velocity = state["velocity"]
+        velocity = ({n: v.to(device) for n, v in velocity.items()} if isinstance(velocity, dict)
+                    else [v.to(device) for v in velocity])
+        return params, velocity
 
     @property
     def test_size(self) -> int:
@@ -342,7 +390,8 @@ def _total_norm(grads) -> Tensor:
 class _Group:
     """Runs trained as one program: SRN runs of equal shapes, or one LSTM run."""
 
-    def __init__(self, configs: list[TrainConfig], progress: bool, on_check, on_result):
+    def __init__(self, configs: list[TrainConfig], progress: bool, on_check, on_result,
+                 checkpoints=None, checkpoint_seconds: float = 300.0):
         c = self.config = configs[0]
         self.device = resolve_device(c.device)
         self.dtype = DTYPES[c.dtype]
@@ -354,14 +403,44 @@ class _Group:
         self.runs = [_Run(cfg, self.task, self.device, self.dtype) for cfg in configs]
         self.active = list(self.runs)
         self.progress, self.on_check, self.on_result = progress, on_check, on_result
+        self.checkpoint_seconds = checkpoint_seconds
+        restored = {}
+        if checkpoints is not None:
+            for r in self.runs:
+                r.checkpoint = ckpt.checkpoint_path(checkpoints, r.config, self.device)
+                state = ckpt.load(r.checkpoint)
+                if state is not None:
+                    restored[id(r)] = r.restore(state, self.device)
         if self.lstm:
             run = self.runs[0]
             run.velocity = [torch.zeros_like(p) for p in run.model.parameters()]
+            if id(run) in restored:
+                params, velocity = restored[id(run)]
+                run.model.load_state_dict(params)
+                run.velocity = velocity
         else:
+            for r in self.runs:
+                if id(r) in restored:
+                    for name, p in restored[id(r)][0].items():
+                        getattr(r.model, name).data = p
             self.params = {name: torch.stack([getattr(r.model, name).detach() for r in self.runs])
                            for name in PARAM_NAMES}
             self.velocity = {name: torch.zeros_like(p) for name, p in self.params.items()}
+            for k, r in enumerate(self.runs):
+                if id(r) in restored:
+                    for name, v in restored[id(r)][1].items():
+                        self.velocity[name][k].copy_(v)
             self._point_models()
+
+    def _save_checkpoints(self) -> None:
+        """Each active run's state to its file (`gradreg.checkpoints`)."""
+        for k, r in enumerate(self.active):
+            if self.lstm:
+                params, velocity = dict(r.model.named_parameters()), r.velocity
+            else:
+                params = {n: self.params[n][k] for n in PARAM_NAMES}
+                velocity = {n: self.velocity[n][k] for n in PARAM_NAMES}
+            ckpt.save(r.checkpoint, r.state(params, velocity))
 
     def _point_models(self) -> None:
         """Each active run's model parameters become views of its slice of the stacked tensors."""
@@ -387,16 +466,15 @@ class _Group:
         if self.progress:
             from tqdm.auto import tqdm
             c = self.config
-            bar = tqdm(total=max(r.config.max_iterations for r in self.runs), leave=False,
+            bar = tqdm(total=max(r.config.max_iterations - r.it for r in self.runs), leave=False,
                        desc=f"{c.task} T={c.length} " + (f"{len(self.runs)} runs" if len(self.runs) > 1 else
                                                           f"{c.method} seed={c.seed}"))
-        start = clock = time.perf_counter()
-        it = 0
+        clock = saved = time.perf_counter()
+        checkpointed = self.runs[0].checkpoint is not None
         while self.active:
-            it += 1
-            ended = self._step(it)
+            ended = self._step()
             checks = [k for k, r in enumerate(self.active)
-                      if k not in ended and it % r.config.check_every == 0]
+                      if k not in ended and r.it % r.config.check_every == 0]
             validations = [k for k in checks if self.active[k].validation is not None]
             if validations:
                 checks = [k for k in checks if self.active[k].validation is None]
@@ -414,14 +492,18 @@ class _Group:
             now = time.perf_counter()
             for r in self.active:
                 r.seconds += (now - clock) / len(self.active)
+                r.wall += now - clock
             clock = now
             for k, r in enumerate(self.active):
                 c = r.config
-                if it >= c.max_iterations or (c.max_seconds and now - start > c.max_seconds):
+                if r.it >= c.max_iterations or (c.max_seconds and r.wall > c.max_seconds):
                     ended.add(k)
             if ended:
                 self._end([self.active[k] for k in sorted(ended)])
                 self._keep([k for k in range(len(self.active)) if k not in ended])
+            if checkpointed and self.active and time.perf_counter() - saved >= self.checkpoint_seconds:
+                self._save_checkpoints()
+                saved = time.perf_counter()
             if bar is not None:
                 bar.update(1)
                 errors = [r.history[-1]["test_error"] for r in self.active if r.history]
@@ -465,6 +547,8 @@ class _Group:
             result = r.finish(self.device)
             if self.on_result is not None:
                 self.on_result(result)
+            if r.checkpoint is not None:     # after on_result: the row is on its way
+                ckpt.remove(r.checkpoint)
 
     # ------------------------------------------------------------------ the test checks
 
@@ -555,17 +639,18 @@ class _Group:
 
     # ------------------------------------------------------------------ one iteration of every run
 
-    def _step(self, it: int) -> set[int]:
-        """One training step of every active run; returns the positions of runs that diverged."""
+    def _step(self) -> set[int]:
+        """One training step of every active run; returns the positions of runs that diverged.
+        (Runs resumed from checkpoints may stand at different iterations.)"""
         runs = self.active
         xs, ys = [], []
         for r in runs:                     # each run draws its own batch from its own source
             x, y = _draw_batch(r, self.task, self.draw)
             xs.append(x.to(self.dtype))
             ys.append(y)
-            r.it = it
+            r.it += 1
             r.examples += self.draw
-        logs = [{"iteration": it} for _ in runs]
+        logs = [{"iteration": r.it} for r in runs]
         if self.lstm:
             grads = [self._lstm_grads(runs[0], xs[0], ys[0], logs[0])]
         else:

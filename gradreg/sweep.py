@@ -58,7 +58,10 @@ the newline. Only a line that does not parse into all columns is a half row:
 Any other line that does not parse (edited by hand, bytes that are not UTF-8) is an
 error naming the file and the line number: fix or delete that line. Rows are de-duplicated by key, keeping the first,
 and a rerun skips every key already in the file, so an interrupted sweep resumes
-with no lost and no duplicated runs (the runs in flight at the kill are redone).
+with no lost and no duplicated runs. The runs in flight at the kill go on from their last
+checkpoint (every `checkpoint_minutes`, 5 by default, in `checkpoints_dir(results)`, e.g.
+data/results/paper-checkpoints/; `gradreg.checkpoints`): a resumed run is bit for bit the run
+that was never stopped, so at most a few minutes of each are redone.
 Runs that Dask cancels (the client lost its scheduler) are not written, and a warning
 says to rerun; a run whose worker died repeatedly (KilledWorker) gets an error row.
 A sweep holds an advisory lock (flock) on the file so two sweeps cannot append to it
@@ -116,6 +119,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import checkpoints as ckpt
 from .config import TrainConfig
 
 __all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
@@ -239,7 +243,7 @@ def _error_row(config: TrainConfig, exc: BaseException, seconds: float = 0.0) ->
             "final_error": float("nan"), "diverged": False, "device": "", "error": _one_line(exc)}
 
 
-def run_config(config: TrainConfig) -> dict:
+def run_config(config: TrainConfig, checkpoints=None, checkpoint_seconds: float = 300.0) -> dict:
     """Train one config on one thread and return its results row; never raises."""
     start = time.perf_counter()
     try:
@@ -247,7 +251,7 @@ def run_config(config: TrainConfig) -> dict:
 
         from .engine import train
         torch.set_num_threads(1)
-        result = train(config)
+        result = train(config, checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds)
         return {**result.to_row(), "error": "", "history": _history_records(result)}
     except Exception as exc:  # the sweep records it and goes on
         return _error_row(config, exc, time.perf_counter() - start)
@@ -257,11 +261,13 @@ def _history_records(result) -> list[dict]:
     return result.history.to_dict(orient="records")
 
 
-def run_unit(configs: list[TrainConfig], queue: str | None = None) -> list[dict]:
+def run_unit(configs: list[TrainConfig], queue: str | None = None, checkpoints=None,
+             checkpoint_seconds: float = 300.0) -> list[dict]:
     """Train configs as one batched program (`gradreg.train_many`) on one thread and return
     their rows; never raises. With `queue` (the name of a Dask Queue), each row is also put
     there as soon as its run ends, so that the sweep can write it before the others end. If
-    the batch fails, each unfinished config runs on its own: one bad run costs no others."""
+    the batch fails, each unfinished config runs on its own: one bad run costs no others.
+    `checkpoints`: the directory of the runs' in-flight checkpoints (`gradreg.checkpoints`)."""
     import torch
 
     from .engine import train_many
@@ -278,10 +284,10 @@ def run_unit(configs: list[TrainConfig], queue: str | None = None) -> list[dict]
         if channel is not None:
             channel.put(row)
     try:
-        train_many(configs, on_result=on_result)
+        train_many(configs, on_result=on_result, checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds)
     except Exception:
         pass
-    return [rows.get(config_key(c)) or run_config(c) for c in configs]
+    return [rows.get(config_key(c)) or run_config(c, checkpoints, checkpoint_seconds) for c in configs]
 
 
 def _units(configs: list[TrainConfig], batch: bool) -> list[list[TrainConfig]]:
@@ -933,8 +939,16 @@ def _undefer_sigint(deferred) -> None:
             raise KeyboardInterrupt
 
 
+def checkpoints_dir(results) -> Path:
+    """Where a sweep keeps its runs' in-flight checkpoints: beside the results file
+    (data/results/paper.csv -> data/results/paper-checkpoints/)."""
+    results = Path(results)
+    return results.with_name(results.stem + "-checkpoints")
+
+
 def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progress=True,
-              batch: bool = True, device: str | None = None, cells=None) -> pd.DataFrame:
+              batch: bool = True, device: str | None = None, cells=None,
+              checkpoint_minutes: float | None = 5.0) -> pd.DataFrame:
     """Run every config whose key is not yet in `results`, appending one row per finished run.
 
     configs_or_profile: a profile name (see SWEEP_PROFILES) or a list of TrainConfig with distinct keys.
@@ -948,6 +962,10 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
         and seed, is one task. False: one run per task.
     device: train every run on this device ("cpu", "cuda", "cuda:N"; default: each config's own).
     cells: only the configs of these (task, length) pairs (default: all).
+    checkpoint_minutes: every run in flight saves its state this often (wall time) in
+        `checkpoints_dir(results)`, and a stopped sweep's runs go on from there, bit for bit
+        (`gradreg.checkpoints`); None: no checkpoints. With a remote scheduler the directory
+        must be on a filesystem that the workers share.
     Returns the rows of this sweep's configs (old and new), as `load_results` reads them.
     """
     configs = _as_configs(configs_or_profile)
@@ -963,6 +981,10 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
         configs = [c for c in configs if (c.task, c.length) in cells]
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if checkpoint_minutes is not None and not (isinstance(checkpoint_minutes, (int, float))
+                                               and not isinstance(checkpoint_minutes, bool)
+                                               and checkpoint_minutes > 0):
+        raise ValueError(f"checkpoint_minutes must be None or a number > 0, got {checkpoint_minutes!r}")
     wanted = {config_key(c) for c in configs}
     columns = results_columns(configs)
     out = _ResultsFile(results, columns)
@@ -974,10 +996,20 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     try:
         done = {_row_key(r) for r in load_results(results)[list(KEY)].to_dict("records")}
         pending = [c for c in configs if config_key(c) not in done]   # submitted in this order
+        resume = None
+        if checkpoint_minutes is not None:
+            resume = (str(checkpoints_dir(results)), 60.0 * checkpoint_minutes)
+            if Path(resume[0]).is_dir():     # a run killed after its row was written left its file
+                for c in configs:
+                    if config_key(c) in done:
+                        ckpt.remove_key(resume[0], c)
         if pending:
             _run_pending(pending, out, total=len(configs), already=len(configs) - len(pending),
                          scheduler=scheduler, workers=workers, progress=progress,
-                         batch=batch)
+                         batch=batch, resume=resume)
+        if resume is not None:
+            with contextlib.suppress(OSError):     # only when empty: what is left is in flight elsewhere
+                Path(resume[0]).rmdir()
     finally:
         out.close()
     df = load_results(results)
@@ -985,7 +1017,7 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
     return df[mask].reset_index(drop=True)
 
 
-def _run_pending(pending, out, total, already, scheduler, workers, progress, batch=True):
+def _run_pending(pending, out, total, already, scheduler, workers, progress, batch=True, resume=None):
     from distributed import Queue, wait
     from tqdm.auto import tqdm
 
@@ -1022,8 +1054,10 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
             for position, group in enumerate(units):
                 c = group[0]
                 key = "gradreg-run-" + "-".join(map(str, config_key(c))) + f"-{os.urandom(4).hex()}"
+                checkpointing = {} if resume is None else {"checkpoints": resume[0],
+                                                           "checkpoint_seconds": resume[1]}
                 f = client.submit(run_unit, group, queue_name if len(group) > 1 else None, key=key,
-                                  pure=False, priority=-position)
+                                  pure=False, priority=-position, **checkpointing)
                 futures[f] = group
 
             def drain():

@@ -90,6 +90,13 @@ def test_cli_results_path_that_is_a_directory_or_under_a_file_exits_2(tmp_path, 
     assert blocker.read_text() == "x"
 
 
+def test_cli_negative_checkpoint_interval_exits_2(tmp_path, capsys):
+    code, lines = run_cli(capsys, "sweep", "--profile", "smoke", "--results", str(tmp_path / "r.csv"),
+                          "--checkpoint-minutes", "-1")
+    one_line(lines, code, 2, "--checkpoint-minutes must be a number >= 0 (0: no checkpoints), got -1")
+    assert not (tmp_path / "r.csv").exists()
+
+
 def test_cli_results_that_cannot_be_written_exits_1(tmp_path, capsys, monkeypatch):
     real_open = os.open
 

@@ -195,6 +195,35 @@ def test_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path, schedu
     pd.testing.assert_frame_equal(load_results(path).iloc[:len(partial)], partial)
 
 
+def test_a_rerun_sweep_goes_on_from_the_checkpoints_of_its_runs_in_flight(tmp_path, scheduler):
+    from gradreg.engine import train_many
+    from gradreg.sweep import checkpoints_dir
+
+    class Stop(Exception):
+        pass
+
+    def stop(config, row):
+        raise Stop
+    configs = [tiny("sgr", "top", seed=s, max_iterations=300, check_every=100) for s in range(2)]
+    path = tmp_path / "resumed.csv"
+    with pytest.raises(Stop):        # the sweep's runs, stopped at their first check
+        train_many(configs, on_check=stop, checkpoints=checkpoints_dir(path), checkpoint_seconds=0)
+    assert len(list(checkpoints_dir(path).glob("*.pt"))) == 2
+    resumed = run_sweep(configs, results=path, scheduler=scheduler, progress=False)
+    reference = run_sweep(configs, results=tmp_path / "uninterrupted.csv", scheduler=scheduler,
+                          progress=False, checkpoint_minutes=None)
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), reference.drop(columns="seconds"))
+    assert not checkpoints_dir(path).exists()           # emptied as the runs ended, then removed
+    # a file left by a run whose row is written (killed between the two) is deleted, not used
+    stale = checkpoints_dir(path) / "temporal_order-T10-sgr-top-seed0-0123456789abcdef.pt"
+    stale.parent.mkdir()
+    stale.write_bytes(b"")
+    run_sweep(configs, results=path, scheduler=scheduler, progress=False)
+    assert not stale.exists()
+    with pytest.raises(ValueError, match="checkpoint_minutes must be None or a number > 0, got 0"):
+        run_sweep(configs, results=path, scheduler=scheduler, progress=False, checkpoint_minutes=0)
+
+
 # ---------------------------------------------------------------- the results file
 
 
