@@ -10,13 +10,15 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from gradreg import analysis
+import gradreg.checkpoints as ckpt
+from gradreg import analysis, train_many
 from gradreg.config import TrainConfig
 from gradreg.sweep import (
     COLUMNS,
@@ -24,6 +26,7 @@ from gradreg.sweep import (
     KEY,
     PAPER_MAX_ITERATIONS,
     SWEEP_PROFILES,
+    checkpoints_dir,
     config_key,
     load_history,
     load_results,
@@ -141,16 +144,17 @@ def test_failed_run_becomes_an_error_row_and_the_sweep_goes_on(tmp_path, schedul
     assert s.loc[s["label"].str.startswith("sgr/"), "errors"].item() == 1
 
 
-def _sweep_in_subprocess(configs, path):
+def _sweep_in_subprocess(configs, path, checkpoint_minutes=5.0):
     code = ("import json, sys\n"
             "from gradreg.sweep import run_sweep\n"
             "from gradreg.config import TrainConfig\n"
             "configs = [TrainConfig(**d) for d in json.loads(sys.argv[1])]\n"
-            "run_sweep(configs, results=sys.argv[2], workers=1, progress=False)\n")
+            "run_sweep(configs, results=sys.argv[2], workers=1, progress=False,\n"
+            "          checkpoint_minutes=float(sys.argv[3]))\n")
     payload = json.dumps([{k: getattr(c, k) for k in ("task", "length", "method", "rule", "seed",
                                                        "hidden_size", "max_iterations", "check_every",
                                                        "test_size")} for c in configs])
-    return subprocess.Popen([sys.executable, "-c", code, payload, str(path)], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-c", code, payload, str(path), str(checkpoint_minutes)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
 
@@ -195,10 +199,34 @@ def test_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path, schedu
     pd.testing.assert_frame_equal(load_results(path).iloc[:len(partial)], partial)
 
 
-def test_a_rerun_sweep_goes_on_from_the_checkpoints_of_its_runs_in_flight(tmp_path, scheduler):
-    from gradreg.engine import train_many
-    from gradreg.sweep import checkpoints_dir
+def test_a_sweep_killed_while_its_runs_checkpoint_resumes_to_the_uninterrupted_rows(tmp_path, scheduler):
+    configs = [tiny("clip", seed=s, max_iterations=4000, check_every=500) for s in range(2)]
+    path = tmp_path / "killed.csv"
+    proc = _sweep_in_subprocess(configs, path, checkpoint_minutes=0.002)    # a checkpoint every 0.12 s
+    try:
+        deadline = time.monotonic() + 90
+        while len(list(checkpoints_dir(path).glob("*.pt"))) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoints within 90 s"
+            time.sleep(0.01)
+        time.sleep(0.5)
+    finally:
+        _kill_group(proc)               # SIGKILL to the sweep and its worker, wherever they stand
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert not data_lines(path), "the kill should land before the runs end"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # a half-written checkpoint would warn here
+        assert all(ckpt.load(f)["it"] > 0 for f in checkpoints_dir(path).glob("*.pt"))
+    resumed = run_sweep(configs, results=path, scheduler=scheduler, progress=False)
+    reference = run_sweep(configs, results=tmp_path / "uninterrupted.csv", scheduler=scheduler,
+                          progress=False, checkpoint_minutes=None)
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), reference.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(load_history(tmp_path / "killed-history.csv.gz").drop(columns="seconds"),
+                                  load_history(tmp_path / "uninterrupted-history.csv.gz").drop(columns="seconds"))
 
+
+def test_a_rerun_sweep_goes_on_from_the_checkpoints_of_its_runs_in_flight(tmp_path, scheduler):
     class Stop(Exception):
         pass
 
