@@ -13,6 +13,7 @@ import gradreg.engine as engine
 from gradreg import SRN, TrainConfig, make_task, train, train_many
 from gradreg.config import FROM_PROTOCOL, PROTOCOL_FIELDS, PROTOCOLS, Seeds
 from gradreg.passes import run_pass, stacked_params, weighted_grads
+from gradreg.sweep import config_key, load_results, profile_configs
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -318,3 +319,15 @@ def test_both_ways_of_reporting_a_cell(tmp_path):
     assert 73.1666666 + half > 100
     assert summary.loc["sgr/top", "solved_fraction"] == 1.0
     assert set(protocols.protocol_table().query("differs")["setting"]) == set(PROTOCOL_FIELDS)
+
+
+def test_the_cheapest_solved_row_of_each_method_in_authors_csv_reproduces_bit_for_bit():
+    df = load_results("data/results/authors.csv")
+    solved = df[df["solved"] & (df["error"] == "")].sort_values("iterations").groupby("method").head(1)
+    assert set(solved["method"]) == {"sgd", "sgr"}
+    configs = {config_key(c): c for c in profile_configs("authors")}
+    for row in solved.itertuples():
+        result = train(configs[(row.task, int(row.length), row.method, row.rule, int(row.seed))])
+        got = (result.solved, result.iterations, result.examples, result.final_error, result.test_success)
+        assert got == (True, int(row.iterations), int(row.examples), float(row.final_error),
+                       float(row.test_success)), row
