@@ -1050,15 +1050,22 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
             queue_name = f"gradreg-rows-{os.urandom(6).hex()}"
             queue = Queue(queue_name, client=client)
             futures = {}
-            units = _units(pending, batch)
-            for position, group in enumerate(units):
-                c = group[0]
-                key = "gradreg-run-" + "-".join(map(str, config_key(c))) + f"-{os.urandom(4).hex()}"
-                checkpointing = {} if resume is None else {"checkpoints": resume[0],
-                                                           "checkpoint_seconds": resume[1]}
-                f = client.submit(run_unit, group, queue_name if len(group) > 1 else None, key=key,
-                                  pure=False, priority=-position, **checkpointing)
-                futures[f] = group
+            units = list(enumerate(_units(pending, batch)))
+            units.reverse()                  # popped from the end: in submission order
+            checkpointing = {} if resume is None else {"checkpoints": resume[0], "checkpoint_seconds": resume[1]}
+            # Dask's priorities alone did not keep the order (a unit submitted third ran before the
+            # second): a unit is submitted only when a worker thread is free for it (one spare keeps
+            # a worker busy between units), so units run in the profile's order. The threads are
+            # counted at each call: a cluster that grows gets more units at once.
+            def submit_next():
+                slots = sum(client.nthreads().values()) + 1
+                while units and len(futures) < slots:
+                    position, group = units.pop()
+                    key = "gradreg-run-" + "-".join(map(str, config_key(group[0]))) + f"-{os.urandom(4).hex()}"
+                    f = client.submit(run_unit, group, queue_name if len(group) > 1 else None, key=key,
+                                      pure=False, priority=-position, **checkpointing)
+                    futures[f] = group
+            submit_next()
 
             def drain():
                 while queue.qsize():
@@ -1082,6 +1089,7 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
                             rows = [_error_row(c, exc) for c in group]
                         for row in rows:
                             write(row)
+                    submit_next()
                 drain()
             except KeyboardInterrupt:   # Ctrl-C: runs that ended but were not written yet are kept
                 with contextlib.suppress(Exception):

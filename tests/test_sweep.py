@@ -199,6 +199,14 @@ def test_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path, schedu
     pd.testing.assert_frame_equal(load_results(path).iloc[:len(partial)], partial)
 
 
+def test_one_worker_runs_the_units_in_submission_order(tmp_path):
+    configs = [tiny(m, r, seed=s, max_iterations=50, check_every=50)
+               for s in range(3) for m, r in (("sgr", "random"), ("clip", "top"), ("sgr", "top"))]
+    df = run_sweep(configs, results=tmp_path / "order.csv", workers=1, progress=False, batch=False)
+    assert keys_of(load_results(tmp_path / "order.csv")) == list(map(config_key, configs))
+    assert len(df) == len(configs)
+
+
 def test_a_sweep_killed_while_its_runs_checkpoint_resumes_to_the_uninterrupted_rows(tmp_path, scheduler):
     configs = [tiny("clip", seed=s, max_iterations=4000, check_every=500) for s in range(2)]
     path = tmp_path / "killed.csv"
