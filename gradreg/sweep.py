@@ -1053,12 +1053,12 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
             units = list(enumerate(_units(pending, batch)))
             units.reverse()                  # popped from the end: in submission order
             checkpointing = {} if resume is None else {"checkpoints": resume[0], "checkpoint_seconds": resume[1]}
-            # Dask's priorities alone did not keep the order (a unit submitted third ran before the
-            # second): a unit is submitted only when a worker thread is free for it (one spare keeps
-            # a worker busy between units), so units run in the profile's order. The threads are
-            # counted at each call: a cluster that grows gets more units at once.
+            # Dask's priorities do not keep the order, neither on the scheduler nor among the tasks
+            # a worker holds (a unit submitted second ran before the first): a unit is submitted
+            # only when a worker thread is free for it, so units run in the profile's order. The
+            # threads are counted at each call: a cluster that grows gets more units at once.
             def submit_next():
-                slots = sum(client.nthreads().values()) + 1
+                slots = max(1, sum(client.nthreads().values()))
                 while units and len(futures) < slots:
                     position, group = units.pop()
                     key = "gradreg-run-" + "-".join(map(str, config_key(group[0]))) + f"-{os.urandom(4).hex()}"
