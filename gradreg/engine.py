@@ -184,16 +184,16 @@ class _Run:
     STATE = ("it", "examples", "seconds", "wall", "wrong", "counted", "history", "step_rows", "since_check")
     VALIDATION_STATE = ("best_mse", "kept", "kept_iteration")
 
-    def state(self, params: dict[str, Tensor], velocity) -> dict:
-        """Everything the run needs to go on exactly where it stands (for `gradreg.checkpoints`)."""
+    def state(self, params: dict[str, Tensor], velocity: dict[str, Tensor]) -> dict:
+        """Everything the run needs to go on exactly where it stands (for `gradreg.checkpoints`);
+        `params` and `velocity` by parameter name."""
         names = self.STATE + (self.VALIDATION_STATE if self.validation is not None else ())
         state = {name: getattr(self, name) for name in names}
         if state.get("kept") is not None:
             state["kept"] = {n: p.cpu() for n, p in self.kept.items()}
         state["generators"] = {name: getattr(self.seeds, name).get_state() for name in Seeds.NAMES}
         state["params"] = {n: p.detach().cpu().clone() for n, p in params.items()}
-        state["velocity"] = ({n: v.cpu().clone() for n, v in velocity.items()} if isinstance(velocity, dict)
-                             else [v.cpu().clone() for v in velocity])
+        state["velocity"] = {n: v.cpu().clone() for n, v in velocity.items()}
         return state
 
     def restore(self, state: dict, device: torch.device):
@@ -206,11 +206,8 @@ class _Run:
             self.kept = {n: p.to(device) for n, p in self.kept.items()}
         for name, generator_state in state["generators"].items():
             getattr(self.seeds, name).set_state(generator_state)
-        params = {n: p.to(device) for n, p in state["params"].items()}
-        velocity = state["velocity"]
-        velocity = ({n: v.to(device) for n, v in velocity.items()} if isinstance(velocity, dict)
-                    else [v.to(device) for v in velocity])
-        return params, velocity
+        return ({n: p.to(device) for n, p in state["params"].items()},
+                {n: v.to(device) for n, v in state["velocity"].items()})
 
     @property
     def test_size(self) -> int:
@@ -417,7 +414,7 @@ class _Group:
             if id(run) in restored:
                 params, velocity = restored[id(run)]
                 run.model.load_state_dict(params)
-                run.velocity = velocity
+                run.velocity = [velocity[name] for name, _ in run.model.named_parameters()]
         else:
             for r in self.runs:
                 if id(r) in restored:
@@ -436,7 +433,8 @@ class _Group:
         """Each active run's state to its file (`gradreg.checkpoints`)."""
         for k, r in enumerate(self.active):
             if self.lstm:
-                params, velocity = dict(r.model.named_parameters()), r.velocity
+                params = dict(r.model.named_parameters())
+                velocity = dict(zip(params, r.velocity))
             else:
                 params = {n: self.params[n][k] for n in PARAM_NAMES}
                 velocity = {n: self.velocity[n][k] for n in PARAM_NAMES}

@@ -1058,6 +1058,8 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
             # only when a worker thread is free for it, so units run in the profile's order. The
             # threads are counted at each call: a cluster that grows gets more units at once.
             def submit_next():
+                if not units:           # all submitted: no need to ask the scheduler for its threads
+                    return
                 slots = max(1, sum(client.nthreads().values()))
                 while units and len(futures) < slots:
                     position, group = units.pop()
