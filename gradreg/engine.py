@@ -86,10 +86,11 @@ __all__ = ["METHODS", "TrainConfig", "TrainResult", "train", "train_many", "sgr_
 #: decides it). The per-sequence outputs do not depend on the chunk size (tested).
 TEST_CHUNK = 500
 
+#: The step logs a history row averages over the steps since the last check (and the loss).
+STEP_MEANS = ("grad_norm", "minibatch_long_term_norm", "pool_score_q10", "pool_score_q50", "pool_score_q90")
 #: The columns of `TrainResult.history`, one row per check.
 HISTORY_COLUMNS = ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
-                   "grad_norm", "minibatch_long_term_norm", "pool_score_q10", "pool_score_q50",
-                   "pool_score_q90", "spectral_radius")
+                   *STEP_MEANS, "spectral_radius")
 #: The columns a run with stopping "validation" adds to its history (its test_error is NaN and
 #: test_counted 0 at every check: only the kept network is tested, at the end).
 VALIDATION_COLUMNS = ("validation_error", "validation_mse", "kept")
@@ -217,22 +218,26 @@ class _Run:
         """True once the sequences counted so far already exceed the solved threshold."""
         return self.wrong / self.test_size > self.config.solved_error
 
-    def record_check(self, on_check) -> float:
-        """The history row of the check just counted; returns its test error."""
+    def _history_row(self, test_error: float, test_counted: int, **extra) -> dict:
+        """The history row of the check just made (HISTORY_COLUMNS, then `extra`): the steps
+        since the last check are averaged, and the window starts afresh."""
         window = pd.DataFrame(self.since_check)
-        nan = float("nan")
+        self.since_check.clear()
 
         def mean(column):
-            return window[column].mean() if column in window and len(window) else nan
-        error = self.wrong / self.counted
+            return window[column].mean() if column in window and len(window) else float("nan")
         row = {"iteration": self.it, "examples": self.examples, "seconds": self.seconds,
-               "train_loss": mean("loss"), "test_error": error, "test_counted": self.counted,
-               "grad_norm": mean("grad_norm"), "minibatch_long_term_norm": mean("minibatch_long_term_norm"),
-               "pool_score_q10": mean("pool_score_q10"), "pool_score_q50": mean("pool_score_q50"),
-               "pool_score_q90": mean("pool_score_q90"),
-               "spectral_radius": spectral_radius(self.model.W_rec) if isinstance(self.model, SRN) else nan}
+               "train_loss": mean("loss"), "test_error": test_error, "test_counted": test_counted,
+               **{name: mean(name) for name in STEP_MEANS},
+               "spectral_radius": spectral_radius(self.model.W_rec) if isinstance(self.model, SRN)
+               else float("nan"), **extra}
         self.history.append(row)
-        self.since_check.clear()
+        return row
+
+    def record_check(self, on_check) -> float:
+        """The history row of the check just counted; returns its test error."""
+        error = self.wrong / self.counted
+        row = self._history_row(error, self.counted)
         if on_check is not None:
             on_check(self.config, row)
         return error
@@ -241,25 +246,13 @@ class _Run:
                           on_check) -> float:
         """The history row of a validation check; keeps the network if its validation MSE is the
         lowest so far (strictly, as the authors' code); returns the validation error."""
-        window = pd.DataFrame(self.since_check)
-        nan = float("nan")
-
-        def mean(column):
-            return window[column].mean() if column in window and len(window) else nan
         error, mse = wrong / self.config.validation_size, squared / elements
         kept = mse < self.best_mse
         if kept:
             self.best_mse = mse
             self.kept = {name: p.clone() for name, p in params.items()}
             self.kept_iteration = self.it
-        row = {"iteration": self.it, "examples": self.examples, "seconds": self.seconds,
-               "train_loss": mean("loss"), "test_error": nan, "test_counted": 0,
-               "grad_norm": mean("grad_norm"), "minibatch_long_term_norm": mean("minibatch_long_term_norm"),
-               "pool_score_q10": mean("pool_score_q10"), "pool_score_q50": mean("pool_score_q50"),
-               "pool_score_q90": mean("pool_score_q90"), "spectral_radius": spectral_radius(self.model.W_rec),
-               "validation_error": error, "validation_mse": mse, "kept": kept}
-        self.history.append(row)
-        self.since_check.clear()
+        row = self._history_row(float("nan"), 0, validation_error=error, validation_mse=mse, kept=kept)
         if on_check is not None:
             on_check(self.config, row)
         return error
@@ -623,15 +616,7 @@ class _Group:
         with torch.no_grad():
             if self.lstm:
                 return [int(task.wrong(r.model(r.test_chunks[j][0]), r.test_chunks[j][1]).sum()) for r in runs]
-            if len(runs) == len(self.active) and all(a is b for a, b in zip(runs, self.active)):
-                params = self.params
-            else:
-                pos = {id(r): k for k, r in enumerate(self.active)}
-                index = torch.tensor([pos[id(r)] for r in runs], dtype=torch.long, device=self.device)
-                params = {n: p.index_select(0, index) for n, p in self.params.items()}
-            x = torch.stack([r.test_chunks[j][0].transpose(0, 1) for r in runs])      # (K, S, c, I)
-            h = forward(params["W_in"], params["W_rec"], params["b"], x, self.config.activation)
-            out = batch_major(readout(params["W_out"], params["b_out"], h, self.readout), self.readout)
+            out = self._outputs(self._params_of(runs), [r.test_chunks[j][0] for r in runs])
             wrong = torch.stack([task.wrong(out[k], r.test_chunks[j][1]).sum() for k, r in enumerate(runs)])
             return [int(w) for w in wrong.tolist()]
 
