@@ -15,7 +15,8 @@ A sweep is a list of `TrainConfig`s, or the name of a profile (`SWEEP_PROFILES`)
     authors the authors' protocol (TrainConfig(protocol="chernodub"), issue 12): adding and
             temporal_order in the authors' variants at T = 50 and 100; methods sgd (their own
             training: momentum SGD on 1/2 sum ||y - t||^2), sgr/top, sgr/random; seeds 0-4;
-            AUTHORS_MAX_ITERATIONS = 100,000 iterations (their budget); T = 50 first: 60 runs.
+            AUTHORS_MAX_ITERATIONS = 100,000 iterations (their budget); T = 50 first, then T = 100
+            seeds 0-2, then seeds 3-4: 60 runs.
             Its results file has the column test_success (AUTHORS_COLUMNS).
 
 All other settings are `TrainConfig`'s defaults under the profile's protocol (pascanu: hidden 50,
@@ -192,10 +193,17 @@ SWEEP_PROFILES = {
     "quick": lambda: _grid(("temporal_order", "adding"), (20, 40), PAPER_METHODS, range(3),
                            max_iterations=QUICK_MAX_ITERATIONS),
     "paper": lambda: _paper_grid(),
-    # the authors' protocol; T = 50 (complete) first, then T = 100
-    "authors": lambda: _grid(("adding", "temporal_order"), (50, 100), AUTHORS_METHODS, range(5),
-                             protocol="chernodub", max_iterations=AUTHORS_MAX_ITERATIONS),
+    "authors": lambda: _authors_grid(),
 }
+
+
+def _authors_grid() -> list[TrainConfig]:
+    """The authors' profile in the order it is submitted: T = 50 complete, then T = 100 seeds
+    0-2 of both tasks (the minimum of issue 12), then T = 100 seeds 3-4."""
+    common = {"protocol": "chernodub", "max_iterations": AUTHORS_MAX_ITERATIONS}
+    tasks = ("adding", "temporal_order")
+    return [config for length, seeds in ((50, range(5)), (100, range(3)), (100, range(3, 5)))
+            for config in _grid(tasks, (length,), AUTHORS_METHODS, seeds, **common)]
 
 
 def _paper_grid() -> list[TrainConfig]:
@@ -297,18 +305,26 @@ def _units(configs: list[TrainConfig], batch: bool) -> list[list[TrainConfig]]:
     runs its batched groups one after another). On CPU workers: the seeds of one setting
     (method, rule, ...) as one batched program -- batching the methods of a cell together as
     well gains nothing more on a CPU core (see benchmarks/training.py), while smaller
-    programs end, and are written, sooner: less is lost when a sweep is stopped."""
+    programs end, and are written, sooner: less is lost when a sweep is stopped.
+
+    Batches form within each stretch of the order that stays in one (task, length) cell: a
+    profile that comes back to a cell later (the authors' T = 100 seeds 3-4 after seeds 0-2 of
+    both tasks) gets new units there, so the earlier seeds are not held back by the later."""
     if not batch:
         return [[c] for c in configs]
-    if all(c.device.startswith("cuda") for c in configs):
-        cells: dict[tuple, list[TrainConfig]] = {}
-        for c in configs:
-            cells.setdefault((c.task, c.length), []).append(c)
-        return list(cells.values())
-    settings: dict[tuple, list[TrainConfig]] = {}
+    on_gpu = all(c.device.startswith("cuda") for c in configs)
+    units: list[list[TrainConfig]] = []
+    open_units: dict[tuple, list[TrainConfig]] = {}
+    cell = None
     for c in configs:
-        settings.setdefault((c.task, c.length, c.method, c.rule), []).append(c)
-    return list(settings.values())     # train_many batches what shares its shapes
+        if (c.task, c.length) != cell:
+            cell, open_units = (c.task, c.length), {}
+        key = () if on_gpu else (c.method, c.rule)
+        if key not in open_units:
+            open_units[key] = []
+            units.append(open_units[key])
+        open_units[key].append(c)
+    return units      # train_many batches what shares its shapes
 
 
 # ---------------------------------------------------------------- the results file

@@ -26,6 +26,7 @@ from gradreg.sweep import (
     KEY,
     PAPER_MAX_ITERATIONS,
     SWEEP_PROFILES,
+    _units,
     checkpoints_dir,
     config_key,
     load_history,
@@ -81,6 +82,22 @@ def test_profiles():
         assert len({config_key(c) for c in configs}) == len(configs)
     assert len(profile_configs("smoke")) <= 10
     assert all(c.max_iterations <= 500 and c.length <= 12 for c in profile_configs("smoke"))
+
+
+def test_units_batch_the_seeds_of_a_setting_within_a_stretch_of_one_cell():
+    paper = _units(profile_configs("paper"), batch=True)
+    assert [len(u) for u in paper] == [5] * 56
+    assert all(len({(c.task, c.length, c.method, c.rule) for c in u}) == 1 for u in paper)
+    # the authors' T = 100 seeds 0-2 of both tasks come before, and apart from, seeds 3-4
+    authors = _units(profile_configs("authors"), batch=True)
+    seeds = [(u[0].length, u[0].task, tuple(c.seed for c in u)) for u in authors]
+    assert seeds[:6] == [(50, "adding", (0, 1, 2, 3, 4))] * 3 + [(50, "temporal_order", (0, 1, 2, 3, 4))] * 3
+    assert seeds[6:12] == [(100, "adding", (0, 1, 2))] * 3 + [(100, "temporal_order", (0, 1, 2))] * 3
+    assert seeds[12:] == [(100, "adding", (3, 4))] * 3 + [(100, "temporal_order", (3, 4))] * 3
+    # on GPUs a stretch of one cell is one unit, whatever its methods
+    cuda = [c.replace(device="cuda") for c in profile_configs("authors")]
+    assert [len(u) for u in _units(cuda, batch=True)] == [15, 15, 9, 9, 6, 6]
+    assert [len(u) for u in _units(profile_configs("authors"), batch=False)] == [1] * 60
 
 
 def test_bad_profile_and_duplicate_keys(tmp_path):
