@@ -8,7 +8,7 @@ PROFILE ?= quick
 # spinning threads slow a busy machine down 10x (measured in benchmarks/).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv test figures notebooks lint lab bench sweep clean student slides
+.PHONY: venv test figures notebooks readme lint lab bench sweep clean student slides
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ figures: $(STAMP)
 # `python -m gradreg notebooks --check` says which are out of date
 notebooks: $(STAMP)
 	$(PY) -m gradreg notebooks
+
+# README.md's results section from data/results/ (gradreg/readme.py); tests/test_readme.py checks it
+readme: $(STAMP)
+	$(PY) -m gradreg readme
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gradreg tests benchmarks notebooks

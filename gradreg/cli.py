@@ -1,4 +1,4 @@
-"""Command line: `python -m gradreg train | sweep | report | figures | notebooks | student | slides`.
+"""Command line: `python -m gradreg train | sweep | report | readme | figures | notebooks | student | slides`.
 
 Every TrainConfig field is an option of `train`. Every error is one line on stderr, never a
 traceback, and the exit code says whose it is:
@@ -6,7 +6,7 @@ traceback, and the exit code says whose it is:
     0    done
     1    a fault of the environment: a file or directory that cannot be written, a Dask
          scheduler that cannot be reached, a results file locked by another sweep, too little
-         memory, a notebook that failed, notebooks out of date with their sources (--check)
+         memory, a notebook that failed, notebooks or the README's results out of date (--check)
     2    a bad argument: an unknown name, a value out of range, a path that is a directory
          or lies under a file, a malformed scheduler address, a corrupt results file, a
          malformed notebook source
@@ -142,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="the results of a sweep as Markdown tables, with the verdict")
     report.add_argument("results", help="a sweep results CSV, e.g. data/results/paper.csv")
 
+    readme = sub.add_parser("readme", help="write the README's results section from the committed results files",
+                            description="Rewrite the part of README.md between its results markers from "
+                                        "data/results/paper.csv (and its history) and authors.csv "
+                                        "(gradreg.readme).")
+    readme.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 when the README's results section is out of date")
+    readme.add_argument("--readme", default="README.md", help="the README to write (default: README.md)")
+    readme.add_argument("--results-dir", default="data/results",
+                        help="where paper.csv and authors.csv are (default: data/results)")
+
     figures = sub.add_parser("figures", help="run every notebook through papermill and write figures/")
     figures.add_argument("--profile", default="quick", help="smoke, quick or paper (default: quick)")
     figures.add_argument("--output-dir", default="figures", help="where figures go (default: figures)")
@@ -238,6 +248,16 @@ def run_report(args) -> int:
     return 0
 
 
+def run_readme(args) -> int:
+    from .readme import update_readme
+    changed = update_readme(args.readme, args.results_dir, check=args.check)
+    if args.check and changed:
+        return _fail(f"the results section of {args.readme} is out of date with {args.results_dir} "
+                     "(run python -m gradreg readme)", 1)
+    print(f"{args.readme}: results section " + ("rewritten" if changed else "already up to date"))
+    return 0
+
+
 def run_figures(args) -> int:
     from .notebook_runner import NotebookFailed, run_notebooks
     try:
@@ -322,7 +342,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        commands = {"train": run_train, "sweep": run_sweep_command, "report": run_report,
+        commands = {"train": run_train, "sweep": run_sweep_command, "report": run_report, "readme": run_readme,
                     "figures": run_figures, "notebooks": run_notebooks, "student": run_student,
                     "slides": run_slides}
         return commands[args.command](args)

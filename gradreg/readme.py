@@ -1,0 +1,240 @@
+"""The README's results section, written from the committed results files.
+
+    python -m gradreg readme            # rewrite README.md's results section in place
+    python -m gradreg readme --check    # exit 1 when README.md is not what the files give
+
+Everything between RESULTS_BEGIN and RESULTS_END in README.md is `results_section`'s output:
+the progress of the paper and authors sweeps, their tables (`analysis.report`,
+`experiments.protocols.protocol_summary`), the verdict, and what the runs' check histories
+say. No number in it is typed by hand, and tests/test_readme.py checks that the committed
+README is what the committed files give.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import analysis
+from .config import PROTOCOLS
+from .experiments.protocols import protocol_summary
+from .sweep import (
+    AUTHORS_MAX_ITERATIONS,
+    KEY,
+    PAPER_MAX_ITERATIONS,
+    config_key,
+    history_path,
+    load_history,
+    load_results,
+    profile_configs,
+)
+
+RESULTS_BEGIN = "<!-- results: written by `python -m gradreg readme` from data/results/; do not edit by hand -->"
+RESULTS_END = "<!-- end of results -->"
+#: A minibatch long-term gradient norm below this at a run's last check counts as vanished.
+VANISHED = 1e-3
+
+
+def _progress(runs: pd.DataFrame, profile: str, lengths) -> str:
+    """"N of M runs ran (T = 100: a of b, ...)" for a profile, lengths in submission order."""
+    planned = profile_configs(profile)
+    done = set(map(tuple, runs[list(KEY)].itertuples(index=False))) if len(runs) else set()
+    parts = []
+    for length in lengths:
+        want = [config_key(c) for c in planned if c.length == length]
+        parts.append(f"T = {length}: {sum(k in done for k in want)} of {len(want)}")
+    return f"{len(runs)} of its {len(planned)} runs ran so far ({', '.join(parts)})"
+
+
+def _span(values, fmt: str = ".2g") -> str:
+    values = pd.Series(values).dropna()
+    if values.empty:
+        return "–"
+    low, high = values.min(), values.max()
+    return f"{low:{fmt}}" if f"{low:{fmt}}" == f"{high:{fmt}}" else f"{low:{fmt}}–{high:{fmt}}"
+
+
+def last_checks(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Each finished run's row with the state at its last check (test error, spectral radius,
+    minibatch long-term norm, as `last_*` columns)."""
+    runs = analysis.finished_runs(runs)
+    last = history.sort_values("iteration").groupby(list(KEY), sort=False).tail(1)
+    last = last[list(KEY) + ["test_error", "spectral_radius", "minibatch_long_term_norm"]]
+    last = last.rename(columns={c: f"last_{c}" for c in last.columns if c not in KEY})
+    return runs.merge(last, on=list(KEY), how="left")
+
+
+def identical_to_sgd(history: pd.DataFrame, task: str, length: int) -> list[int]:
+    """Seeds whose clip run has the check history of the sgd run of the same seed, check for check
+    (test errors, losses and norms): clipping never acted there."""
+    columns = ["iteration", "test_error", "train_loss", "grad_norm", "minibatch_long_term_norm"]
+    cell = history[(history["task"] == task) & (history["length"] == length)]
+    seeds = []
+    for seed in sorted(set(cell["seed"])):
+        sgd, clip = (cell[(cell["method"] == m) & (cell["seed"] == seed)][columns].reset_index(drop=True)
+                     for m in ("sgd", "clip"))
+        if len(sgd) and sgd.equals(clip):
+            seeds.append(int(seed))
+    return seeds
+
+
+def history_findings(runs: pd.DataFrame, history: pd.DataFrame, min_length: int) -> list[str]:
+    """One paragraph per (task, T >= min_length) cell: where its SGR runs stood at their last
+    check, failed against solved, and the clip runs that were SGD's runs."""
+    table = last_checks(runs, history)
+    paragraphs = []
+    for (task, length), cell in table[table["length"] >= min_length].groupby(["task", "length"], sort=True):
+        sgr = cell[cell["method"] == "sgr"]
+        parts = []
+        for solved, name in ((False, "failed"), (True, "solved")):
+            group = sgr[sgr["solved"] == solved]
+            if group.empty:
+                parts.append(f"no {name} SGR run")
+                continue
+            norms = group["last_minibatch_long_term_norm"]
+            text = (f"{len(group)} {name} SGR run{'s' * (len(group) != 1)}: test error "
+                    f"{_span(group['last_test_error'], '.2f')}, ρ(W_rec) {_span(group['last_spectral_radius'])}, "
+                    f"minibatch long-term norm {_span(norms)}")
+            if not solved:
+                text += f" (below {VANISHED:g} in {int((norms < VANISHED).sum())} of them)"
+            parts.append(text)
+        line = f"**{task.replace('_', ' ')}, T = {length}**, at each run's last check: " + "; ".join(parts) + "."
+        same = identical_to_sgd(history, task, length)
+        if same:
+            line += (f" The clip run of seed{'s' * (len(same) != 1)} {', '.join(map(str, same))} was the sgd run "
+                     "of the same seed, check for check: no gradient norm reached the clipping threshold.")
+        paragraphs.append(line)
+    return paragraphs
+
+
+def paper_section(runs: pd.DataFrame, history: pd.DataFrame) -> str:
+    hours = runs["seconds"].sum() / 3600
+    findings = "\n\n".join(history_findings(runs, history, analysis.CLAIM_MIN_LENGTH)) or \
+        f"No run at T ≥ {analysis.CLAIM_MIN_LENGTH} has finished yet."
+    return f"""### The reproduction: `data/results/paper.csv`
+
+The paper profile (`python -m gradreg sweep --profile paper --results
+data/results/paper.csv`) is temporal order and adding at T = 50, 100, 150, 200;
+methods sgd, clip (SGD-C), pascanu (SGD-CR), sgr/top, sgr/random (the same-cost
+control), sgr/weighted and lstm; seeds 0–4; every other setting at
+`TrainConfig`'s defaults (Pascanu's: hidden 50, batch 20, lr 0.01, clip 1; SGR
+pool 4 × 20); **a budget of {PAPER_MAX_ITERATIONS:,} iterations per run** (a run not solved by
+then counts as failed). `sgr/weighted` stands for "the best other SGR rule"
+by our a-priori choice (the rule that can be made unbiased), not by a
+comparison we ran. The sweep submits T = 100 first (both tasks, every method),
+then T = 200, 150 and the rest of T = 50, and keeps every run's check history in
+`data/results/paper-history.csv.gz`.
+
+**{_progress(runs, "paper", (100, 200, 150, 50))}**, for **{hours:.1f} core-hours** of run time
+(the `seconds` column added up; a run of a batched program counts its share). A later session
+resumes it with the same command: finished runs are skipped, runs in flight go on from their
+last checkpoint. The whole profile's projected cost is under Performance.
+
+The tables and the verdict are `gradreg.analysis.report` of the committed file (also printed
+by `python -m gradreg report data/results/paper.csv`):
+
+{analysis.report(runs)}
+
+(Success: at most 1% of 10,000 fresh test sequences wrong. Medians over solved
+runs only; "examples" counts every sequence processed, the whole pool of 80 per
+SGR step and 20 per step for the others. Fisher's exact test is two-sided, on the
+counts of solved and failed runs.)
+
+![success rate against length](figures/06_success_rate.png)
+
+**What the check histories say** (`data/results/paper-history.csv.gz`; a minibatch long-term
+norm below {VANISHED:g} counts as vanished; chance on temporal order is a test error of 0.75):
+
+{findings}
+
+These numbers are what ran; they are not the paper's, whose full text and code we do not have.
+
+![solved and failed SGR runs at T = 100](figures/06_sgr_runs_T100.png)
+"""
+
+
+def _summary_table(authors: pd.DataFrame, paper: pd.DataFrame) -> str:
+    tables = {"chernodub": analysis.finished_runs(authors) if len(authors) else None,
+              "pascanu": analysis.finished_runs(paper) if len(paper) else None}
+    lengths = sorted({c.length for c in profile_configs("authors")})
+    summary = protocol_summary(tables, tasks=("adding", "temporal_order"), lengths=lengths)
+    hours = {}
+    for protocol, table in tables.items():
+        if table is not None:
+            for (task, length, label), cell in table.groupby(["task", "length", "label"]):
+                hours[(protocol, task, int(length), label)] = cell["seconds"].median() / 3600
+    lines = ["| protocol | task | T | method | networks | mean test success, % [95% t] | solved [95% Wilson] "
+             "| median hours per run |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in summary.sort_values(["task", "length", "protocol"], kind="stable").itertuples():
+        mean = "–" if r.mean_test_success != r.mean_test_success else (
+            f"{r.mean_test_success:.1f}" + (f" [{r.ci_low:.1f}, {r.ci_high:.1f}]" if r.ci_low == r.ci_low else ""))
+        lines.append(f"| {r.protocol} | {r.task} | {r.length} | {r.method} | {r.networks} | {mean} "
+                     f"| {r.solved}/{r.networks} [{100 * r.wilson_low:.0f}%, {100 * r.wilson_high:.0f}%] "
+                     f"| {hours[(r.protocol, r.task, r.length, r.method)]:.2f} |")
+    return "\n".join(lines)
+
+
+def authors_section(authors: pd.DataFrame, paper: pd.DataFrame) -> str:
+    p = PROTOCOLS["chernodub"]
+    done = analysis.finished_runs(authors) if len(authors) else authors
+    early = done[done["iterations"] < AUTHORS_MAX_ITERATIONS] if len(done) else done
+    short = int((early["test_success"] < 99).sum()) if len(early) else 0
+    return f"""### The authors' protocol: `data/results/authors.csv`
+
+The `authors` profile (`python -m gradreg sweep --profile authors --results
+data/results/authors.csv`) trains under the authors' own conventions (`TrainConfig(protocol="chernodub")`,
+docs/method.md section 7.7: their task generators, hidden {p["hidden_size"]}, summed squared error,
+momentum {p["momentum"]}, η = {p["lr"]:g}, a fixed training set of {p["train_set_size"]:,}, validation on
+{p["validation_size"]:,} sequences every {p["check_every"]} iterations with the best network kept, stop when
+the validation success exceeds 99%, at most {p["max_iterations"]:,} iterations): adding and temporal
+order at T = 50 and 100, methods sgd (their training), sgr/top and sgr/random, seeds 0–4,
+T = 100 seeds 0–2 before seeds 3–4. **{_progress(authors, "authors", (50, 100))}**, for
+{authors["seconds"].sum() / 3600:.1f} core-hours. A run counts as solved when its kept network's
+test success is at least 99%.
+
+Each cell both ways (notebook 07): as the authors report a setting, the mean test success
+over networks with a 95% t interval (cut to [0, 100]), and as the fraction of runs solved;
+beside it the same methods under the package's protocol (`paper.csv`, the same tasks and
+lengths, Pascanu's generators):
+
+{_summary_table(authors, paper)}
+
+Under the authors' protocol a run stops as soon as its validation success exceeds 99%, so it
+can stop with a test success just under 99%: {short} of the {len(early)} runs that stopped before
+their budget did so.
+"""
+
+
+def results_section(results_dir="data/results") -> str:
+    """The README's results section from `results_dir`'s paper.csv (with its history) and
+    authors.csv, between the markers."""
+    results_dir = Path(results_dir)
+    paper_csv, authors_csv = results_dir / "paper.csv", results_dir / "authors.csv"
+    for path in (paper_csv, authors_csv, history_path(paper_csv)):
+        if not path.is_file():
+            raise ValueError(f"results file {path} does not exist; the README's results section is written "
+                             f"from {paper_csv}, its history and {authors_csv}")
+    paper, authors = load_results(paper_csv), load_results(authors_csv)
+    body = paper_section(paper, load_history(paper_csv)) + "\n" + authors_section(authors, paper)
+    return f"{RESULTS_BEGIN}\n\n{body}\n{RESULTS_END}"
+
+
+def update_readme(readme="README.md", results_dir="data/results", check: bool = False) -> bool:
+    """Write the results section into `readme` between RESULTS_BEGIN and RESULTS_END; returns
+    True when the file changed (with `check`: would change, and nothing is written)."""
+    readme = Path(readme)
+    if not readme.is_file():
+        raise ValueError(f"README {readme} does not exist")
+    text = readme.read_text()
+    a, b = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
+    if a < 0 or b < a:
+        raise ValueError(f"{readme} has no results section between the markers {RESULTS_BEGIN!r} "
+                         f"and {RESULTS_END!r}")
+    new = text[:a] + results_section(results_dir) + text[b + len(RESULTS_END):]
+    if new == text:
+        return False
+    if not check:
+        tmp = readme.with_name(readme.name + ".tmp")
+        tmp.write_text(new)
+        tmp.replace(readme)
+    return True

@@ -1,0 +1,81 @@
+"""The README's results section: written from the committed results files, never by hand."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gradreg import readme
+from gradreg.cli import main
+from gradreg.sweep import COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_readme_is_what_the_committed_results_give():
+    stale = readme.update_readme(ROOT / "README.md", ROOT / "data" / "results", check=True)
+    assert not stale, "README.md's results section is out of date: run python -m gradreg readme"
+
+
+def _run(method, rule, seed, solved, length=100, error=0.0):
+    return dict(zip(COLUMNS, ("temporal_order", length, method, rule, seed, solved, 50_000, 10**6, 60.0,
+                              error, False, "cpu", "")))
+
+
+def _checks(method, rule, seed, errors, norms, rho=1.0, length=100):
+    return pd.DataFrame({"task": "temporal_order", "length": length, "method": method, "rule": rule,
+                         "seed": seed, "iteration": [100 * (i + 1) for i in range(len(errors))],
+                         "test_error": errors, "train_loss": 1.0, "grad_norm": 0.5,
+                         "minibatch_long_term_norm": norms, "spectral_radius": rho})
+
+
+def test_history_findings_from_hand_written_runs():
+    runs = pd.DataFrame([_run("sgr", "top", 0, True), _run("sgr", "random", 0, False, error=0.75),
+                         _run("sgr", "random", 1, False, error=0.7), _run("sgd", "", 0, False),
+                         _run("clip", "", 0, False), _run("sgd", "", 1, False), _run("clip", "", 1, False),
+                         _run("sgr", "top", 0, False, length=50)])
+    history = pd.concat([
+        _checks("sgr", "top", 0, [0.5, 0.004], [3.0, 60.0], rho=1.5),
+        _checks("sgr", "random", 0, [0.75, 0.75], [1e-2, 1e-7], rho=0.8),   # its last check counts
+        _checks("sgr", "random", 1, [0.75, 0.70], [1.0, 20.0], rho=1.8),
+        _checks("sgd", "", 0, [0.75, 0.74], [1e-5, 1e-5]), _checks("clip", "", 0, [0.75, 0.74], [1e-5, 1e-5]),
+        _checks("sgd", "", 1, [0.75, 0.74], [1e-5, 1e-5]), _checks("clip", "", 1, [0.75, 0.73], [1e-5, 1e-5]),
+        _checks("sgr", "top", 0, [0.75], [1e-9], length=50)])
+    assert readme.identical_to_sgd(history, "temporal_order", 100) == [0]
+    (paragraph,) = readme.history_findings(runs, history, min_length=100)     # T = 50 left out
+    assert paragraph.startswith("**temporal order, T = 100**")
+    assert ("2 failed SGR runs: test error 0.70–0.75, ρ(W_rec) 0.8–1.8, minibatch long-term norm 1e-07–20 "
+            "(below 0.001 in 1 of them)") in paragraph
+    assert "1 solved SGR run: test error 0.00, ρ(W_rec) 1.5, minibatch long-term norm 60" in paragraph
+    assert "The clip run of seed 0 was the sgd run of the same seed" in paragraph
+
+
+def _readme_with_markers(path: Path) -> str:
+    text = f"# title\n\nbefore\n\n{readme.RESULTS_BEGIN}\nold numbers\n{readme.RESULTS_END}\n\nafter\n"
+    path.write_text(text)
+    return text
+
+
+def test_the_section_is_written_between_the_markers_only(tmp_path):
+    path = tmp_path / "README.md"
+    _readme_with_markers(path)
+    assert readme.update_readme(path, ROOT / "data" / "results", check=True)
+    assert "old numbers" in path.read_text()                       # --check writes nothing
+    assert main(["readme", "--check", "--readme", str(path), "--results-dir", str(ROOT / "data" / "results")]) == 1
+    assert readme.update_readme(path, ROOT / "data" / "results")
+    text = path.read_text()
+    assert text.startswith("# title\n\nbefore\n\n") and text.endswith(f"{readme.RESULTS_END}\n\nafter\n")
+    assert "old numbers" not in text and "### The reproduction" in text and "### The authors' protocol" in text
+    assert not readme.update_readme(path, ROOT / "data" / "results")    # a second run changes nothing
+
+
+def test_bad_input(tmp_path, capsys):
+    path = tmp_path / "README.md"
+    path.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        readme.update_readme(path, ROOT / "data" / "results")
+    _readme_with_markers(path)
+    with pytest.raises(ValueError, match="paper.csv does not exist"):
+        readme.update_readme(path, tmp_path)
+    assert main(["readme", "--readme", str(tmp_path / "missing.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.md does not exist" in err and "Traceback" not in err
