@@ -188,7 +188,7 @@ momentum {p["momentum"]}, η = {p["lr"]:g}, a fixed training set of {p["train_se
 {p["validation_size"]:,} sequences every {p["check_every"]} iterations with the best network kept, stop when
 the validation success exceeds 99%, at most {p["max_iterations"]:,} iterations): adding and temporal
 order at T = 50 and 100, methods sgd (their training), sgr/top and sgr/random, seeds 0–4,
-T = 100 seeds 0–2 before seeds 3–4. **{_progress(authors, "authors", (50, 100))}**, for
+T = 100 seeds 0–2 (temporal order first) before seeds 3–4. **{_progress(authors, "authors", (50, 100))}**, for
 {authors["seconds"].sum() / 3600:.1f} core-hours. A run counts as solved when its kept network's
 test success is at least 99%.
 

@@ -92,8 +92,8 @@ def test_units_batch_the_seeds_of_a_setting_within_a_stretch_of_one_cell():
     authors = _units(profile_configs("authors"), batch=True)
     seeds = [(u[0].length, u[0].task, tuple(c.seed for c in u)) for u in authors]
     assert seeds[:6] == [(50, "adding", (0, 1, 2, 3, 4))] * 3 + [(50, "temporal_order", (0, 1, 2, 3, 4))] * 3
-    assert seeds[6:12] == [(100, "adding", (0, 1, 2))] * 3 + [(100, "temporal_order", (0, 1, 2))] * 3
-    assert seeds[12:] == [(100, "adding", (3, 4))] * 3 + [(100, "temporal_order", (3, 4))] * 3
+    assert seeds[6:12] == [(100, "temporal_order", (0, 1, 2))] * 3 + [(100, "adding", (0, 1, 2))] * 3
+    assert seeds[12:] == [(100, "temporal_order", (3, 4))] * 3 + [(100, "adding", (3, 4))] * 3
     # on GPUs a stretch of one cell is one unit, whatever its methods
     cuda = [c.replace(device="cuda") for c in profile_configs("authors")]
     assert [len(u) for u in _units(cuda, batch=True)] == [15, 15, 9, 9, 6, 6]
