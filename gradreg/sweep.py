@@ -272,13 +272,28 @@ def _history_records(result) -> list[dict]:
     return result.history.to_dict(orient="records")
 
 
+#: How often (seconds) a unit in flight tells the sweep how far its runs have come.
+PROGRESS_SECONDS = 10.0
+
+
+def unit_label(configs: list[TrainConfig]) -> str:
+    """A unit in a few words: "temporal_order T=100 sgr/weighted seeds 3,4"."""
+    from .analysis import label_of
+    first = configs[0]
+    methods = ",".join(dict.fromkeys(label_of(c) for c in configs))
+    seeds = ",".join(str(s) for s in dict.fromkeys(c.seed for c in configs))
+    return f"{first.task} T={first.length} {methods} seed{'s' * (len(configs) > 1)} {seeds}"
+
+
 def run_unit(configs: list[TrainConfig], queue: str | None = None, checkpoints=None,
              checkpoint_seconds: float = 300.0) -> list[dict]:
     """Train configs as one batched program (`gradreg.train_many`) on one thread and return
     their rows; never raises. With `queue` (the name of a Dask Queue), each row is also put
-    there as soon as its run ends, so that the sweep can write it before the others end. If
-    the batch fails, each unfinished config runs on its own: one bad run costs no others.
-    `checkpoints`: the directory of the runs' in-flight checkpoints (`gradreg.checkpoints`)."""
+    there as soon as its run ends, so that the sweep can write it before the others end, and
+    every PROGRESS_SECONDS at a check a progress message {"unit", "iteration" (the furthest
+    behind of its runs in flight), "max_iterations"}. If the batch fails, each unfinished
+    config runs on its own: one bad run costs no others. `checkpoints`: the directory of the
+    runs' in-flight checkpoints (`gradreg.checkpoints`)."""
     import torch
 
     from .engine import train_many
@@ -288,14 +303,28 @@ def run_unit(configs: list[TrainConfig], queue: str | None = None, checkpoints=N
     if queue is not None:
         from distributed import Queue
         channel = Queue(queue)
+    label = unit_label(configs)
+    reached = {config_key(c): 0 for c in configs}
+    last_told = [time.monotonic()]
+
+    def on_check(config, row):
+        reached[config_key(config)] = int(row["iteration"])
+        now = time.monotonic()
+        if channel is not None and now - last_told[0] >= PROGRESS_SECONDS:
+            last_told[0] = now
+            channel.put({"unit": label, "iteration": min(reached.values()),
+                         "max_iterations": max(c.max_iterations for c in configs)})
 
     def on_result(result):
         row = {**result.to_row(), "error": "", "history": _history_records(result)}
-        rows[config_key(result.config)] = row
+        key = config_key(result.config)
+        rows[key] = row
+        reached.pop(key, None)
         if channel is not None:
             channel.put(row)
     try:
-        train_many(configs, on_result=on_result, checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds)
+        train_many(configs, on_check=on_check, on_result=on_result, checkpoints=checkpoints,
+                   checkpoint_seconds=checkpoint_seconds)
     except Exception:
         pass
     return [rows.get(config_key(c)) or run_config(c, checkpoints, checkpoint_seconds) for c in configs]
@@ -1044,6 +1073,21 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
     counts = {"solved": 0, "errors": 0}
     written: set[tuple] = set()
     lost = []
+    in_flight: dict[str, str] = {}      # unit label -> "iteration/budget" of its slowest run
+
+    def show():
+        postfix = {"solved": counts["solved"], "errors": counts["errors"]}
+        if in_flight:
+            postfix["now"] = "; ".join(f"{label} it {where}" for label, where in in_flight.items())
+        bar.set_postfix(postfix, refresh=False)     # a dict keeps this order; keywords are sorted
+
+    def tell(message):
+        if "unit" in message:            # a unit's progress, not a row
+            in_flight[message["unit"]] = f"{message['iteration']:,}/{message['max_iterations']:,}"
+            show()
+            bar.refresh()
+        else:
+            write(message)
 
     def write(row):
         key = _row_key(row)
@@ -1058,7 +1102,7 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
         counts["errors"] += bool(row["error"])
         if row["error"] and progress:
             bar.write(f"run {key} failed: {row['error']}")
-        bar.set_postfix(solved=counts["solved"], errors=counts["errors"], refresh=False)
+        show()
         bar.update(1)
 
     try:
@@ -1083,15 +1127,15 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
                 while units and len(futures) < slots:
                     position, group = units.pop()
                     key = "gradreg-run-" + "-".join(map(str, config_key(group[0]))) + f"-{os.urandom(4).hex()}"
-                    f = client.submit(run_unit, group, queue_name if len(group) > 1 else None, key=key,
+                    f = client.submit(run_unit, group, queue_name, key=key,
                                       pure=False, priority=-position, **checkpointing)
                     futures[f] = group
             submit_next()
 
             def drain():
                 while queue.qsize():
-                    for row in queue.get(batch=True):
-                        write(row)
+                    for message in queue.get(batch=True):
+                        tell(message)
             try:
                 while futures:
                     try:
@@ -1101,6 +1145,8 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
                     drain()
                     for f in done:
                         group = futures.pop(f)
+                        if in_flight.pop(unit_label(group), None) is not None:
+                            show()
                         if f.cancelled():  # e.g. the connection to the scheduler was lost: not a result
                             lost += [config_key(c) for c in group if config_key(c) not in written]
                             continue

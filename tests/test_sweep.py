@@ -224,6 +224,31 @@ def test_one_worker_runs_the_units_in_submission_order(tmp_path):
     assert len(df) == len(configs)
 
 
+def test_a_unit_in_flight_tells_the_sweep_how_far_its_runs_have_come(monkeypatch):
+    from distributed import Client, LocalCluster, Queue
+
+    import gradreg.sweep as sweep_module
+    monkeypatch.setattr(sweep_module, "PROGRESS_SECONDS", 0.0)      # every check (in-process worker)
+    configs = [tiny("clip", seed=s, max_iterations=300, check_every=100) for s in range(2)]
+    assert sweep_module.unit_label(configs) == "temporal_order T=10 clip seeds 0,1"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        queue = Queue("progress-test", client=client)
+        rows = client.submit(sweep_module.run_unit, configs, "progress-test", pure=False).result()
+        messages = queue.get(batch=True)
+    progress = [m for m in messages if "unit" in m]
+    streamed = [m for m in messages if "unit" not in m]
+    assert {m["unit"] for m in progress} == {"temporal_order T=10 clip seeds 0,1"}
+    # the furthest-behind run's iteration: 0 until both have checked, then 100, 200 (300 ends them)
+    assert [m["iteration"] for m in progress] == [0, 100, 100, 200, 200, 300]
+    assert all(m["max_iterations"] == 300 for m in progress)
+    assert sorted(map(_row_of, streamed)) == sorted(map(_row_of, rows))
+
+
+def _row_of(row):
+    return tuple(row[k] for k in KEY)
+
+
 def test_a_sweep_killed_while_its_runs_checkpoint_resumes_to_the_uninterrupted_rows(tmp_path, scheduler):
     configs = [tiny("clip", seed=s, max_iterations=4000, check_every=500) for s in range(2)]
     path = tmp_path / "killed.csv"
