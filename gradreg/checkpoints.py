@@ -16,7 +16,8 @@ The file's name carries a hash of the run's full config (every field, the protoc
 choices and the device included), so a changed setting never resumes from another setting's
 state. Files are written to a temporary name, fsynced and renamed over the old one: a kill at
 any instant leaves the previous checkpoint or the new one, never half of one. A file that
-cannot be read is renamed to `*.unreadable` with a warning, and its run starts afresh.
+cannot be read, or whose state does not fit its run (another layout of the state, other
+parameters), is renamed to `*.unreadable` with a warning, and its run starts afresh.
 """
 from __future__ import annotations
 
@@ -76,12 +77,17 @@ def load(path: Path) -> dict | None:
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(f"not a checkpoint of format {FORMAT}")
     except Exception as exc:
-        aside = path.with_name(path.name + ".unreadable")
-        os.replace(path, aside)
-        warnings.warn(f"checkpoint {path} cannot be used ({exc}); moved to {aside.name}, the run starts afresh",
-                      RuntimeWarning, stacklevel=2)
+        set_aside(path, str(exc))
         return None
     return state
+
+
+def set_aside(path: Path, reason: str) -> None:
+    """Rename a checkpoint that cannot be used to `*.unreadable`, with a warning: its run starts afresh."""
+    aside = path.with_name(path.name + ".unreadable")
+    os.replace(path, aside)
+    warnings.warn(f"checkpoint {path} cannot be used ({reason}); moved to {aside.name}, the run starts afresh",
+                  RuntimeWarning, stacklevel=3)
 
 
 def remove(path: Path) -> None:

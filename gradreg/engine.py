@@ -197,6 +197,22 @@ class _Run:
         state["velocity"] = {n: v.cpu().clone() for n, v in velocity.items()}
         return state
 
+    def unfit(self, state: dict) -> str | None:
+        """Why a saved state cannot be this run's (None: it can): a missing part, parameters or
+        momentum that are not this run's by name and shape, other generators."""
+        names = self.STATE + (self.VALIDATION_STATE if self.validation is not None else ())
+        missing = [n for n in names + ("generators", "params", "velocity") if n not in state]
+        if missing:
+            return f"it lacks {', '.join(missing)}"
+        shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
+        for part in ("params", "velocity"):
+            saved = state[part]
+            if not isinstance(saved, dict) or {n: tuple(v.shape) for n, v in saved.items()} != shapes:
+                return f"its {part} are not this run's parameters by name and shape"
+        if not isinstance(state["generators"], dict) or set(state["generators"]) != set(Seeds.NAMES):
+            return f"its generators are not {', '.join(Seeds.NAMES)}"
+        return None
+
     def restore(self, state: dict, device: torch.device):
         """Take over a saved state (after __init__ has drawn the run's fixed sets); returns its
         parameters and momentum, on the device, for the group to install."""
@@ -399,7 +415,10 @@ class _Group:
             for r in self.runs:
                 r.checkpoint = ckpt.checkpoint_path(checkpoints, r.config, self.device)
                 state = ckpt.load(r.checkpoint)
-                if state is not None:
+                why = None if state is None else r.unfit(state)
+                if why is not None:
+                    ckpt.set_aside(r.checkpoint, why)
+                elif state is not None:
                     restored[id(r)] = r.restore(state, self.device)
         if self.lstm:
             run = self.runs[0]

@@ -86,6 +86,28 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_run_starts_afresh(tmp_pat
     assert path.with_name(path.name + ".unreadable").exists()
 
 
+@pytest.mark.parametrize("method,damage", [
+    ("lstm", lambda s: s.update(velocity=list(s["velocity"].values()))),   # the layout of an older version
+    ("sgd", lambda s: s["params"].pop("W_rec")),
+    ("sgd", lambda s: s.update(params={n: p[..., :1] for n, p in s["params"].items()})),
+    ("sgd", lambda s: s.pop("history")),
+    ("sgd", lambda s: s["generators"].pop("model")),
+])
+def test_a_checkpoint_that_does_not_fit_its_run_is_set_aside_and_the_run_starts_afresh(method, damage, tmp_path):
+    import pickle
+    c = TrainConfig(method=method, seed=0, **BASE)
+    with pytest.raises(Stop):
+        train(c, callback=lambda row: stop_at(40)(c, row), checkpoints=tmp_path, checkpoint_seconds=0)
+    path = ckpt.checkpoint_path(tmp_path, c, torch.device("cpu"))
+    state = pickle.loads(path.read_bytes())
+    damage(state)
+    path.write_bytes(pickle.dumps(state))
+    with pytest.warns(RuntimeWarning, match="cannot be used"):
+        got = train(c, checkpoints=tmp_path)
+    assert_identical(got, train(c))
+    assert path.with_name(path.name + ".unreadable").exists() and not path.exists()
+
+
 def test_checkpoints_are_written_only_as_often_as_asked(tmp_path, monkeypatch):
     saves = []
     monkeypatch.setattr(ckpt, "save", lambda path, state: saves.append(state["it"]))
