@@ -312,8 +312,11 @@ def run_unit(configs: list[TrainConfig], queue: str | None = None, checkpoints=N
         now = time.monotonic()
         if channel is not None and now - last_told[0] >= PROGRESS_SECONDS:
             last_told[0] = now
-            channel.put({"unit": label, "iteration": min(reached.values()),
-                         "max_iterations": max(c.max_iterations for c in configs)})
+            try:        # progress is for the eye: a lost message must not stop the runs
+                channel.put({"unit": label, "iteration": min(reached.values()),
+                             "max_iterations": max(c.max_iterations for c in configs)})
+            except Exception:
+                pass
 
     def on_result(result):
         row = {**result.to_row(), "error": "", "history": _history_records(result)}
