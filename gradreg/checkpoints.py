@@ -82,6 +82,17 @@ def load(path: Path) -> dict | None:
     return state
 
 
+def peek(path: Path) -> dict | None:
+    """The state saved at `path` for a look (`gradreg.sweep.sweep_status`): nothing is taken
+    over or set aside; None when there is no usable file."""
+    try:
+        with open(path, "rb") as f:
+            state = pickle.load(f)
+    except Exception:
+        return None
+    return state if isinstance(state, dict) and state.get("format") == FORMAT else None
+
+
 def set_aside(path: Path, reason: str) -> None:
     """Rename a checkpoint that cannot be used to `*.unreadable`, with a warning: its run starts afresh."""
     aside = path.with_name(path.name + ".unreadable")

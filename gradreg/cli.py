@@ -1,4 +1,5 @@
-"""Command line: `python -m gradreg train | sweep | report | readme | figures | notebooks | student | slides`.
+"""Command line: `python -m gradreg train | sweep | status | report | readme | figures | notebooks | student |
+slides`.
 
 Every TrainConfig field is an option of `train`. Every error is one line on stderr, never a
 traceback, and the exit code says whose it is:
@@ -139,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "(RESULTS-checkpoints/), and a rerun goes on from there (default 5; 0: never)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    status = sub.add_parser("status", help="where a sweep stands: rows written, error rows, runs in flight, "
+                                           "what comes next (runs nothing)")
+    status.add_argument("--profile", required=True, help="smoke, quick, paper or authors")
+    status.add_argument("--results", required=True, help="the sweep's results CSV")
+    status.add_argument("--no-batch", action="store_true", help="units as a sweep with --no-batch forms them")
+
     report = sub.add_parser("report", help="the results of a sweep as Markdown tables, with the verdict")
     report.add_argument("results", help="a sweep results CSV, e.g. data/results/paper.csv")
 
@@ -238,6 +245,12 @@ def run_sweep_command(args) -> int:
         except BaseException:  # no readable file (interrupted before it was made): say less
             kept = ""
         raise _Interrupted(f"interrupted; {kept}rerun the same command to resume") from None
+    return 0
+
+
+def run_status(args) -> int:
+    from .sweep import sweep_status
+    print(sweep_status(args.profile, args.results, batch=not args.no_batch))
     return 0
 
 
@@ -343,6 +356,7 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         commands = {"train": run_train, "sweep": run_sweep_command, "report": run_report, "readme": run_readme,
+                    "status": run_status,
                     "figures": run_figures, "notebooks": run_notebooks, "student": run_student,
                     "slides": run_slides}
         return commands[args.command](args)

@@ -997,6 +997,49 @@ def checkpoints_dir(results) -> Path:
     return results.with_name(results.stem + "-checkpoints")
 
 
+def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
+    """Where a sweep stands, in a few lines, without running or changing anything: the rows
+    written (per length, in submission order), the error rows (a rerun skips them: delete a row
+    to run it again), the runs in flight with the iteration of their last checkpoint, and the
+    next units in the order they will be submitted."""
+    from .config import resolve_device
+    configs = _as_configs(configs_or_profile)
+    results = Path(results)
+    rows = load_results(results) if results.is_file() else _empty_results()
+    wanted = {config_key(c) for c in configs}
+    rows = rows[pd.Series([k in wanted for k in map(_row_key, rows[list(KEY)].to_dict("records"))],
+                          index=rows.index, dtype=bool)]
+    done = {_row_key(r) for r in rows[list(KEY)].to_dict("records")}
+    lengths = list(dict.fromkeys(c.length for c in configs))
+    per_length = ", ".join(f"T = {n}: {sum(config_key(c) in done for c in configs if c.length == n)} of "
+                           f"{sum(c.length == n for c in configs)}" for n in lengths)
+    lines = [f"{results}: {len(done)} of {len(configs)} runs written ({per_length})"]
+    errors = rows[rows["error"].fillna("").astype(str).str.strip() != ""]
+    if len(errors):
+        lines.append(f"{len(errors)} error row(s); a rerun skips them (delete a row to run it again):")
+        lines += [f"  {_row_key(r)}: {r['error']}" for r in errors.to_dict("records")]
+    pending = [c for c in configs if config_key(c) not in done]
+    directory = checkpoints_dir(results)
+    flying = []
+    for c in pending:
+        path = ckpt.checkpoint_path(directory, c, resolve_device(c.device))
+        state = ckpt.peek(path) if path.is_file() else None
+        if state is not None:
+            saved = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+            flying.append(f"  {unit_label([c])}: iteration {state['it']:,} of {c.max_iterations:,}, saved {saved}")
+    if flying:
+        lines.append(f"{len(flying)} run(s) in flight, each goes on from its checkpoint in {directory}:")
+        lines += flying
+    units = _units(pending, batch)
+    if units:
+        shown = [unit_label(u) for u in units[:5]]
+        more = f" (+{len(units) - 5} more)" if len(units) > 5 else ""
+        lines.append(f"next ({len(pending)} runs in {len(units)} units): " + "; ".join(shown) + more)
+    else:
+        lines.append("nothing left to run")
+    return "\n".join(lines)
+
+
 def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progress=True,
               batch: bool = True, device: str | None = None, cells=None,
               checkpoint_minutes: float | None = 5.0) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import torch
 
 import gradreg.checkpoints as ckpt
 from gradreg import analysis, train_many
+from gradreg.cli import main
 from gradreg.config import TrainConfig
 from gradreg.sweep import (
     COLUMNS,
@@ -247,6 +248,36 @@ def test_a_unit_in_flight_tells_the_sweep_how_far_its_runs_have_come(monkeypatch
 
 def _row_of(row):
     return tuple(row[k] for k in KEY)
+
+
+def test_status_says_what_is_written_what_failed_what_is_in_flight_and_what_comes_next(tmp_path):
+    from gradreg.engine import train
+    from gradreg.sweep import _error_row, _ResultsFile, sweep_status
+
+    configs = [tiny("clip", seed=s, max_iterations=200, check_every=100) for s in range(3)] + \
+        [tiny("clip", seed=s, length=12, max_iterations=200, check_every=100) for s in range(2)]
+    path = tmp_path / "status.csv"
+    first = sweep_status(configs, path).splitlines()[0]
+    assert first == f"{path}: 0 of 5 runs written (T = 10: 0 of 3, T = 12: 0 of 2)"
+    out = _ResultsFile(path)
+    out.append(train(configs[0]).to_row() | {"error": ""})
+    out.append(_error_row(configs[1], RuntimeError("boom")))
+    out.close()
+
+    def stop(row):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):      # killed at its first check, after a checkpoint
+        train(configs[3], callback=stop, checkpoints=checkpoints_dir(path), checkpoint_seconds=0)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    lines = sweep_status(configs, path).splitlines()
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before        # it changes nothing
+    assert lines[0] == f"{path}: 2 of 5 runs written (T = 10: 2 of 3, T = 12: 0 of 2)"
+    assert lines[1].startswith("1 error row(s)") and "'clip', '', 1)" in lines[2] and "RuntimeError: boom" in lines[2]
+    assert lines[3].startswith("1 run(s) in flight")
+    assert lines[4].startswith("  temporal_order T=12 clip seed 0: iteration 99 of 200, saved ")
+    assert lines[5] == ("next (3 runs in 2 units): temporal_order T=10 clip seed 2; "
+                        "temporal_order T=12 clip seeds 0,1")
+    assert main(["status", "--profile", "bogus", "--results", str(path)]) == 2
 
 
 def test_a_sweep_killed_while_its_runs_checkpoint_resumes_to_the_uninterrupted_rows(tmp_path, scheduler):
