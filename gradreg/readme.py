@@ -22,11 +22,11 @@ from .sweep import (
     AUTHORS_MAX_ITERATIONS,
     KEY,
     PAPER_MAX_ITERATIONS,
-    config_key,
     history_path,
     load_history,
     load_results,
     profile_configs,
+    written_by_length,
 )
 
 RESULTS_BEGIN = "<!-- results: written by `python -m gradreg readme` from data/results/; do not edit by hand -->"
@@ -35,15 +35,11 @@ RESULTS_END = "<!-- end of results -->"
 VANISHED = 1e-3
 
 
-def _progress(runs: pd.DataFrame, profile: str, lengths) -> str:
-    """"N of M runs ran (T = 100: a of b, ...)" for a profile, lengths in submission order."""
+def _progress(runs: pd.DataFrame, profile: str) -> str:
+    """"N of M runs ran so far (T = 100: a of b, ...)" for a profile, lengths in submission order."""
     planned = profile_configs(profile)
     done = set(map(tuple, runs[list(KEY)].itertuples(index=False))) if len(runs) else set()
-    parts = []
-    for length in lengths:
-        want = [config_key(c) for c in planned if c.length == length]
-        parts.append(f"T = {length}: {sum(k in done for k in want)} of {len(want)}")
-    return f"{len(runs)} of its {len(planned)} runs ran so far ({', '.join(parts)})"
+    return f"{len(runs)} of its {len(planned)} runs ran so far ({written_by_length(planned, done)})"
 
 
 def _span(values, fmt: str = ".2g") -> str:
@@ -125,7 +121,7 @@ comparison we ran. The sweep submits T = 100 first (both tasks, every method),
 then T = 200, 150 and the rest of T = 50, and keeps every run's check history in
 `data/results/paper-history.csv.gz`.
 
-**{_progress(runs, "paper", (100, 200, 150, 50))}**, for **{hours:.1f} core-hours** of run time
+**{_progress(runs, "paper")}**, for **{hours:.1f} core-hours** of run time
 (the `seconds` column added up; a run of a batched program counts its share). A later session
 resumes it with the same command: finished runs are skipped, runs in flight go on from their
 last checkpoint. The whole profile's projected cost is under Performance.
@@ -188,7 +184,7 @@ momentum {p["momentum"]}, η = {p["lr"]:g}, a fixed training set of {p["train_se
 {p["validation_size"]:,} sequences every {p["check_every"]} iterations with the best network kept, stop when
 the validation success exceeds 99%, at most {p["max_iterations"]:,} iterations): adding and temporal
 order at T = 50 and 100, methods sgd (their training), sgr/top and sgr/random, seeds 0–4,
-T = 100 seeds 0–2 (temporal order first) before seeds 3–4. **{_progress(authors, "authors", (50, 100))}**, for
+T = 100 seeds 0–2 (temporal order first) before seeds 3–4. **{_progress(authors, "authors")}**, for
 {authors["seconds"].sum() / 3600:.1f} core-hours. A run counts as solved when its kept network's
 test success is at least 99%.
 

@@ -997,6 +997,14 @@ def checkpoints_dir(results) -> Path:
     return results.with_name(results.stem + "-checkpoints")
 
 
+def written_by_length(configs: list[TrainConfig], done: set[tuple]) -> str:
+    """"T = 100: 35 of 70, T = 200: 0 of 70, ...": how many of the configs' keys are in `done`,
+    per length, the lengths in the order the configs first name them."""
+    lengths = dict.fromkeys(c.length for c in configs)
+    return ", ".join(f"T = {n}: {sum(config_key(c) in done for c in configs if c.length == n)} of "
+                     f"{sum(c.length == n for c in configs)}" for n in lengths)
+
+
 def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     """Where a sweep stands, in a few lines, without running or changing anything: the rows
     written (per length, in submission order), the error rows (a rerun skips them: delete a row
@@ -1010,10 +1018,7 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     rows = rows[pd.Series([k in wanted for k in map(_row_key, rows[list(KEY)].to_dict("records"))],
                           index=rows.index, dtype=bool)]
     done = {_row_key(r) for r in rows[list(KEY)].to_dict("records")}
-    lengths = list(dict.fromkeys(c.length for c in configs))
-    per_length = ", ".join(f"T = {n}: {sum(config_key(c) in done for c in configs if c.length == n)} of "
-                           f"{sum(c.length == n for c in configs)}" for n in lengths)
-    lines = [f"{results}: {len(done)} of {len(configs)} runs written ({per_length})"]
+    lines = [f"{results}: {len(done)} of {len(configs)} runs written ({written_by_length(configs, done)})"]
     errors = rows[rows["error"].fillna("").astype(str).str.strip() != ""]
     if len(errors):
         lines.append(f"{len(errors)} error row(s); a rerun skips them (delete a row to run it again):")
