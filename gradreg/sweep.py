@@ -1021,7 +1021,8 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     lines = [f"{results}: {len(done)} of {len(configs)} runs written ({written_by_length(configs, done)})"]
     errors = rows[rows["error"].fillna("").astype(str).str.strip() != ""]
     if len(errors):
-        lines.append(f"{len(errors)} error row(s); a rerun skips them (delete a row to run it again):")
+        lines.append(f"{len(errors)} error row(s); a rerun skips them (to run one again, stop the sweep and "
+                     "delete its row):")
         lines += [f"  {_row_key(r)}: {r['error']}" for r in errors.to_dict("records")]
     pending = [c for c in configs if config_key(c) not in done]
     directory = checkpoints_dir(results)
