@@ -18,6 +18,7 @@ GRADREG_TRACEBACK=1 in the environment shows the traceback of an unexpected erro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import json
@@ -363,6 +364,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as interrupt:
         print(str(interrupt) if isinstance(interrupt, _Interrupted) else "interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:     # the reader went away (`... | head`): nothing is wrong, nothing to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
+        return 0
     except ValueError as error:  # UsageError too: a bad argument
         return _fail(_one_line(error), 2)
     except OSError as error:  # gradreg's EnvironmentFault, or the system's own

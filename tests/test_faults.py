@@ -706,3 +706,17 @@ def test_check_memory_counts_the_authors_fixed_sets():
     authors = TrainConfig(length=50, protocol="chernodub", hidden_size=100, test_size=1000,
                           train_set_size=50_000, validation_size=5_000)
     assert check_memory(authors) > check_memory(pascanu) + 50_000 * 50 * 6 * 4
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path, monkeypatch, capsys):
+    """`python -m gradreg status ... | head -2`: the pipe closes under the command's output."""
+    def write_into_a_closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(cli, "run_status", write_into_a_closed_pipe)
+    out = open(tmp_path / "stdout", "w")
+    monkeypatch.setattr(sys, "stdout", out)
+    try:
+        assert cli.main(["status", "--profile", "smoke", "--results", str(tmp_path / "r.csv")]) == 0
+    finally:
+        out.close()
+    assert capsys.readouterr().err == ""
