@@ -81,8 +81,8 @@ def history_findings(runs: pd.DataFrame, history: pd.DataFrame, min_length: int)
     paragraphs = []
     for (task, length), cell in table[table["length"] >= min_length].groupby(["task", "length"], sort=True):
         sgr = cell[cell["method"] == "sgr"]
-        parts = []
-        for solved, name in ((False, "failed"), (True, "solved")):
+        parts = [] if len(sgr) else ["no SGR run has finished yet"]
+        for solved, name in ((False, "failed"), (True, "solved")) if len(sgr) else ():
             group = sgr[sgr["solved"] == solved]
             if group.empty:
                 parts.append(f"no {name} SGR run")

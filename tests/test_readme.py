@@ -42,6 +42,8 @@ def test_history_findings_from_hand_written_runs():
         _checks("sgr", "top", 0, [0.75], [1e-9], length=50)])
     assert readme.identical_to_sgd(history, "temporal_order", 100) == [0]
     (paragraph,) = readme.history_findings(runs, history, min_length=100)     # T = 50 left out
+    assert readme.history_findings(runs[runs["method"] != "sgr"], history, 100)[0].startswith(
+        "**temporal order, T = 100**, at each run's last check: no SGR run has finished yet.")
     assert paragraph.startswith("**temporal order, T = 100**")
     assert ("2 failed SGR runs: test error 0.70–0.75, ρ(W_rec) 0.8–1.8, minibatch long-term norm 1e-07–20 "
             "(below 0.001 in 1 of them)") in paragraph
