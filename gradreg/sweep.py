@@ -1188,8 +1188,14 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
                 while queue.qsize():
                     for message in queue.get(batch=True):
                         tell(message)
+            # Ctrl-C sets a flag that the loop checks at least every 2 s: a KeyboardInterrupt that
+            # Python's own handler raises can land in one of distributed's gc callbacks, which
+            # swallow it, and the sweep would go on as if nothing had been pressed
+            deferred = _defer_sigint()
             try:
                 while futures:
+                    if deferred is not None and deferred[0]:
+                        raise KeyboardInterrupt
                     try:
                         done, _ = wait(list(futures), timeout=2, return_when="FIRST_COMPLETED")
                     except TimeoutError:       # nothing finished: write what has streamed meanwhile
@@ -1214,6 +1220,9 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
                 with contextlib.suppress(Exception):
                     drain()
                 raise
+            finally:
+                if deferred is not None:
+                    signal.signal(signal.SIGINT, deferred[1])
     except KeyboardInterrupt:
         if bar is not None:   # Ctrl-C: the bar goes, the command line says what was kept
             bar.leave = False
