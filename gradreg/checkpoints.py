@@ -67,17 +67,31 @@ def save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path) -> dict | None:
-    """The state saved at `path`, or None when there is none (or it cannot be used)."""
+def _read(path: Path) -> dict:
+    """The state saved at `path`; raises when it is not a whole checkpoint of this FORMAT."""
+    with open(path, "rb") as f:     # our own files (CPU tensors, Python and numpy numbers)
+        state = pickle.load(f)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"not a checkpoint of format {FORMAT}")
+    return state
+
+
+def load(path: Path, unfit=None) -> dict | None:
+    """The state saved at `path`, or None when there is none or it cannot be used: a file that
+    cannot be read, or for which `unfit(state)` gives a reason (its state is not its run's), is
+    renamed to `*.unreadable` with a warning."""
     if not path.exists():
         return None
     try:
-        with open(path, "rb") as f:     # our own files (CPU tensors, Python and numpy numbers)
-            state = pickle.load(f)
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"not a checkpoint of format {FORMAT}")
+        state = _read(path)
+        reason = None if unfit is None else unfit(state)
+        if reason is not None:
+            raise ValueError(reason)
     except Exception as exc:
-        set_aside(path, str(exc))
+        aside = path.with_name(path.name + ".unreadable")
+        os.replace(path, aside)
+        warnings.warn(f"checkpoint {path} cannot be used ({exc}); moved to {aside.name}, the run starts afresh",
+                      RuntimeWarning, stacklevel=2)
         return None
     return state
 
@@ -86,19 +100,9 @@ def peek(path: Path) -> dict | None:
     """The state saved at `path` for a look (`gradreg.sweep.sweep_status`): nothing is taken
     over or set aside; None when there is no usable file."""
     try:
-        with open(path, "rb") as f:
-            state = pickle.load(f)
+        return _read(path)
     except Exception:
         return None
-    return state if isinstance(state, dict) and state.get("format") == FORMAT else None
-
-
-def set_aside(path: Path, reason: str) -> None:
-    """Rename a checkpoint that cannot be used to `*.unreadable`, with a warning: its run starts afresh."""
-    aside = path.with_name(path.name + ".unreadable")
-    os.replace(path, aside)
-    warnings.warn(f"checkpoint {path} cannot be used ({reason}); moved to {aside.name}, the run starts afresh",
-                  RuntimeWarning, stacklevel=3)
 
 
 def remove(path: Path) -> None:

@@ -414,11 +414,8 @@ class _Group:
         if checkpoints is not None:
             for r in self.runs:
                 r.checkpoint = ckpt.checkpoint_path(checkpoints, r.config, self.device)
-                state = ckpt.load(r.checkpoint)
-                why = None if state is None else r.unfit(state)
-                if why is not None:
-                    ckpt.set_aside(r.checkpoint, why)
-                elif state is not None:
+                state = ckpt.load(r.checkpoint, unfit=r.unfit)
+                if state is not None:
                     restored[id(r)] = r.restore(state, self.device)
         if self.lstm:
             run = self.runs[0]

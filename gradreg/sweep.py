@@ -1014,9 +1014,7 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     configs = _as_configs(configs_or_profile)
     results = Path(results)
     rows = load_results(results) if results.is_file() else _empty_results()
-    wanted = {config_key(c) for c in configs}
-    rows = rows[pd.Series([k in wanted for k in map(_row_key, rows[list(KEY)].to_dict("records"))],
-                          index=rows.index, dtype=bool)]
+    rows = _rows_of(rows, {config_key(c) for c in configs})
     done = {_row_key(r) for r in rows[list(KEY)].to_dict("records")}
     lines = [f"{results}: {len(done)} of {len(configs)} runs written ({written_by_length(configs, done)})"]
     errors = rows[rows["error"].fillna("").astype(str).str.strip() != ""]
@@ -1112,9 +1110,13 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
                 Path(resume[0]).rmdir()
     finally:
         out.close()
-    df = load_results(results)
-    mask = [k in wanted for k in map(_row_key, df[list(KEY)].to_dict("records"))]
-    return df[mask].reset_index(drop=True)
+    return _rows_of(load_results(results), wanted).reset_index(drop=True)
+
+
+def _rows_of(df: pd.DataFrame, keys: set[tuple]) -> pd.DataFrame:
+    """The rows of a results table whose key is in `keys` (an empty table stays a table)."""
+    mask = [k in keys for k in map(_row_key, df[list(KEY)].to_dict("records"))]
+    return df[pd.Series(mask, index=df.index, dtype=bool)]
 
 
 def _run_pending(pending, out, total, already, scheduler, workers, progress, batch=True, resume=None):
