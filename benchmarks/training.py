@@ -154,7 +154,7 @@ def measure(length: int, iterations: int, repeats: int, device: str) -> list[dic
 def projection(rows: list[dict], measured_length: int) -> float:
     """Core-hours of the paper profile with every run at its full budget, per-sequence costs
     scaled linearly with T from the measured length (the SRN rows batched, the LSTM alone)."""
-    from gradreg.sweep import PAPER_MAX_ITERATIONS, profile_configs
+    from gradreg.profiles import PAPER_MAX_ITERATIONS, profile_configs
     cost = {r["what"].split(",")[0]: r["us_per_seq"] * 1e-6 for r in rows}
     total = 0.0
     for c in profile_configs("paper"):

@@ -3,11 +3,11 @@ rates with Wilson intervals, exact tests between methods, and the long-range ver
 paper profile (docs/method.md section 8).
 
     from gradreg.analysis import summarise, comparisons
-    runs = gradreg.sweep.load_results("data/results/paper.csv")
+    runs = gradreg.results.load_results("data/results/paper.csv")
     summarise(runs)      # per (task, length, method): success rate [95% Wilson], medians
     comparisons(runs)    # per (task, length): sgr/top against sgr/random and pascanu, Fisher's p
 
-A run table is either a sweep's results file (`gradreg.sweep.load_results`) or
+A run table is either a sweep's results file (`gradreg.results.load_results`) or
 `results_table(results)` of `TrainResult`s; both have one row per run with task, length,
 method, rule, seed, solved, iterations, examples, seconds, final_error, diverged.
 

@@ -257,7 +257,7 @@ def run_status(args) -> int:
 
 def run_report(args) -> int:
     from .analysis import report
-    from .sweep import load_results
+    from .results import load_results
     print(report(load_results(args.results)))
     return 0
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from .experiments.settings import NOTEBOOK_PROFILES
-from .sweep import EnvironmentFault
+from .results import EnvironmentFault
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 IMAGE_SUFFIXES = (".png", ".pdf", ".svg")

@@ -692,7 +692,7 @@ def plot_run_histories(history: pd.DataFrame, runs: pd.DataFrame, task: str, len
     norm and spectral radius of W_rec against training sequences, one line per run (solid:
     solved, dotted: failed), coloured by method.
 
-    history: the sweep's check histories (`gradreg.sweep.load_history`); runs: its results
+    history: the sweep's check histories (`gradreg.results.load_history`); runs: its results
     (`load_results`), which say which runs solved."""
     fig, axes = plt.subplots(1, 3, figsize=(15.0, 4.2))
     h = history[(history["task"] == task) & (history["length"] == length)].copy()

@@ -18,16 +18,9 @@ import pandas as pd
 from . import analysis
 from .config import PROTOCOLS
 from .experiments.protocols import protocol_summary
-from .sweep import (
-    AUTHORS_MAX_ITERATIONS,
-    KEY,
-    PAPER_MAX_ITERATIONS,
-    history_path,
-    load_history,
-    load_results,
-    profile_configs,
-    written_by_length,
-)
+from .profiles import AUTHORS_MAX_ITERATIONS, PAPER_MAX_ITERATIONS, profile_configs
+from .results import KEY, history_path, load_history, load_results
+from .sweep import written_by_length
 
 RESULTS_BEGIN = "<!-- results: written by `python -m gradreg readme` from data/results/; do not edit by hand -->"
 RESULTS_END = "<!-- end of results -->"

@@ -1,27 +1,9 @@
-"""Sweeps: many training runs on Dask distributed, one CSV row per finished run.
+"""Sweeps: many training runs on Dask distributed, one results row per finished run.
 
-A sweep is a list of `TrainConfig`s, or the name of a profile (`SWEEP_PROFILES`):
-
-    smoke   temporal_order T=10, hidden 20, lr 0.3 (so that they solve), clip / sgr-top /
-            sgr-random / lstm, seeds 0-1, 300 iterations, 2,000 test sequences: 8 runs,
-            about 15 seconds (most of it starting the cluster)
-    quick   temporal_order and adding at T = 20, 40; the 7 paper methods;
-            seeds 0-2; 4,000 iterations: 84 runs, about 10-15 minutes on 2 cores
-    paper   temporal_order and adding at T = 50, 100, 150, 200; methods sgd, clip,
-            pascanu, sgr/top, sgr/random, sgr/weighted (no importance weights), lstm;
-            seeds 0-4; PAPER_MAX_ITERATIONS = 50,000 iterations per run (TrainConfig's default): 280 runs,
-            at most about 21 core-hours on CPU (projected by benchmarks/training.py; a run
-            stops early once solved)
-    authors the authors' protocol (TrainConfig(protocol="chernodub"), issue 12): adding and
-            temporal_order in the authors' variants at T = 50 and 100; methods sgd (their own
-            training: momentum SGD on 1/2 sum ||y - t||^2), sgr/top, sgr/random; seeds 0-4;
-            AUTHORS_MAX_ITERATIONS = 100,000 iterations (their budget); T = 50 first, then T = 100
-            seeds 0-2 (temporal order, then adding), then seeds 3-4: 60 runs.
-            Its results file has the column test_success (AUTHORS_COLUMNS).
-
-All other settings are `TrainConfig`'s defaults under the profile's protocol (pascanu: hidden 50,
-batch 20, lr 0.01, clip 1, pool factor 4, lag floor(steps/2), test on 10,000 sequences every 100
-iterations; chernodub: see `gradreg.config.PROTOCOLS`).
+A sweep is a list of `TrainConfig`s, or the name of a profile (`gradreg.profiles`: smoke,
+quick, paper, authors). Its rows go to a results file and its runs' check histories beside it
+(`gradreg.results`: the columns, the no-half-row guarantee, `load_results`, `load_history`,
+all also reachable here as `gradreg.sweep.load_results` etc.).
 
     from gradreg.sweep import run_sweep
     from gradreg.analysis import summarise
@@ -32,41 +14,15 @@ iterations; chernodub: see `gradreg.config.PROTOCOLS`).
 or from the command line:
 
     python -m gradreg sweep --profile quick --results data/results/quick.csv [--workers N]
+    python -m gradreg status --profile quick --results data/results/quick.csv
 
-Results file
-------------
-Columns, always in this order: task, length, method, rule, seed, solved, iterations,
-examples, seconds, final_error, diverged, device, error (COLUMNS); a sweep with any run that is
-not of the pascanu protocol (or stops by validation) writes AUTHORS_COLUMNS, the same followed by
-test_success (%, the success rate of the run's result network on its 10,000 test sequences).
-`load_results` reads either header and returns the file's own columns. The key of a run is
-(task, length, method, rule, seed), rule being "" for methods other than sgr; other
-settings are not part of the key, so use one results file per profile (or per
-variant). `error` is "" for a run that finished, else the one-line message of the
-exception it raised (then solved=False, diverged=False, iterations=examples=0,
-final_error=nan); a failed run counts as done: delete its line to run it again.
-
-Guarantee: a kill at any instant (SIGKILL, power loss after fsync) never leaves a half
-row among the rows. The header is written to a temporary file, fsynced and renamed
-over the results path (os.replace), so the file exists with its header or not at all.
-Each row is one complete CSV line, fields free of newlines, appended by the single
-process that runs the sweep with os.write on a descriptor opened with O_APPEND, then
-fsynced. If a write is ever cut short, the fragment can only be the file's last line,
-with no newline after it. A last line without its newline that parses into all columns
-is a complete row (an editor may leave one): it is kept, and the next `run_sweep` adds
-the newline. Only a line that does not parse into all columns is a half row:
-`load_results` drops it, and the next `run_sweep` truncates it away before appending.
-Any other line that does not parse (edited by hand, bytes that are not UTF-8) is an
-error naming the file and the line number: fix or delete that line. Rows are de-duplicated by key, keeping the first,
-and a rerun skips every key already in the file, so an interrupted sweep resumes
+Resuming: a rerun skips every key already in the results file, so an interrupted sweep resumes
 with no lost and no duplicated runs. The runs in flight at the kill go on from their last
 checkpoint (every `checkpoint_minutes`, 5 by default, in `checkpoints_dir(results)`, e.g.
 data/results/paper-checkpoints/; `gradreg.checkpoints`): a resumed run is bit for bit the run
 that was never stopped, so at most a few minutes of each are redone.
 Runs that Dask cancels (the client lost its scheduler) are not written, and a warning
 says to rerun; a run whose worker died repeatedly (KilledWorker) gets an error row.
-A sweep holds an advisory lock (flock) on the file so two sweeps cannot append to it
-at once (the second raises `ResultsLocked`).
 
 Faults of the environment (a results file that cannot be written, a scheduler that cannot
 be reached, the lock held by another sweep) raise `EnvironmentFault` (an OSError) with a
@@ -97,47 +53,57 @@ the repository:
 
 Only the process running the sweep writes the results file, so it can live on any
 filesystem. If the jobs end (walltime), scale again and rerun the same command: the
-finished runs are skipped. Runs are submitted in the profile's order: smoke and quick shortest
-length first, then by task and seed; paper T = 100 first, then 200, 150 and 50 (the claim is
-about T >= 100).
+finished runs are skipped. Runs are submitted in the profile's order.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import errno
-import gzip
-import io
-import math
 import os
 import signal
 import socket
 import time
 import warnings
-import zlib
 from pathlib import Path
 
 import pandas as pd
 
 from . import checkpoints as ckpt
 from .config import TrainConfig
+from .profiles import (
+    AUTHORS_MAX_ITERATIONS,
+    PAPER_MAX_ITERATIONS,
+    QUICK_MAX_ITERATIONS,
+    SMOKE_MAX_ITERATIONS,
+    SWEEP_PROFILES,
+    profile_configs,
+)
+from .results import (
+    AUTHORS_COLUMNS,
+    COLUMNS,
+    HISTORY_COLUMNS,
+    KEY,
+    EnvironmentFault,
+    HistoryFile,
+    ResultsFile,
+    ResultsLocked,
+    config_key,
+    empty_results,
+    history_columns,
+    history_path,
+    load_history,
+    load_results,
+    results_columns,
+    row_key,
+    rows_of,
+)
 
+# the profiles' and the results file's public names are part of `gradreg.sweep` too
 __all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
            "AUTHORS_MAX_ITERATIONS", "COLUMNS", "AUTHORS_COLUMNS", "results_columns", "KEY", "HISTORY_COLUMNS",
-           "profile_configs", "config_key", "run_config", "run_unit", "run_sweep",
-           "load_results", "load_history", "history_path", "EnvironmentFault", "ResultsLocked",
-           "SchedulerUnreachable", "SCHEDULER_TIMEOUT"]
-
-
-class EnvironmentFault(OSError):
-    """A fault of the machine or its surroundings, not of the arguments: a file that cannot be
-    written, a scheduler that cannot be reached, a lock held by another process. Its message
-    is one line that names the path or address and what to do."""
-
-
-class ResultsLocked(EnvironmentFault):
-    """The results file is being written by another sweep."""
+           "profile_configs", "config_key", "run_config", "run_unit", "run_sweep", "sweep_status",
+           "checkpoints_dir", "load_results", "load_history", "history_path", "EnvironmentFault",
+           "ResultsLocked", "SchedulerUnreachable", "SCHEDULER_TIMEOUT"]
 
 
 class SchedulerUnreachable(EnvironmentFault, ConnectionError):
@@ -146,98 +112,6 @@ class SchedulerUnreachable(EnvironmentFault, ConnectionError):
 
 #: Seconds to wait for a Dask scheduler to answer (distributed's own default is 30 s).
 SCHEDULER_TIMEOUT = 10.0
-
-COLUMNS = ("task", "length", "method", "rule", "seed", "solved", "iterations", "examples",
-           "seconds", "final_error", "diverged", "device", "error")
-KEY = ("task", "length", "method", "rule", "seed")
-#: The columns of a results file of the authors' protocol: COLUMNS, then test_success (%).
-AUTHORS_COLUMNS = COLUMNS + ("test_success",)
-
-#: Iterations per run in the paper profile: a run not solved by then counts as failed.
-#: Each SGR iteration processes M = 4 n = 80 sequences, each baseline iteration n = 20.
-PAPER_MAX_ITERATIONS = 50_000
-QUICK_MAX_ITERATIONS = 4_000
-SMOKE_MAX_ITERATIONS = 300
-#: The authors' budget (Step_02_MAIN_MakeTrain.m: 2,000 x 50 iterations).
-AUTHORS_MAX_ITERATIONS = 100_000
-
-# (method, rule, extra TrainConfig settings); rule only matters for sgr
-PAPER_METHODS = (
-    ("sgd", "top", {}),
-    ("clip", "top", {}),
-    ("pascanu", "top", {}),
-    ("sgr", "top", {}),
-    ("sgr", "random", {}),
-    # "the best other SGR rule": weighted, as a plain sampler (no Horvitz-Thompson weights)
-    ("sgr", "weighted", {"importance_weights": False}),
-    ("lstm", "top", {}),
-)
-SMOKE_METHODS = (("clip", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}), ("lstm", "top", {}))
-#: sgd is the authors' own training under their protocol (momentum, summed MSE, no clipping)
-AUTHORS_METHODS = (("sgd", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}))
-
-
-def _grid(tasks, lengths, methods, seeds, **common) -> list[TrainConfig]:
-    # shortest length first, then task, then seed: an interrupted sweep leaves whole
-    # (length, task, seed) cells of every method, the most useful partial grid
-    return [TrainConfig(task=task, length=length, method=method, rule=rule, seed=seed,
-                        **{**common, **extra})
-            for length in lengths for task in tasks for seed in seeds
-            for method, rule, extra in methods]
-
-
-SWEEP_PROFILES = {
-    # lr 0.3 so that the tiny runs solve and the solved path is exercised end to end
-    "smoke": lambda: _grid(("temporal_order",), (10,), SMOKE_METHODS, range(2), hidden_size=20,
-                           lr=0.3, max_iterations=SMOKE_MAX_ITERATIONS, test_size=2_000),
-    "quick": lambda: _grid(("temporal_order", "adding"), (20, 40), PAPER_METHODS, range(3),
-                           max_iterations=QUICK_MAX_ITERATIONS),
-    "paper": lambda: _paper_grid(),
-    "authors": lambda: _authors_grid(),
-}
-
-
-def _authors_grid() -> list[TrainConfig]:
-    """The authors' profile in the order it is submitted: T = 50 complete, then T = 100 seeds
-    0-2 of both tasks (the minimum of issue 12), then T = 100 seeds 3-4. At T = 100 temporal
-    order comes first: under this protocol its runs stop within a few thousand iterations at
-    T = 50, while adding's go on for tens of thousands, so its cells are complete sooner."""
-    common = {"protocol": "chernodub", "max_iterations": AUTHORS_MAX_ITERATIONS}
-    order = ((50, ("adding", "temporal_order"), range(5)), (100, ("temporal_order", "adding"), range(3)),
-             (100, ("temporal_order", "adding"), range(3, 5)))
-    return [config for length, tasks, seeds in order
-            for config in _grid(tasks, (length,), AUTHORS_METHODS, seeds, **common)]
-
-
-def _paper_grid() -> list[TrainConfig]:
-    """The paper profile in the order it is submitted: the question is about links at a range
-    of about 100 and longer, so T = 100 comes first (every method), then T = 200 (the methods
-    under test and their controls before sgd and lstm), then T = 150, then T = 50."""
-    tasks, seeds, common = ("temporal_order", "adding"), range(5), {"max_iterations": PAPER_MAX_ITERATIONS}
-    first_at_200 = [m for m in PAPER_METHODS if m[0] not in ("sgd", "lstm")]
-    later_at_200 = [m for m in PAPER_METHODS if m[0] in ("sgd", "lstm")]
-    order = [(100, PAPER_METHODS), (200, first_at_200), (200, later_at_200), (150, PAPER_METHODS),
-             (50, PAPER_METHODS)]
-    return [config for length, methods in order
-            for config in _grid(tasks, (length,), methods, seeds, **common)]
-
-
-def profile_configs(name: str) -> list[TrainConfig]:
-    """The configs of a profile: "smoke", "quick", "paper" or "authors"."""
-    if name not in SWEEP_PROFILES:
-        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(SWEEP_PROFILES)}")
-    return SWEEP_PROFILES[name]()
-
-
-def config_key(config: TrainConfig) -> tuple:
-    """(task, length, method, rule, seed), rule "" unless method is sgr (as TrainResult.to_row)."""
-    return (config.task, int(config.length), config.method,
-            config.rule if config.method == "sgr" else "", int(config.seed))
-
-
-def _row_key(row) -> tuple:
-    return (str(row["task"]), int(row["length"]), str(row["method"]), str(row["rule"]),
-            int(row["seed"]))
 
 
 # ---------------------------------------------------------------- the run (on a worker)
@@ -360,455 +234,6 @@ def _units(configs: list[TrainConfig], batch: bool) -> list[list[TrainConfig]]:
             units.append(open_units[key])
         open_units[key].append(c)
     return units      # train_many batches what shares its shapes
-
-
-# ---------------------------------------------------------------- the results file
-
-def results_columns(configs) -> tuple[str, ...]:
-    """The columns of the results file of these configs: AUTHORS_COLUMNS if any of them is not
-    of the pascanu protocol or stops by validation, else COLUMNS (the committed paper.csv's)."""
-    if any(c.protocol != "pascanu" or c.stopping != "test" for c in configs):
-        return AUTHORS_COLUMNS
-    return COLUMNS
-
-
-def history_columns(columns) -> tuple[str, ...]:
-    """The history columns that go with a results file's columns."""
-    return HISTORY_COLUMNS if tuple(columns) == COLUMNS else HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS
-
-
-def _encode(row: dict, columns=COLUMNS) -> bytes:
-    values = []
-    for c in columns:
-        v = row.get(c, "")
-        if isinstance(v, str):
-            v = " ".join(v.split()) if c == "error" else v.replace("\r", " ").replace("\n", " ")
-        elif isinstance(v, float) and math.isnan(v):
-            v = "nan"
-        values.append(v)
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(values)
-    return buf.getvalue().encode("utf-8")
-
-
-def _header(columns=COLUMNS) -> bytes:
-    return _encode(dict(zip(columns, columns)), columns)
-
-
-_HEADER = _header(COLUMNS)
-_HEADERS = {_header(cols).decode().strip(): cols for cols in (COLUMNS, AUTHORS_COLUMNS)}
-_INT_COLUMNS = ("length", "seed", "iterations", "examples")
-_FLOAT_COLUMNS = ("seconds", "final_error", "test_success")
-_BOOL_COLUMNS = ("solved", "diverged")
-_BOM = b"\xef\xbb\xbf"   # an editor's "UTF-8 with BOM" (Excel's CSV): harmless, ignored
-
-
-def _header_columns(line: bytes):
-    """The columns whose header `line` (without its newline) is, or None."""
-    text = line.rstrip(b"\r").removeprefix(_BOM).decode("utf-8", errors="replace")
-    return _HEADERS.get(text)
-
-
-class _BadRow(ValueError):
-    pass
-
-
-def _field(column: str, text: str):
-    if column in _INT_COLUMNS:
-        value = None
-        with contextlib.suppress(ValueError):
-            value = int(text)
-        if value is None:
-            with contextlib.suppress(ValueError, OverflowError):
-                number = float(text)        # 50.0, as a spreadsheet or pandas may write it
-                if number.is_integer():
-                    value = int(number)
-        if value is None or not -2 ** 63 <= value < 2 ** 63:
-            raise _BadRow(f"{column} {text!r} is not an integer")
-        return value
-    if column in _FLOAT_COLUMNS:
-        if text.strip() == "":
-            return float("nan")
-        try:
-            return float(text)
-        except ValueError:
-            raise _BadRow(f"{column} {text!r} is not a number") from None
-    if column in _BOOL_COLUMNS:
-        if text.strip().lower() in ("true", "false"):
-            return text.strip().lower() == "true"
-        raise _BadRow(f"{column} {text!r} is not True or False")
-    return text
-
-
-def _parse_row(line: bytes, columns=COLUMNS) -> dict:
-    """One line of a results file (without its newline) as a typed row; _BadRow says why not."""
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _BadRow(f"bytes that are not UTF-8 text at column {exc.start + 1}") from None
-    try:
-        fields = next(csv.reader([text.rstrip("\r")], strict=True))
-    except (csv.Error, StopIteration) as exc:
-        raise _BadRow(f"not a CSV row ({exc})") from None
-    if len(fields) != len(columns):
-        raise _BadRow(f"{len(fields)} fields where a row has {len(columns)} ({', '.join(columns)})")
-    return {c: _field(c, v) for c, v in zip(columns, fields)}
-
-
-def _parses(line: bytes, columns=COLUMNS) -> bool:
-    try:
-        _parse_row(line, columns)
-    except _BadRow:
-        return False
-    return True
-
-
-def _show(line: bytes, limit: int = 60) -> str:
-    text = line.decode("utf-8", errors="backslashreplace")
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def _not_a_results_file(path, header: bytes) -> ValueError:
-    return ValueError(f"{path} is not a results file: header {_show(header, 200)}, expected one of "
-                      + " or ".join(repr(h) for h in _HEADERS) + "; give a new file name or the "
-                      "results file of a sweep")
-
-
-def _parse_results(path, data: bytes):
-    """(columns, rows) of a results file's bytes. A last line without newline is a row when it
-    parses into all columns, else a half row (dropped); any other bad line raises ValueError
-    naming the file and the line number."""
-    if not data:
-        return COLUMNS, []
-    lines = data.split(b"\n")
-    tail = lines.pop()                          # b"" when the file ends with its newline
-    header = lines[0] if lines else tail
-    columns = _header_columns(header)
-    if columns is None:
-        raise _not_a_results_file(path, header)
-    rows = []
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():                    # an empty line (an editor's): nothing to read
-            continue
-        try:
-            rows.append(_parse_row(line, columns))
-        except _BadRow as exc:
-            raise ValueError(f"{path}, line {number}: {exc}: {_show(line)}; fix or delete that line "
-                             "(a deleted run is redone by the next sweep)") from None
-    if lines and tail.strip():
-        with contextlib.suppress(_BadRow):      # a half row (a cut-short write): dropped
-            rows.append(_parse_row(tail, columns))
-    return columns, rows
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _path_error(path: Path, exc: OSError, what: str) -> Exception:
-    """The one-line error for an OSError raised while creating or opening `path`: ValueError
-    when the path itself is wrong (a directory, under a file, too long), EnvironmentFault
-    when the machine refuses (permissions, read-only or full filesystem, ...)."""
-    path = Path(path)
-    code = getattr(exc, "errno", None)
-    if path.is_dir():
-        return ValueError(f"{what} {path} is a directory; give a file path, e.g. {path / 'results.csv'}")
-    if code in (errno.ENOTDIR, errno.EEXIST, errno.ENOENT):
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-        if blocker is not None:
-            return ValueError(f"{what} {path} cannot be created: {blocker} is a file, not a directory; "
-                              "give another path")
-    if code == errno.ENAMETOOLONG:
-        return ValueError(f"{what} path is too long: {str(path)[:80]}...; give a shorter path")
-    reason = exc.strerror or str(exc)
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = "make it writable or give a path in a writable directory"
-    elif code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        hint = "free some disk space, then rerun the same command"
-    else:
-        hint = "check the path and the filesystem"
-    return EnvironmentFault(f"cannot write {what} {path}: {reason}; {hint}")
-
-
-class _ResultsFile:
-    """Appends rows to a results CSV; see the module docstring for the guarantee."""
-
-    def __init__(self, path, columns=COLUMNS):
-        self.path = Path(path)
-        self.columns = tuple(columns)
-        self.header = _header(self.columns)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.path.is_dir():
-                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(self.path))
-            if self.path.exists() and not self.path.is_file():   # /dev/null, a FIFO, a socket
-                raise ValueError(f"results file {self.path} is not a regular file; give a file path")
-            if not self.path.exists() or self.path.stat().st_size == 0:
-                self._write_header()
-            self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
-        except OSError as exc:
-            raise _path_error(self.path, exc, "results file") from None
-        try:
-            self._lock()
-            self._check_header()
-            self._repair_tail()
-        except BaseException:
-            os.close(self.fd)
-            raise
-
-    def _write_header(self):
-        target = self.path.resolve()   # a symbolic link keeps pointing at the file it names
-        tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            os.write(fd, self.header)
-            os.fsync(fd)
-            os.close(fd)
-            fd = None
-            os.replace(tmp, target)
-        except BaseException:
-            if fd is not None:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(target.parent)
-
-    def _lock(self):
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock
-            return
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ResultsLocked(f"{self.path} is being written by another sweep; wait for it to end "
-                                "(its rows are kept) or give another results file") from None
-        except OSError:  # filesystem without flock support: go on unlocked
-            pass
-
-    def _check_header(self):
-        first = os.pread(self.fd, len(self.header) + len(_BOM) + 1, 0).split(b"\n", 1)[0]
-        if _header_columns(first) != self.columns:
-            raise ValueError(f"{self.path} is not a results file of this version and protocol: its "
-                             f"first line must be {self.header.decode().strip()!r}; give a new file "
-                             "name or the results file of a sweep of the same protocol")
-
-    def _repair_tail(self):
-        """A last line without its newline: a complete row (or the header) gets its newline,
-        a half row (one that does not parse into all columns) is truncated away."""
-        size = os.fstat(self.fd).st_size
-        if size == 0 or os.pread(self.fd, 1, size - 1) == b"\n":
-            return
-        data = os.pread(self.fd, size, 0)
-        start = data.rfind(b"\n") + 1
-        if start == 0 or _parses(data[start:], self.columns):
-            newline = memoryview(b"\n")
-            while newline:
-                newline = newline[os.write(self.fd, newline):]
-        else:
-            os.ftruncate(self.fd, start)
-        os.fsync(self.fd)
-
-    def append(self, row: dict) -> None:
-        data = memoryview(_encode(row, self.columns))
-        try:
-            while data:  # one write in practice; a cut-short write leaves only a trailing fragment
-                data = data[os.write(self.fd, data):]
-            os.fsync(self.fd)
-        except OSError as exc:
-            raise _path_error(self.path, exc, "results file") from None
-
-    def close(self):
-        if getattr(self, "history", None) is not None:
-            self.history.close()
-        os.close(self.fd)  # also releases the lock
-
-
-HISTORY_COLUMNS = KEY + ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
-                         "grad_norm", "minibatch_long_term_norm", "spectral_radius",
-                         "pool_score_q10", "pool_score_q50", "pool_score_q90")
-#: What the histories of runs that stop by validation add (gradreg.engine.VALIDATION_COLUMNS).
-VALIDATION_HISTORY_COLUMNS = ("validation_error", "validation_mse", "kept")
-
-
-def history_path(results) -> Path:
-    """Where the check histories of a results file live: NAME.csv -> NAME-history.csv.gz."""
-    results = Path(results)
-    return results.with_name(results.stem + "-history.csv.gz")
-
-
-_GZIP_MAGIC = b"\x1f\x8b\x08"
-
-
-def _gzip_member(view, pos: int):
-    """(end, text) of the gzip member at `pos`; "short" if the data ends inside it (a cut-short
-    write), None if it is corrupt (not gzip, a bad CRC, text that is not UTF-8)."""
-    d = zlib.decompressobj(wbits=31)
-    parts, p = [], pos
-    try:
-        while not d.eof:                         # in chunks: the rest of the file is not copied
-            if p >= len(view):
-                return "short"
-            chunk = view[p:p + 65536]
-            p += len(chunk)
-            parts.append(d.decompress(chunk))
-        return p - len(d.unused_data), b"".join(parts).decode("utf-8")
-    except (zlib.error, UnicodeDecodeError):
-        return None
-
-
-def _scan_gzip(data: bytes):
-    """The members of a history file: ([(start, end, text)], [(start, end)] of corrupt parts,
-    start of a cut-short last member or None). After a corrupt part, the scan goes on at the
-    next gzip header that starts a good member, so one damaged member costs no others."""
-    view, pos = memoryview(data), 0
-    members, corrupt = [], []
-    while pos < len(data):
-        found = _gzip_member(view, pos)
-        if isinstance(found, tuple):
-            members.append((pos, found[0], found[1]))
-            pos = found[0]
-            continue
-        nxt = data.find(_GZIP_MAGIC, pos + 1)
-        while nxt != -1 and not isinstance(_gzip_member(view, nxt), tuple):
-            nxt = data.find(_GZIP_MAGIC, nxt + 1)
-        if nxt == -1 and found == "short":
-            return members, corrupt, pos        # only a cut-short write leaves this: the last member
-        corrupt.append((pos, len(data) if nxt == -1 else nxt))
-        pos = len(data) if nxt == -1 else nxt
-    return members, corrupt, None
-
-
-def _warn_corrupt(path, corrupt) -> None:
-    if corrupt:
-        parts = ", ".join(f"{a}-{b}" for a, b in corrupt[:3]) + (", ..." if len(corrupt) > 3 else "")
-        warnings.warn(f"{path}: {len(corrupt)} corrupt part(s) skipped (bytes {parts}); the check "
-                      "histories in them are lost, the results rows are not", RuntimeWarning, stacklevel=3)
-
-
-class _HistoryFile:
-    """The check histories of a sweep's runs: one gzip member per run (a CSV with its header,
-    HISTORY_COLUMNS), appended as one write with O_APPEND and fsynced, before the run's results
-    row. A cut-short member can only be the last one: it is truncated away on open and skipped
-    by `load_history`. A corrupt part elsewhere (damaged on disk, edited) is left in place with a
-    warning and skipped by `load_history`. Guarded by the results file's lock."""
-
-    def __init__(self, path, columns=HISTORY_COLUMNS):
-        self.path = Path(path)
-        self.columns = tuple(columns)
-        try:
-            if self.path.is_dir():
-                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(self.path))
-            self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise _path_error(self.path, exc, "history file") from None
-        try:
-            data = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
-            _, corrupt, short = _scan_gzip(data)
-            _warn_corrupt(self.path, corrupt)
-            if short is not None:
-                os.ftruncate(self.fd, short)
-                os.fsync(self.fd)
-        except BaseException:
-            os.close(self.fd)
-            raise
-
-    def append(self, key: tuple, records: list[dict]) -> None:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(self.columns)
-        for rec in records:
-            values = dict(zip(KEY, key), **rec)
-            writer.writerow(["nan" if isinstance(v, float) and math.isnan(v) else v
-                             for v in (values.get(c, "nan") for c in self.columns)])
-        data = memoryview(gzip.compress(buf.getvalue().encode("utf-8"), mtime=0))
-        try:
-            while data:
-                data = data[os.write(self.fd, data):]
-            os.fsync(self.fd)
-        except OSError as exc:
-            raise _path_error(self.path, exc, "history file") from None
-
-    def close(self):
-        os.close(self.fd)
-
-
-def load_history(path) -> pd.DataFrame:
-    """The check histories of a sweep, one row per check (HISTORY_COLUMNS, and the validation
-    columns when its runs stopped by validation): `path` is the results CSV or its
-    `-history.csv.gz`. A run written more than once (rerun after its row was deleted, or killed
-    between its history and its row) keeps its last history. A cut-short last member is
-    skipped; corrupt parts and members that are not a history table are skipped with a
-    RuntimeWarning."""
-    path = Path(path)
-    if not path.name.endswith(".gz"):
-        path = history_path(path)
-    if path.is_dir():
-        raise ValueError(f"history file {path} is a directory; give the results CSV or its -history.csv.gz")
-    members, corrupt, _ = _scan_gzip(path.read_bytes())
-    _warn_corrupt(path, corrupt)
-    blocks, bad = {}, 0
-    columns = HISTORY_COLUMNS
-    numeric = HISTORY_COLUMNS[len(KEY):] + VALIDATION_HISTORY_COLUMNS[:2]
-    for _, _, text in members:
-        try:
-            block = pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False,
-                                na_values={c: ["nan", "NaN", ""] for c in numeric})
-            if tuple(block.columns) not in (HISTORY_COLUMNS, HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS):
-                raise ValueError("columns")
-            if len(block):
-                blocks[_row_key(block.iloc[0])] = block
-                if "validation_error" in block.columns:
-                    columns = HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS
-        except (ValueError, KeyError, pd.errors.ParserError):
-            bad += 1
-    if bad:
-        warnings.warn(f"{path}: {bad} member(s) that are not a check history skipped", RuntimeWarning,
-                      stacklevel=2)
-    if not blocks:
-        return pd.DataFrame({c: [] for c in HISTORY_COLUMNS})
-    return pd.concat(blocks.values(), ignore_index=True).reindex(columns=list(columns))
-
-
-def _empty_results(columns=COLUMNS) -> pd.DataFrame:
-    return _typed(pd.DataFrame({c: [] for c in columns}))
-
-
-def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    for c in ("task", "method", "rule", "device", "error"):
-        df[c] = df[c].fillna("").astype(str)
-    for c in ("length", "seed", "iterations", "examples"):
-        df[c] = df[c].astype("int64")
-    for c in ("seconds", "final_error", "test_success"):
-        if c in df:
-            df[c] = df[c].astype("float64")
-    for c in ("solved", "diverged"):
-        df[c] = df[c].map(lambda v: v if isinstance(v, bool) else str(v) == "True").astype(bool)
-    return df
-
-
-def load_results(path) -> pd.DataFrame:
-    """The rows of a results file, typed, with the file's own columns (COLUMNS, or
-    AUTHORS_COLUMNS for the authors' protocol), de-duplicated by key (the first kept). A last
-    line without its newline is kept when it parses into all columns, else dropped (a half
-    row). Raises FileNotFoundError if there is no file, ValueError naming the file and the line
-    for a line that does not parse."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise ValueError(f"results file {path} is a directory; give a file path") from None
-    columns, rows = _parse_results(path, data)
-    if not rows:
-        return _empty_results(columns)
-    df = _typed(pd.DataFrame(rows, columns=list(columns)))
-    return df.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- the sweep
@@ -1013,15 +438,15 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     from .config import resolve_device
     configs = _as_configs(configs_or_profile)
     results = Path(results)
-    rows = load_results(results) if results.is_file() else _empty_results()
-    rows = _rows_of(rows, {config_key(c) for c in configs})
-    done = {_row_key(r) for r in rows[list(KEY)].to_dict("records")}
+    rows = load_results(results) if results.is_file() else empty_results()
+    rows = rows_of(rows, {config_key(c) for c in configs})
+    done = {row_key(r) for r in rows[list(KEY)].to_dict("records")}
     lines = [f"{results}: {len(done)} of {len(configs)} runs written ({written_by_length(configs, done)})"]
     errors = rows[rows["error"].fillna("").astype(str).str.strip() != ""]
     if len(errors):
         lines.append(f"{len(errors)} error row(s); a rerun skips them (to run one again, stop the sweep and "
                      "delete its row):")
-        lines += [f"  {_row_key(r)}: {r['error']}" for r in errors.to_dict("records")]
+        lines += [f"  {row_key(r)}: {r['error']}" for r in errors.to_dict("records")]
     pending = [c for c in configs if config_key(c) not in done]
     directory = checkpoints_dir(results)
     flying = []
@@ -1085,14 +510,14 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
         raise ValueError(f"checkpoint_minutes must be None or a number > 0, got {checkpoint_minutes!r}")
     wanted = {config_key(c) for c in configs}
     columns = results_columns(configs)
-    out = _ResultsFile(results, columns)
+    out = ResultsFile(results, columns)
     try:
-        out.history = _HistoryFile(history_path(results), history_columns(columns))
+        out.history = HistoryFile(history_path(results), history_columns(columns))
     except BaseException:
         out.close()
         raise
     try:
-        done = {_row_key(r) for r in load_results(results)[list(KEY)].to_dict("records")}
+        done = {row_key(r) for r in load_results(results)[list(KEY)].to_dict("records")}
         pending = [c for c in configs if config_key(c) not in done]   # submitted in this order
         resume = None
         if checkpoint_minutes is not None:
@@ -1110,13 +535,7 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
                 Path(resume[0]).rmdir()
     finally:
         out.close()
-    return _rows_of(load_results(results), wanted).reset_index(drop=True)
-
-
-def _rows_of(df: pd.DataFrame, keys: set[tuple]) -> pd.DataFrame:
-    """The rows of a results table whose key is in `keys` (an empty table stays a table)."""
-    mask = [k in keys for k in map(_row_key, df[list(KEY)].to_dict("records"))]
-    return df[pd.Series(mask, index=df.index, dtype=bool)]
+    return rows_of(load_results(results), wanted).reset_index(drop=True)
 
 
 def _run_pending(pending, out, total, already, scheduler, workers, progress, batch=True, resume=None):
@@ -1144,7 +563,7 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
             write(message)
 
     def write(row):
-        key = _row_key(row)
+        key = row_key(row)
         if key in written:        # streamed already (and returned again at the task's end)
             return
         written.add(key)

@@ -104,20 +104,20 @@ print(analysis.verdict(table))
 # ## What solved and failed SGR runs look like over training
 #
 # The sweep keeps every run's check history beside its results (`NAME-history.csv.gz`, read by
-# `gradreg.sweep.load_history`): test error, the minibatch long-term norm and the spectral
+# `gradreg.results.load_history`): test error, the minibatch long-term norm and the spectral
 # radius of $W_{rec}$ at every check. Here the SGR runs of temporal order at T = 100, solid
 # where the run solved, dotted where it failed (no runs: the figure says so).
 
 # %%
 from pathlib import Path
 
-from gradreg import sweep
+from gradreg.results import history_path, load_history
 
-history_file = sweep.history_path(source) if Path(str(source)).is_file() else None
+history_file = history_path(source) if Path(str(source)).is_file() else None
 if history_file is None or not history_file.exists():
     print("no check histories for these runs (computed here, or a results file without its history)")
 else:
-    history = sweep.load_history(history_file)
+    history = load_history(history_file)
     fig = plotting.plot_run_histories(history, table, "temporal_order", 100)
     plotting.save_figure(fig, "06_sgr_runs_T100", output_dir)
     plt.show()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from gradreg import analysis
-from gradreg.sweep import COLUMNS
+from gradreg.results import COLUMNS
 
 
 def test_wilson_interval_known_values():

@@ -8,7 +8,8 @@ import torch
 
 import gradreg.engine as engine
 from gradreg import TrainConfig, train, train_many
-from gradreg.sweep import config_key, load_results, profile_configs
+from gradreg.profiles import profile_configs
+from gradreg.results import config_key, load_results
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -28,7 +28,7 @@ import gradreg
 from gradreg import cli, explore, notebook_runner, sampling, sweep
 from gradreg.config import MAX_SEED, TrainConfig, check_memory
 from gradreg.experiments import explorer
-from gradreg.sweep import COLUMNS, KEY, _HistoryFile, _ResultsFile, history_path, load_history, load_results
+from gradreg.results import COLUMNS, KEY, HistoryFile, ResultsFile, history_path, load_history, load_results
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = sys.modules["gradreg.config"]
@@ -126,16 +126,16 @@ def test_cli_results_on_a_read_only_filesystem_exits_1_without_traceback():
 
 def test_cli_second_sweep_on_a_locked_results_file_exits_1(tmp_path, capsys):
     path = tmp_path / "r.csv"
-    holder = _ResultsFile(path)          # as a running sweep holds it
+    holder = ResultsFile(path)          # as a running sweep holds it
     try:
         code, lines = run_cli(capsys, "sweep", "--profile", "smoke", "--results", str(path))
     finally:
         holder.close()
     one_line(lines, code, 1, str(path), "another sweep")
     with pytest.raises(sweep.ResultsLocked):
-        holder = _ResultsFile(path)
+        holder = ResultsFile(path)
         try:
-            _ResultsFile(path)
+            ResultsFile(path)
         finally:
             holder.close()
 
@@ -293,7 +293,7 @@ def test_complete_last_row_without_newline_is_kept_and_the_newline_added(tmp_pat
     df = load_results(path)
     assert [tuple(r) for r in df[list(KEY)].itertuples(index=False)] == [
         ("temporal_order", 10, "sgd", "", 0), ("temporal_order", 10, "sgr", "top", 0)]
-    out = _ResultsFile(path)
+    out = ResultsFile(path)
     out.append({c: v for c, v in zip(COLUMNS, ROW_CLIP.split(","))})
     out.close()
     assert path.read_text() == HEADER + ROW_SGD + "\n" + ROW_SGR + "\n" + ROW_CLIP + "\n"
@@ -304,11 +304,11 @@ def test_half_row_is_dropped_and_truncated(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text(HEADER + ROW_SGD + "\n" + "temporal_order,10,clip,,0,False,10")
     assert len(load_results(path)) == 1
-    _ResultsFile(path).close()
+    ResultsFile(path).close()
     assert path.read_text() == HEADER + ROW_SGD + "\n"
     # a header without its newline (and nothing else) is completed, not truncated
     path.write_text(HEADER.strip())
-    _ResultsFile(path).close()
+    ResultsFile(path).close()
     assert path.read_text() == HEADER
 
 
@@ -343,7 +343,7 @@ def test_hand_edited_files_that_are_still_readable(tmp_path):
     df = load_results(path)
     assert len(df) == 2 and df["iterations"].tolist() == [200, 300] and df["iterations"].dtype == "int64"
     assert df["solved"].tolist() == [True, False]
-    out = _ResultsFile(path)                                     # the sweep accepts it and appends
+    out = ResultsFile(path)                                     # the sweep accepts it and appends
     out.append({c: v for c, v in zip(COLUMNS, ROW_SGR.split(","))})
     out.close()
     assert len(load_results(path)) == 3
@@ -353,7 +353,7 @@ def test_results_path_that_is_not_a_regular_file_is_refused(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match="not a regular file"):
-        _ResultsFile(fifo)
+        ResultsFile(fifo)
     assert fifo.exists() and not fifo.is_file()                  # left as it was (think /dev/null)
 
 
@@ -362,7 +362,7 @@ def test_header_of_an_empty_results_file_behind_a_symlink_keeps_the_link(tmp_pat
     real.write_text("")
     link = tmp_path / "link.csv"
     link.symlink_to(real)
-    _ResultsFile(link).close()
+    ResultsFile(link).close()
     assert link.is_symlink() and real.read_text() == HEADER
 
 
@@ -395,7 +395,7 @@ def test_history_cut_short_is_truncated_and_a_corrupt_member_costs_no_other(tmp_
         df = load_history(results)
     assert sorted(df["seed"]) == [0, 2]
     with pytest.warns(RuntimeWarning, match="1 corrupt part"):
-        h = _HistoryFile(hist)
+        h = HistoryFile(hist)
     h.append(("temporal_order", 10, "sgd", "", 9), [{"iteration": 1, "examples": 20}])
     h.close()
     data = hist.read_bytes()
@@ -408,11 +408,11 @@ def test_history_that_is_not_gzip_is_kept_not_truncated(tmp_path):
     hist = tmp_path / "r-history.csv.gz"
     hist.write_text("iteration,loss\n1,2\n")                    # someone saved it as plain text
     with pytest.warns(RuntimeWarning, match="corrupt"):
-        _HistoryFile(hist).close()
+        HistoryFile(hist).close()
     assert hist.read_text() == "iteration,loss\n1,2\n"
     (tmp_path / "d-history.csv.gz").mkdir()
     with pytest.raises(ValueError, match="is a directory"):
-        _HistoryFile(tmp_path / "d-history.csv.gz")
+        HistoryFile(tmp_path / "d-history.csv.gz")
 
 
 def test_history_member_of_another_table_is_skipped(tmp_path):
@@ -692,10 +692,10 @@ def test_authors_results_file_edited_by_hand(tmp_path):
     df = load_results(path)
     assert list(df.columns) == list(sweep.AUTHORS_COLUMNS) and len(df) == 2
     assert df["test_success"].iloc[0] == 99.5 and math.isnan(df["test_success"].iloc[1])
-    _ResultsFile(path, sweep.AUTHORS_COLUMNS).close()
+    ResultsFile(path, sweep.AUTHORS_COLUMNS).close()
     assert path.read_text().endswith(ROW_SGR + ",\n")
     with pytest.raises(ValueError, match="not a results file of this version and protocol"):
-        _ResultsFile(path)                                          # a pascanu sweep on it
+        ResultsFile(path)                                          # a pascanu sweep on it
     path.write_text(header + ROW_SGD + "\n")                         # 13 fields where 14 belong
     with pytest.raises(ValueError, match=r"line 2: 13 fields where a row has 14"):
         load_results(path)

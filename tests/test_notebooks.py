@@ -19,7 +19,7 @@ import pytest
 
 from gradreg import analysis, cli, notebook_runner, notebook_sources, teaching
 from gradreg.experiments import long_range, settings
-from gradreg.sweep import load_results
+from gradreg.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -240,7 +240,7 @@ def test_failing_cell_is_named(tmp_path):
 
 
 def test_results_file_is_found_and_read(tmp_path):
-    from gradreg.sweep import COLUMNS
+    from gradreg.results import COLUMNS
     assert long_range.find_results("auto", tmp_path, "quick") is None
     assert long_range.find_results("compute", tmp_path) is None
     rows = pd.DataFrame({"task": "temporal_order", "length": [50, 50, 50, 100],

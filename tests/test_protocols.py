@@ -13,7 +13,8 @@ import gradreg.engine as engine
 from gradreg import SRN, TrainConfig, make_task, train, train_many
 from gradreg.config import FROM_PROTOCOL, PROTOCOL_FIELDS, PROTOCOLS, Seeds
 from gradreg.passes import run_pass, stacked_params, weighted_grads
-from gradreg.sweep import config_key, load_results, profile_configs
+from gradreg.profiles import profile_configs
+from gradreg.results import config_key, load_results
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -249,7 +250,7 @@ def test_runs_of_the_authors_protocol_in_one_call_equal_their_own_train_runs():
 # ------------------------------------------------------------------ the results file
 
 def test_the_authors_profile():
-    from gradreg.sweep import AUTHORS_MAX_ITERATIONS, profile_configs
+    from gradreg.profiles import AUTHORS_MAX_ITERATIONS, profile_configs
     configs = profile_configs("authors")
     assert len(configs) == 2 * 2 * 3 * 5
     assert {(c.task, c.length, c.method, c.rule) for c in configs} == {
@@ -263,11 +264,11 @@ def test_the_authors_profile():
 
 
 def test_the_authors_results_file_has_test_success_and_the_paper_file_keeps_its_header(tmp_path):
-    from gradreg.sweep import (
+    from gradreg.results import (
         AUTHORS_COLUMNS,
         COLUMNS,
-        _HistoryFile,
-        _ResultsFile,
+        HistoryFile,
+        ResultsFile,
         config_key,
         history_columns,
         history_path,
@@ -279,8 +280,8 @@ def test_the_authors_results_file_has_test_success_and_the_paper_file_keeps_its_
     result = train(c)
     assert results_columns([c]) == AUTHORS_COLUMNS and results_columns([TrainConfig()]) == COLUMNS
     path = tmp_path / "authors.csv"
-    out = _ResultsFile(path, AUTHORS_COLUMNS)
-    out.history = _HistoryFile(history_path(path), history_columns(AUTHORS_COLUMNS))
+    out = ResultsFile(path, AUTHORS_COLUMNS)
+    out.history = HistoryFile(history_path(path), history_columns(AUTHORS_COLUMNS))
     out.history.append(config_key(c), result.history.to_dict("records"))
     out.append({**result.to_row(), "error": ""})
     out.close()
@@ -292,15 +293,15 @@ def test_the_authors_results_file_has_test_success_and_the_paper_file_keeps_its_
     assert history["validation_mse"].tolist() == pytest.approx(result.history["validation_mse"].tolist())
     # the other header is still read, and a results file refuses the other protocol's rows
     paper = tmp_path / "paper.csv"
-    _ResultsFile(paper).close()
+    ResultsFile(paper).close()
     assert list(load_results(paper).columns) == list(COLUMNS)
     with pytest.raises(ValueError, match="first line must be"):
-        _ResultsFile(paper, AUTHORS_COLUMNS)
+        ResultsFile(paper, AUTHORS_COLUMNS)
 
 
 def test_both_ways_of_reporting_a_cell(tmp_path):
     from gradreg.experiments import protocols
-    from gradreg.sweep import AUTHORS_COLUMNS
+    from gradreg.results import AUTHORS_COLUMNS
     rows = pd.DataFrame({"task": "adding", "length": 50, "method": ["sgd", "sgd", "sgd", "sgr"],
                          "rule": ["", "", "", "top"], "seed": [0, 1, 2, 0], "solved": [True, False, False, True],
                          "iterations": 100, "examples": 2000, "seconds": 1.0,

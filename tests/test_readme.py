@@ -6,7 +6,7 @@ import pytest
 
 from gradreg import readme
 from gradreg.cli import main
-from gradreg.sweep import COLUMNS
+from gradreg.results import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,20 +21,9 @@ import gradreg.checkpoints as ckpt
 from gradreg import analysis, train_many
 from gradreg.cli import main
 from gradreg.config import TrainConfig
-from gradreg.sweep import (
-    COLUMNS,
-    HISTORY_COLUMNS,
-    KEY,
-    PAPER_MAX_ITERATIONS,
-    SWEEP_PROFILES,
-    _units,
-    checkpoints_dir,
-    config_key,
-    load_history,
-    load_results,
-    profile_configs,
-    run_sweep,
-)
+from gradreg.profiles import PAPER_MAX_ITERATIONS, SWEEP_PROFILES, profile_configs
+from gradreg.results import COLUMNS, HISTORY_COLUMNS, KEY, config_key, load_history, load_results
+from gradreg.sweep import _units, checkpoints_dir, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = ",".join(COLUMNS) + "\n"
@@ -252,14 +241,15 @@ def _row_of(row):
 
 def test_status_says_what_is_written_what_failed_what_is_in_flight_and_what_comes_next(tmp_path):
     from gradreg.engine import train
-    from gradreg.sweep import _error_row, _ResultsFile, sweep_status
+    from gradreg.results import ResultsFile
+    from gradreg.sweep import _error_row, sweep_status
 
     configs = [tiny("clip", seed=s, max_iterations=200, check_every=100) for s in range(3)] + \
         [tiny("clip", seed=s, length=12, max_iterations=200, check_every=100) for s in range(2)]
     path = tmp_path / "status.csv"
     first = sweep_status(configs, path).splitlines()[0]
     assert first == f"{path}: 0 of 5 runs written (T = 10: 0 of 3, T = 12: 0 of 2)"
-    out = _ResultsFile(path)
+    out = ResultsFile(path)
     out.append(train(configs[0]).to_row() | {"error": ""})
     out.append(_error_row(configs[1], RuntimeError("boom")))
     out.close()
@@ -375,8 +365,8 @@ def test_header_only_file_and_foreign_file(tmp_path):
 
 APPENDER = """
 import sys
-from gradreg.sweep import _ResultsFile
-out = _ResultsFile(sys.argv[1])
+from gradreg.results import ResultsFile
+out = ResultsFile(sys.argv[1])
 print("ready", flush=True)
 i = 0
 while True:
@@ -463,11 +453,23 @@ def test_rows_of_a_batch_are_written_as_their_runs_end(tmp_path, scheduler):
     assert len(data_lines(path)) == 2
 
 
+def test_the_history_file_holds_the_key_then_the_engines_own_columns():
+    from gradreg import engine, results
+    from gradreg import sweep as sweep_module
+    # (the file's own order: the engine's columns are written by name)
+    assert results.HISTORY_COLUMNS[:len(KEY)] == KEY
+    assert sorted(results.HISTORY_COLUMNS[len(KEY):]) == sorted(engine.HISTORY_COLUMNS)
+    assert results.VALIDATION_HISTORY_COLUMNS == engine.VALIDATION_COLUMNS
+    # the split modules' public names stay reachable as gradreg.sweep.NAME
+    assert sweep_module.load_results is results.load_results and sweep_module.KEY is results.KEY
+    assert sweep_module.profile_configs("smoke") == profile_configs("smoke")
+
+
 def test_history_file_keeps_whole_runs_only(tmp_path):
-    from gradreg.sweep import _HistoryFile, history_path
+    from gradreg.results import HistoryFile, history_path
     path = history_path(tmp_path / "r.csv")
     assert path.name == "r-history.csv.gz"
-    h = _HistoryFile(path)
+    h = HistoryFile(path)
     h.append(("adding", 50, "sgr", "top", 0), [{"iteration": 100, "examples": 8000, "test_error": 0.5}])
     h.append(("adding", 50, "sgr", "top", 1), [{"iteration": 100, "examples": 8000, "test_error": 0.4},
                                                {"iteration": 200, "examples": 16000, "test_error": 0.3}])
@@ -476,9 +478,9 @@ def test_history_file_keeps_whole_runs_only(tmp_path):
     path.write_bytes(whole[:-7])                       # the last member cut short
     df = load_history(tmp_path / "r.csv")
     assert df["seed"].tolist() == [0] and list(df.columns) == list(HISTORY_COLUMNS)
-    _HistoryFile(path).close()                         # a sweep opening it drops the fragment
+    HistoryFile(path).close()                         # a sweep opening it drops the fragment
     assert path.read_bytes() == whole[:whole.index(b"\x1f\x8b", 10)]
-    h = _HistoryFile(path)                             # a rerun of a run replaces its history
+    h = HistoryFile(path)                             # a rerun of a run replaces its history
     h.append(("adding", 50, "sgr", "top", 0), [{"iteration": 300, "examples": 1, "test_error": 0.1}])
     h.close()
     assert load_history(path)["iteration"].tolist() == [300]

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis import finished_runs, results_table
+from ..results import load_results
 from ..runs import run_configs
-from ..sweep import load_results
 from .settings import notebook_settings
 from .training import method_configs
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..analysis import finished_runs, wilson_interval
 from ..config import PROTOCOL_FIELDS, PROTOCOLS, TrainConfig
-from ..sweep import load_results
+from ..results import load_results
 from ..tasks import TASK_VARIANTS, make_task
 
 

@@ -4,7 +4,7 @@ set-up every notebook runs first.
 A notebook profile sizes every notebook: ``smoke`` (seconds: the test suite runs it), ``quick``
 (minutes: the committed figures, all notebooks together in under 30 minutes on a 2-core CPU)
 and ``paper`` (the real sizes: hours). `NOTEBOOK_SETTINGS` is the one table of those sizes.
-(The sweep's profiles, `gradreg.sweep.SWEEP_PROFILES`, are grids of training runs; the
+(The sweep's profiles, `gradreg.profiles.SWEEP_PROFILES`, are grids of training runs; the
 explorer's presets, `gradreg.experiments.explorer.EXPLORER_PRESETS`, size its one pool.)
 """
 from __future__ import annotations

@@ -1,0 +1,108 @@
+"""What a sweep runs: the profiles, each a list of `TrainConfig`s in the order it is submitted.
+
+    smoke   temporal_order T=10, hidden 20, lr 0.3 (so that they solve), clip / sgr-top /
+            sgr-random / lstm, seeds 0-1, 300 iterations, 2,000 test sequences: 8 runs,
+            about 15 seconds (most of it starting the cluster)
+    quick   temporal_order and adding at T = 20, 40; the 7 paper methods;
+            seeds 0-2; 4,000 iterations: 84 runs, about 10-15 minutes on 2 cores
+    paper   temporal_order and adding at T = 50, 100, 150, 200; methods sgd, clip,
+            pascanu, sgr/top, sgr/random, sgr/weighted (no importance weights), lstm;
+            seeds 0-4; PAPER_MAX_ITERATIONS = 50,000 iterations per run (TrainConfig's default): 280 runs.
+            Projected by `python -m benchmarks.training --projection` with every run counted at
+            its full budget: about 56 core-hours on the 2-core development machine, 21 on an
+            idle 16-core host (README, Performance); a run stops early once solved.
+            T = 100 first, then 200 (the methods under test and their controls before sgd and
+            lstm), 150 and 50: the claim is about links at a range of about 100 and longer.
+    authors the authors' protocol (TrainConfig(protocol="chernodub"), issue 12): adding and
+            temporal_order in the authors' variants at T = 50 and 100; methods sgd (their own
+            training: momentum SGD on 1/2 sum ||y - t||^2), sgr/top, sgr/random; seeds 0-4;
+            AUTHORS_MAX_ITERATIONS = 100,000 iterations (their budget); T = 50 first, then T = 100
+            seeds 0-2 (temporal order, then adding), then seeds 3-4: 60 runs.
+            Its results file has the column test_success (`gradreg.results.AUTHORS_COLUMNS`).
+
+smoke and quick are submitted shortest length first, then by task and seed. All other settings
+are `TrainConfig`'s defaults under the profile's protocol (pascanu: hidden 50, batch 20, lr 0.01,
+clip 1, pool factor 4, lag floor(steps/2), test on 10,000 sequences every 100 iterations;
+chernodub: see `gradreg.config.PROTOCOLS`).
+"""
+from __future__ import annotations
+
+from .config import TrainConfig
+
+__all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
+           "AUTHORS_MAX_ITERATIONS", "PAPER_METHODS", "AUTHORS_METHODS", "profile_configs"]
+
+#: Iterations per run in the paper profile: a run not solved by then counts as failed.
+#: Each SGR iteration processes M = 4 n = 80 sequences, each baseline iteration n = 20.
+PAPER_MAX_ITERATIONS = 50_000
+QUICK_MAX_ITERATIONS = 4_000
+SMOKE_MAX_ITERATIONS = 300
+#: The authors' budget (Step_02_MAIN_MakeTrain.m: 2,000 x 50 iterations).
+AUTHORS_MAX_ITERATIONS = 100_000
+
+# (method, rule, extra TrainConfig settings); rule only matters for sgr
+PAPER_METHODS = (
+    ("sgd", "top", {}),
+    ("clip", "top", {}),
+    ("pascanu", "top", {}),
+    ("sgr", "top", {}),
+    ("sgr", "random", {}),
+    # "the best other SGR rule": weighted, as a plain sampler (no Horvitz-Thompson weights)
+    ("sgr", "weighted", {"importance_weights": False}),
+    ("lstm", "top", {}),
+)
+SMOKE_METHODS = (("clip", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}), ("lstm", "top", {}))
+#: sgd is the authors' own training under their protocol (momentum, summed MSE, no clipping)
+AUTHORS_METHODS = (("sgd", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}))
+
+
+def _grid(tasks, lengths, methods, seeds, **common) -> list[TrainConfig]:
+    # shortest length first, then task, then seed: an interrupted sweep leaves whole
+    # (length, task, seed) cells of every method, the most useful partial grid
+    return [TrainConfig(task=task, length=length, method=method, rule=rule, seed=seed,
+                        **{**common, **extra})
+            for length in lengths for task in tasks for seed in seeds
+            for method, rule, extra in methods]
+
+
+SWEEP_PROFILES = {
+    # lr 0.3 so that the tiny runs solve and the solved path is exercised end to end
+    "smoke": lambda: _grid(("temporal_order",), (10,), SMOKE_METHODS, range(2), hidden_size=20,
+                           lr=0.3, max_iterations=SMOKE_MAX_ITERATIONS, test_size=2_000),
+    "quick": lambda: _grid(("temporal_order", "adding"), (20, 40), PAPER_METHODS, range(3),
+                           max_iterations=QUICK_MAX_ITERATIONS),
+    "paper": lambda: _paper_grid(),
+    "authors": lambda: _authors_grid(),
+}
+
+
+def _authors_grid() -> list[TrainConfig]:
+    """The authors' profile in the order it is submitted: T = 50 complete, then T = 100 seeds
+    0-2 of both tasks (the minimum of issue 12), then T = 100 seeds 3-4. At T = 100 temporal
+    order comes first: under this protocol its runs stop within a few thousand iterations at
+    T = 50, while adding's go on for tens of thousands, so its cells are complete sooner."""
+    common = {"protocol": "chernodub", "max_iterations": AUTHORS_MAX_ITERATIONS}
+    order = ((50, ("adding", "temporal_order"), range(5)), (100, ("temporal_order", "adding"), range(3)),
+             (100, ("temporal_order", "adding"), range(3, 5)))
+    return [config for length, tasks, seeds in order
+            for config in _grid(tasks, (length,), AUTHORS_METHODS, seeds, **common)]
+
+
+def _paper_grid() -> list[TrainConfig]:
+    """The paper profile in the order it is submitted: the question is about links at a range
+    of about 100 and longer, so T = 100 comes first (every method), then T = 200 (the methods
+    under test and their controls before sgd and lstm), then T = 150, then T = 50."""
+    tasks, seeds, common = ("temporal_order", "adding"), range(5), {"max_iterations": PAPER_MAX_ITERATIONS}
+    first_at_200 = [m for m in PAPER_METHODS if m[0] not in ("sgd", "lstm")]
+    later_at_200 = [m for m in PAPER_METHODS if m[0] in ("sgd", "lstm")]
+    order = [(100, PAPER_METHODS), (200, first_at_200), (200, later_at_200), (150, PAPER_METHODS),
+             (50, PAPER_METHODS)]
+    return [config for length, methods in order
+            for config in _grid(tasks, (length,), methods, seeds, **common)]
+
+
+def profile_configs(name: str) -> list[TrainConfig]:
+    """The configs of a profile: "smoke", "quick", "paper" or "authors"."""
+    if name not in SWEEP_PROFILES:
+        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(SWEEP_PROFILES)}")
+    return SWEEP_PROFILES[name]()
