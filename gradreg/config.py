@@ -296,6 +296,36 @@ def batch_groups(configs: list[TrainConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
+def work_units(configs: list[TrainConfig], batch: bool = True) -> list[list[int]]:
+    """Positions of the configs that one worker trains together (`train_many`), in order.
+
+    batch=False: one run per unit. On a GPU: a whole (task, length) cell per unit (the GPU
+    runs its batched groups one after another). On CPU workers: the seeds of one setting
+    (method, rule, ...) as one batched program -- batching the methods of a cell together as
+    well gains nothing more on a CPU core (see benchmarks/training.py), while smaller
+    programs end, and are written, sooner: less is lost when a sweep is stopped.
+
+    Units form within each stretch of the order that stays in one (task, length) cell: a
+    list that comes back to a cell later (the authors' T = 100 seeds 3-4 after seeds 0-2 of
+    both tasks) gets new units there, so the earlier seeds are not held back by the later.
+    Within a unit `train_many` batches what shares its shapes (`batch_groups`)."""
+    if not batch:
+        return [[i] for i in range(len(configs))]
+    on_gpu = all(c.device.startswith("cuda") for c in configs)
+    units: list[list[int]] = []
+    open_units: dict[tuple, list[int]] = {}
+    cell = None
+    for i, c in enumerate(configs):
+        if (c.task, c.length) != cell:
+            cell, open_units = (c.task, c.length), {}
+        key = () if on_gpu else (c.method, c.rule)
+        if key not in open_units:
+            open_units[key] = []
+            units.append(open_units[key])
+        open_units[key].append(i)
+    return units
+
+
 def check_memory(config, extra_bytes: int = 0) -> int:
     """Estimate the bytes a run of `config` needs at its peak and raise ValueError, in one line,
     when that exceeds the memory available (on the run's device); returns the estimate.

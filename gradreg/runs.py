@@ -1,6 +1,8 @@
 """One runner for a list of training configs: in this process, in a pool of processes, or on
 Dask workers (`backend`). Runs are independent and deterministic, so every backend gives the
-same results, in the order of the configs.
+same results, in the order of the configs. The seeds of a setting train as one batched
+program (`gradreg.train_many`, `gradreg.config.work_units`; on a GPU a whole (task, length)
+cell): each run's result is exactly its own `train`'s, only sooner.
 
     from gradreg.runs import run_configs
     results = run_configs(configs, backend="processes", workers=2)   # a list of TrainResult
@@ -16,15 +18,15 @@ import os
 
 import torch
 
-from .config import TrainConfig, TrainResult, resolve_device
-from .engine import train
+from .config import TrainConfig, TrainResult, resolve_device, work_units
+from .engine import train_many
 
 BACKENDS = ("serial", "processes", "dask")
 
 
-def _run_one(config: TrainConfig) -> TrainResult:
+def _run_unit(configs: list[TrainConfig]) -> list[TrainResult]:
     torch.set_num_threads(1)
-    return train(config)
+    return train_many(configs)
 
 
 def _init_worker():
@@ -32,13 +34,14 @@ def _init_worker():
 
 
 def run_configs(configs, workers: int | None = 1, progress: bool = True, backend: str | None = None,
-                scheduler: str | None = None) -> list[TrainResult]:
+                scheduler: str | None = None, batch: bool = True) -> list[TrainResult]:
     """Train every config and return the results in the order of the configs.
 
     backend: "serial" (this process), "processes" (a pool of `workers` spawned processes,
     one thread each) or "dask" (a local Dask cluster of `workers` processes, or the scheduler
     at `scheduler`); None: "serial" for workers=1, "processes" otherwise. workers=None: one
-    per CPU core. Runs on a GPU go one after another in this process (one GPU)."""
+    per CPU core. Runs on a GPU go one after another in this process (one GPU). batch=False:
+    each run alone (`gradreg.train`)."""
     configs = list(configs)
     if backend is None:
         backend = "serial" if workers == 1 and scheduler is None else "processes"
@@ -50,7 +53,8 @@ def run_configs(configs, workers: int | None = 1, progress: bool = True, backend
         workers = os.cpu_count() or 1
     if any(resolve_device(c.device).type == "cuda" for c in configs):
         backend = "serial"
-    workers = max(1, min(workers, len(configs)))
+    units = work_units(configs, batch)
+    workers = max(1, min(workers, len(units)))
     if backend == "processes" and workers == 1:
         backend = "serial"
     bar = None
@@ -59,30 +63,30 @@ def run_configs(configs, workers: int | None = 1, progress: bool = True, backend
         bar = tqdm(total=len(configs), desc="runs")
     results = [None] * len(configs)
 
-    def done(i, result):
-        results[i] = result
-        if bar is not None:
-            bar.set_postfix_str(result.summary()[:60])
-            bar.update(1)
+    def done(unit, unit_results):
+        for i, result in zip(unit, unit_results):
+            results[i] = result
+            if bar is not None:
+                bar.set_postfix_str(result.summary()[:60])
+                bar.update(1)
     try:
         if backend == "serial":
-            for i, c in enumerate(configs):
-                done(i, train(c))
+            for unit in units:
+                done(unit, train_many([configs[i] for i in unit]))
         elif backend == "processes":
             ctx = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-                futures = {pool.submit(_run_one, c): i for i, c in enumerate(configs)}
+                futures = {pool.submit(_run_unit, [configs[i] for i in unit]): unit for unit in units}
                 for future in concurrent.futures.as_completed(futures):
                     done(futures[future], future.result())
         else:
             from distributed import as_completed
 
             from .sweep import _client
-            with _client(scheduler, workers, len(configs)) as client:
-                futures = client.map(_run_one, configs, pure=False)
-                index = {f.key: i for i, f in enumerate(futures)}
-                for future in as_completed(futures):
-                    done(index[future.key], future.result())
+            with _client(scheduler, workers, len(units)) as client:
+                futures = {client.submit(_run_unit, [configs[i] for i in unit], pure=False): unit for unit in units}
+                for future in as_completed(list(futures)):
+                    done(futures[future], future.result())
     finally:
         if bar is not None:
             bar.close()

@@ -69,7 +69,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import checkpoints as ckpt
-from .config import TrainConfig
+from .config import TrainConfig, work_units
 from .profiles import (
     AUTHORS_MAX_ITERATIONS,
     PAPER_MAX_ITERATIONS,
@@ -205,35 +205,6 @@ def run_unit(configs: list[TrainConfig], queue: str | None = None, checkpoints=N
     except Exception:
         pass
     return [rows.get(config_key(c)) or run_config(c, checkpoints, checkpoint_seconds) for c in configs]
-
-
-def _units(configs: list[TrainConfig], batch: bool) -> list[list[TrainConfig]]:
-    """What each Dask task trains, in submission order.
-
-    batch=False: one run per task. On a GPU: a whole (task, length) cell per task (the GPU
-    runs its batched groups one after another). On CPU workers: the seeds of one setting
-    (method, rule, ...) as one batched program -- batching the methods of a cell together as
-    well gains nothing more on a CPU core (see benchmarks/training.py), while smaller
-    programs end, and are written, sooner: less is lost when a sweep is stopped.
-
-    Batches form within each stretch of the order that stays in one (task, length) cell: a
-    profile that comes back to a cell later (the authors' T = 100 seeds 3-4 after seeds 0-2 of
-    both tasks) gets new units there, so the earlier seeds are not held back by the later."""
-    if not batch:
-        return [[c] for c in configs]
-    on_gpu = all(c.device.startswith("cuda") for c in configs)
-    units: list[list[TrainConfig]] = []
-    open_units: dict[tuple, list[TrainConfig]] = {}
-    cell = None
-    for c in configs:
-        if (c.task, c.length) != cell:
-            cell, open_units = (c.task, c.length), {}
-        key = () if on_gpu else (c.method, c.rule)
-        if key not in open_units:
-            open_units[key] = []
-            units.append(open_units[key])
-        open_units[key].append(c)
-    return units      # train_many batches what shares its shapes
 
 
 # ---------------------------------------------------------------- the sweep
@@ -459,7 +430,7 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     if flying:
         lines.append(f"{len(flying)} run(s) in flight, each goes on from its checkpoint in {directory}:")
         lines += flying
-    units = _units(pending, batch)
+    units = [[pending[i] for i in u] for u in work_units(pending, batch)]
     if units:
         shown = [unit_label(u) for u in units[:5]]
         more = f" (+{len(units) - 5} more)" if len(units) > 5 else ""
@@ -586,7 +557,7 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
             queue_name = f"gradreg-rows-{os.urandom(6).hex()}"
             queue = Queue(queue_name, client=client)
             futures = {}
-            units = list(enumerate(_units(pending, batch)))
+            units = list(enumerate([pending[i] for i in u] for u in work_units(pending, batch)))
             units.reverse()                  # popped from the end: in submission order
             checkpointing = {} if resume is None else {"checkpoints": resume[0], "checkpoint_seconds": resume[1]}
             # Dask's priorities do not keep the order, neither on the scheduler nor among the tasks

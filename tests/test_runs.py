@@ -1,12 +1,15 @@
-"""gradreg.runs.run_configs: every backend gives each config's own `train` result, in order."""
+"""gradreg.runs.run_configs: every backend gives each config's own `train` result, in order,
+whether the seeds of a setting train batched (the default) or each run alone."""
 import pytest
 
 from gradreg import TrainConfig, train
 from gradreg.runs import run_configs
 
-CONFIGS = [TrainConfig(task="temporal_order", length=10, hidden_size=8, method=m, rule=r, seed=s, lr=0.3,
+# two seeds of sgd and of clip (batched units), one sgr run, and a second cell (T = 12)
+CONFIGS = [TrainConfig(task="temporal_order", length=n, hidden_size=8, method=m, rule=r, seed=s, lr=0.3,
                        max_iterations=40, check_every=20, test_size=200)
-           for m, r, s in (("sgd", "top", 0), ("sgr", "top", 1), ("clip", "top", 2))]
+           for n, m, r, s in ((10, "sgd", "top", 0), (10, "sgr", "top", 1), (10, "sgd", "top", 1),
+                              (10, "clip", "top", 2), (10, "clip", "top", 3), (12, "sgd", "top", 0))]
 
 
 def _key(result):
@@ -19,9 +22,10 @@ def expected():
     return [_key(train(c)) for c in CONFIGS]
 
 
-@pytest.mark.parametrize("backend", ["serial", "processes", "dask"])
-def test_every_backend_gives_the_runs_of_train_in_order(backend, expected):
-    results = run_configs(CONFIGS, workers=2, backend=backend, progress=False)
+@pytest.mark.parametrize("backend,batch", [("serial", True), ("serial", False), ("processes", True),
+                                           ("dask", True)])
+def test_every_backend_gives_the_runs_of_train_in_order(backend, batch, expected):
+    results = run_configs(CONFIGS, workers=2, backend=backend, progress=False, batch=batch)
     assert [_key(r) for r in results] == expected
 
 
