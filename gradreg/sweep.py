@@ -401,11 +401,38 @@ def written_by_length(configs: list[TrainConfig], done: set[tuple]) -> str:
                      f"{sum(c.length == n for c in configs)}" for n in lengths)
 
 
+def work_left(pending: list[TrainConfig], rows: pd.DataFrame, reached: dict[tuple, int]) -> str:
+    """At most how much run time the pending configs still take, in one line: each run goes to
+    its full budget, less the iterations its checkpoint holds (`reached`, by key), at the cost of
+    one iteration and step of its method (and rule) in the finished rows of `rows` (the median
+    of seconds / (iterations x length), scaled by the run's own length). A run stops early
+    once solved, so this is an upper bound; runs of methods with no finished row are counted
+    apart."""
+    finished = rows[(rows["error"].astype(str).str.strip() == "") & (rows["iterations"] > 0)
+                    & (rows["seconds"] > 0)]
+    rate = (finished["seconds"] / (finished["iterations"] * finished["length"])).groupby(
+        [finished["method"], finished["rule"]]).median().to_dict()
+    seconds, unmeasured = 0.0, 0
+    for c in pending:
+        key = config_key(c)
+        per_step = rate.get((key[2], key[3]))
+        if per_step is None:
+            unmeasured += 1
+            continue
+        seconds += per_step * c.length * max(0, c.max_iterations - reached.get(key, 0))
+    line = (f"at most {seconds / 3600:.3g} core-hours left (each run to its full budget, at the cost per "
+            "iteration and step of its method's finished rows here)")
+    if unmeasured:
+        line += f"; {unmeasured} run(s) of methods with no finished row yet not counted"
+    return line
+
+
 def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     """Where a sweep stands, in a few lines, without running or changing anything: the rows
     written (per length, in submission order), the error rows (a rerun skips them: delete a row
-    to run it again), the runs in flight with the iteration of their last checkpoint, and the
-    next units in the order they will be submitted."""
+    to run it again), the runs in flight with the iteration of their last checkpoint, the run
+    time still to come at most (`work_left`), and the next units in the order they will be
+    submitted."""
     from .config import resolve_device
     configs = _as_configs(configs_or_profile)
     results = Path(results)
@@ -420,16 +447,19 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
         lines += [f"  {row_key(r)}: {r['error']}" for r in errors.to_dict("records")]
     pending = [c for c in configs if config_key(c) not in done]
     directory = checkpoints_dir(results)
-    flying = []
+    flying, reached = [], {}
     for c in pending:
         path = ckpt.checkpoint_path(directory, c, resolve_device(c.device))
         state = ckpt.peek(path) if path.is_file() else None
         if state is not None:
+            reached[config_key(c)] = state["it"]
             saved = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
             flying.append(f"  {unit_label([c])}: iteration {state['it']:,} of {c.max_iterations:,}, saved {saved}")
     if flying:
         lines.append(f"{len(flying)} run(s) in flight, each goes on from its checkpoint in {directory}:")
         lines += flying
+    if pending:
+        lines.append(work_left(pending, rows, reached))
     units = [[pending[i] for i in u] for u in work_units(pending, batch)]
     if units:
         shown = [unit_label(u) for u in units[:5]]

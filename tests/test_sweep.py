@@ -254,7 +254,8 @@ def test_status_says_what_is_written_what_failed_what_is_in_flight_and_what_come
     first = sweep_status(configs, path).splitlines()[0]
     assert first == f"{path}: 0 of 5 runs written (T = 10: 0 of 3, T = 12: 0 of 2)"
     out = ResultsFile(path)
-    out.append(train(configs[0]).to_row() | {"error": ""})
+    done = train(configs[0]).to_row()
+    out.append(done | {"error": ""})
     out.append(_error_row(configs[1], RuntimeError("boom")))
     out.close()
 
@@ -269,8 +270,16 @@ def test_status_says_what_is_written_what_failed_what_is_in_flight_and_what_come
     assert lines[1].startswith("1 error row(s)") and "'clip', '', 1)" in lines[2] and "RuntimeError: boom" in lines[2]
     assert lines[3].startswith("1 run(s) in flight")
     assert lines[4].startswith("  temporal_order T=12 clip seed 0: iteration 99 of 200, saved ")
-    assert lines[5] == ("next (3 runs in 2 units): temporal_order T=10 clip seed 2; "
+    # what is left, at most: seed 2 at T = 10 and seed 1 at T = 12 whole, seed 0 at T = 12 from 99,
+    # at the finished clip row's cost per iteration and step (the error row counts for nothing)
+    per_step = done["seconds"] / (done["iterations"] * 10)
+    left = per_step * (200 * 10 + 101 * 12 + 200 * 12)
+    assert lines[5] == (f"at most {left / 3600:.3g} core-hours left (each run to its full budget, at the cost "
+                        "per iteration and step of its method's finished rows here)")
+    assert lines[6] == ("next (3 runs in 2 units): temporal_order T=10 clip seed 2; "
                         "temporal_order T=12 clip seeds 0,1")
+    assert sweep_status([tiny("sgd")], path).splitlines()[1].endswith(
+        "; 1 run(s) of methods with no finished row yet not counted")
     assert main(["status", "--profile", "bogus", "--results", str(path)]) == 2
 
 
