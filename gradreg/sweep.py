@@ -150,6 +150,11 @@ def _history_records(result) -> list[dict]:
 PROGRESS_SECONDS = 10.0
 
 
+def _units(configs: list[TrainConfig], batch: bool) -> list[list[TrainConfig]]:
+    """The configs of each unit a worker trains (`gradreg.config.work_units`), in order."""
+    return [[configs[i] for i in unit] for unit in work_units(configs, batch)]
+
+
 def unit_label(configs: list[TrainConfig]) -> str:
     """A unit in a few words: "temporal_order T=100 sgr/weighted seeds 3,4"."""
     from .analysis import label_of
@@ -408,8 +413,7 @@ def work_left(pending: list[TrainConfig], rows: pd.DataFrame, reached: dict[tupl
     of seconds / (iterations x length), scaled by the run's own length). A run stops early
     once solved, so this is an upper bound; runs of methods with no finished row are counted
     apart."""
-    finished = rows[(rows["error"].astype(str).str.strip() == "") & (rows["iterations"] > 0)
-                    & (rows["seconds"] > 0)]
+    finished = rows[(rows["iterations"] > 0) & (rows["seconds"] > 0)]     # an error row has 0 iterations
     rate = (finished["seconds"] / (finished["iterations"] * finished["length"])).groupby(
         [finished["method"], finished["rule"]]).median().to_dict()
     seconds, unmeasured = 0.0, 0
@@ -460,7 +464,7 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
         lines += flying
     if pending:
         lines.append(work_left(pending, rows, reached))
-    units = [[pending[i] for i in u] for u in work_units(pending, batch)]
+    units = _units(pending, batch)
     if units:
         shown = [unit_label(u) for u in units[:5]]
         more = f" (+{len(units) - 5} more)" if len(units) > 5 else ""
@@ -587,7 +591,7 @@ def _run_pending(pending, out, total, already, scheduler, workers, progress, bat
             queue_name = f"gradreg-rows-{os.urandom(6).hex()}"
             queue = Queue(queue_name, client=client)
             futures = {}
-            units = list(enumerate([pending[i] for i in u] for u in work_units(pending, batch)))
+            units = list(enumerate(_units(pending, batch)))
             units.reverse()                  # popped from the end: in submission order
             checkpointing = {} if resume is None else {"checkpoints": resume[0], "checkpoint_seconds": resume[1]}
             # Dask's priorities do not keep the order, neither on the scheduler nor among the tasks

@@ -20,10 +20,10 @@ import torch
 import gradreg.checkpoints as ckpt
 from gradreg import analysis, train_many
 from gradreg.cli import main
-from gradreg.config import TrainConfig, work_units
+from gradreg.config import TrainConfig
 from gradreg.profiles import PAPER_MAX_ITERATIONS, SWEEP_PROFILES, profile_configs
 from gradreg.results import COLUMNS, HISTORY_COLUMNS, KEY, config_key, load_history, load_results
-from gradreg.sweep import checkpoints_dir, run_sweep
+from gradreg.sweep import _units, checkpoints_dir, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = ",".join(COLUMNS) + "\n"
@@ -72,10 +72,6 @@ def test_profiles():
         assert len({config_key(c) for c in configs}) == len(configs)
     assert len(profile_configs("smoke")) <= 10
     assert all(c.max_iterations <= 500 and c.length <= 12 for c in profile_configs("smoke"))
-
-
-def _units(configs, batch):
-    return [[configs[i] for i in unit] for unit in work_units(configs, batch)]
 
 
 def test_units_batch_the_seeds_of_a_setting_within_a_stretch_of_one_cell():
