@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -302,24 +303,20 @@ async def _identity(address):
         comm.abort()
 
 
-class _ShutdownTimeoutFilter:
-    """Drops asyncio's "Future exception was never retrieved" report for a bare
-    TimeoutError: distributed's batched sender leaves such a future (a tornado timeout on
-    its wake-up event) when its event loop stops under it, as at a Ctrl-C shutdown. Nothing
-    waited on it and nothing was lost; printed, it is three lines of noise after the
-    sweep's own "interrupted" line. Every other asyncio report passes."""
-
-    def filter(self, record) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not (str(record.msg).startswith("Future exception was never retrieved")
-                    and type(exc) is TimeoutError)
+def _not_a_shutdown_timeout(record) -> bool:
+    """asyncio log filter: drops its "Future exception was never retrieved" report for a bare
+    TimeoutError. distributed's batched sender leaves such a future (a tornado timeout on its
+    wake-up event) when its event loop stops under it, as at a Ctrl-C shutdown; nothing waited
+    on it and nothing was lost, and printed it is three lines of noise after the sweep's own
+    "interrupted" line. Every other asyncio report passes."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (str(record.msg).startswith("Future exception was never retrieved") and type(exc) is TimeoutError)
 
 
 def _quiet_shutdown_timeouts() -> None:
-    import logging
     log = logging.getLogger("asyncio")
-    if not any(isinstance(f, _ShutdownTimeoutFilter) for f in log.filters):
-        log.addFilter(_ShutdownTimeoutFilter())
+    if _not_a_shutdown_timeout not in log.filters:
+        log.addFilter(_not_a_shutdown_timeout)
 
 
 def dask_setup(worker):
@@ -333,8 +330,6 @@ def dask_setup(worker):
 
 @contextlib.contextmanager
 def _client(scheduler, workers, pending):
-    import logging
-
     from distributed import Client, LocalCluster
     _quiet_shutdown_timeouts()      # for this process's lifetime: the report comes at collection
     if scheduler is not None:
