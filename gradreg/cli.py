@@ -1,5 +1,5 @@
-"""Command line: `python -m gradreg train | sweep | status | report | readme | figures | notebooks | student |
-slides`.
+"""Command line: `python -m gradreg train | sweep | status | drop | report | readme | figures | notebooks |
+student | slides`.
 
 Every TrainConfig field is an option of `train`. Every error is one line on stderr, never a
 traceback, and the exit code says whose it is:
@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cell", action="append", default=None, metavar="TASK:LENGTH",
                        help="only this (task, length) cell of the profile, e.g. temporal_order:100 "
                             "(repeatable; default: every cell)")
+    sweep.add_argument("--seed", action="append", type=int, default=None, metavar="N", dest="seeds",
+                       help="only the runs of this seed (repeatable; default: every seed of the profile)")
     sweep.add_argument("--checkpoint-minutes", type=float, default=5.0,
                        help="every run in flight saves its state this often, beside RESULTS "
                             "(RESULTS-checkpoints/), and a rerun goes on from there (default 5; 0: never)")
@@ -146,6 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--profile", required=True, help="smoke, quick, paper or authors")
     status.add_argument("--results", required=True, help="the sweep's results CSV")
     status.add_argument("--no-batch", action="store_true", help="units as a sweep with --no-batch forms them")
+
+    drop = sub.add_parser("drop", help="take some runs out of a results file (rows and histories) so that the "
+                                       "next sweep runs them again",
+                          description="Remove the rows of the given cells (and seeds) from RESULTS and their "
+                                      "check histories from its -history.csv.gz, each file rewritten "
+                                      "atomically (gradreg.results.drop_runs); stop the sweep first.")
+    drop.add_argument("--results", required=True, help="the sweep's results CSV")
+    drop.add_argument("--cell", action="append", required=True, metavar="TASK:LENGTH",
+                      help="the rows of this (task, length) cell (repeatable)")
+    drop.add_argument("--seed", action="append", type=int, default=None, metavar="N", dest="seeds",
+                      help="only the rows of this seed (repeatable; default: every seed)")
 
     report = sub.add_parser("report", help="the results of a sweep as Markdown tables, with the verdict")
     report.add_argument("results", help="a sweep results CSV, e.g. data/results/paper.csv")
@@ -239,7 +252,7 @@ def run_sweep_command(args) -> int:
     try:
         run_sweep(args.profile, results=args.results, scheduler=args.scheduler, workers=args.workers,
                   progress=not args.no_progress, batch=not args.no_batch, device=args.device, cells=cells,
-                  checkpoint_minutes=args.checkpoint_minutes or None)
+                  seeds=args.seeds, checkpoint_minutes=args.checkpoint_minutes or None)
     except KeyboardInterrupt:
         try:
             kept = f"{len(load_results(args.results))} rows kept; "
@@ -252,6 +265,24 @@ def run_sweep_command(args) -> int:
 def run_status(args) -> int:
     from .sweep import sweep_status
     print(sweep_status(args.profile, args.results, batch=not args.no_batch))
+    return 0
+
+
+def run_drop(args) -> int:
+    from .results import KEY, drop_runs, load_results
+    cells = {_parse_cell(text) for text in args.cell}
+    df = load_results(args.results)
+    present = set(zip(df["task"], df["length"]))
+    missing = sorted(cells - present)
+    if missing:
+        raise ValueError(f"cell {missing[0][0]}:{missing[0][1]} has no rows in {args.results}; cells there: "
+                         + ", ".join(f"{t}:{n}" for t, n in sorted(present)))
+    chosen = df[[(t, n) in cells and (args.seeds is None or s in args.seeds)
+                 for t, n, s in zip(df["task"], df["length"], df["seed"])]]
+    keys = [tuple(row) for row in chosen[list(KEY)].itertuples(index=False)]
+    rows, histories = drop_runs(args.results, keys)
+    print(f"dropped {rows} rows and {histories} check histories from {args.results}; "
+          "the next sweep runs them again")
     return 0
 
 
@@ -357,7 +388,7 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         commands = {"train": run_train, "sweep": run_sweep_command, "report": run_report, "readme": run_readme,
-                    "status": run_status,
+                    "status": run_status, "drop": run_drop,
                     "figures": run_figures, "notebooks": run_notebooks, "student": run_student,
                     "slides": run_slides}
         return commands[args.command](args)

@@ -20,8 +20,9 @@ Every function here takes a leading run dimension K: K networks with their own w
 (stacked, e.g. W_rec (K, H, H)), each with its own batch. Tensors are run-major then
 time-major, (K, S, B, H), so that step t of run k is one contiguous (B, H) block. A
 single network is the case K = 1 (`bptt` returns its record without the run dimension).
-Products are `bmm`s, which on the CPU give each run exactly the `mm` of that run alone,
-so a run's numbers do not depend on which other runs share its batch.
+Products are `bmm`s, which on the CPU give each run the same numbers for any number of runs
+(a single run's readout is computed as one of two, `_baddbmm_of_runs`), so a run's numbers do
+not depend on which other runs share its batch, nor on whether it has any.
 """
 from __future__ import annotations
 
@@ -209,10 +210,19 @@ def forward(W_in: Tensor, W_rec: Tensor, b: Tensor, x: Tensor, activation: str) 
 
 def readout(W_out: Tensor, b_out: Tensor, h: Tensor, which: str) -> Tensor:
     """Outputs of K networks: (K, B, O) for readout "last", time-major (K, S, B, O) for "all"."""
-    if which == "last":
-        return torch.baddbmm(b_out[:, None, :], h[:, -1], W_out.transpose(1, 2))
     K, S, B, H = h.shape
-    return torch.baddbmm(b_out[:, None, :], h.reshape(K, S * B, H), W_out.transpose(1, 2)).view(K, S, B, -1)
+    last = h[:, -1] if which == "last" else h.reshape(K, S * B, H)
+    if K == 1:
+        # On the CPU a bmm of one matrix takes another kernel than a bmm of several, and with
+        # one output column (adding, multiplication: O = 1) the two round differently. A single
+        # network's readout is therefore the first of two copies (padded before the transpose:
+        # the layout of W_out^T picks the kernel too), so that a run's numbers are the same
+        # alone as beside others. The readout is a tiny product; the copy costs nothing.
+        o = torch.baddbmm(torch.cat([b_out, b_out])[:, None, :], torch.cat([last, last]),
+                          torch.cat([W_out, W_out]).transpose(1, 2))[:1]
+    else:
+        o = torch.baddbmm(b_out[:, None, :], last, W_out.transpose(1, 2))
+    return o if which == "last" else o.view(K, S, B, -1)
 
 
 def batch_major(o: Tensor, which: str) -> Tensor:

@@ -35,6 +35,10 @@ Beside NAME.csv, NAME-history.csv.gz (`history_path`) holds every run's check hi
 row per check, HISTORY_COLUMNS): one gzip member per run, appended before the run's results
 row, with the same no-half-row guarantee (`HistoryFile`); `load_history` reads it.
 
+To run some keys again (after a change of the code that their rows no longer follow),
+`drop_runs` takes their rows and histories out of both files, each rewritten atomically (a
+temporary file renamed over it) under the sweep's lock; the sweep then runs them as new.
+
 Faults of the environment (a file that cannot be written, the lock held by another sweep)
 raise `EnvironmentFault` (an OSError) with a one-line message; bad arguments (a path that is
 a directory or lies under a file, a corrupt results file) raise ValueError.
@@ -58,7 +62,7 @@ from .config import TrainConfig
 
 __all__ = ["COLUMNS", "AUTHORS_COLUMNS", "KEY", "HISTORY_COLUMNS", "VALIDATION_HISTORY_COLUMNS",
            "results_columns", "history_columns", "config_key", "row_key", "rows_of", "ResultsFile",
-           "HistoryFile", "history_path", "load_results", "load_history", "empty_results",
+           "HistoryFile", "history_path", "load_results", "load_history", "empty_results", "drop_runs",
            "EnvironmentFault", "ResultsLocked"]
 
 
@@ -541,3 +545,62 @@ def rows_of(df: pd.DataFrame, keys: set[tuple]) -> pd.DataFrame:
     """The rows of a results table whose key is in `keys` (an empty table stays a table)."""
     mask = [k in keys for k in map(row_key, df[list(KEY)].to_dict("records"))]
     return df[pd.Series(mask, index=df.index, dtype=bool)]
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, fsync it and rename it over `path`."""
+    target = path.resolve()
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def drop_runs(results, keys) -> tuple[int, int]:
+    """Take the runs of `keys` ((task, length, method, rule, seed) tuples) out of a results file
+    and its history file, so that the next sweep runs them again; returns (rows, histories)
+    removed. Each file is rewritten whole and atomically (its other bytes unchanged, corrupt
+    parts of the history included) while the results file's lock is held: a sweep that is
+    writing it makes this raise `ResultsLocked`. A missing results file is a ValueError."""
+    path = Path(results)
+    if not path.is_file():
+        raise ValueError(f"results file {path} does not exist; give the CSV of a sweep")
+    keys = {(str(t), int(n), str(m), str(r), int(s)) for t, n, m, r, s in keys}
+    columns, _ = _parse_results(path, path.read_bytes())
+    out = ResultsFile(path, columns)             # the lock, and a repaired last line
+    try:
+        lines = path.read_bytes().splitlines(keepends=True)
+        kept = lines[:1] + [line for line in lines[1:]
+                            if not line.strip() or row_key(_parse_row(line.rstrip(b"\r\n"), columns)) not in keys]
+        rows = len(lines) - len(kept)
+        histories = 0
+        hist = history_path(path)
+        if hist.is_file():
+            data = hist.read_bytes()
+            members, _, _ = _scan_gzip(data)
+            cut = []
+            for start, end, text in members:
+                block = pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False, nrows=1)
+                if len(block) and row_key(block.iloc[0]) in keys:
+                    cut.append((start, end))
+            if cut:
+                pieces, pos = [], 0
+                for start, end in cut:
+                    pieces.append(data[pos:start])
+                    pos = end
+                pieces.append(data[pos:])
+                _replace_file(hist, b"".join(pieces))
+                histories = len(cut)
+        if rows:
+            _replace_file(path, b"".join(kept))
+    finally:
+        out.close()
+    return rows, histories

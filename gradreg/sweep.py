@@ -492,7 +492,7 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
 
 
 def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progress=True,
-              batch: bool = True, device: str | None = None, cells=None,
+              batch: bool = True, device: str | None = None, cells=None, seeds=None,
               checkpoint_minutes: float | None = 5.0) -> pd.DataFrame:
     """Run every config whose key is not yet in `results`, appending one row per finished run.
 
@@ -507,6 +507,7 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
         and seed, is one task. False: one run per task.
     device: train every run on this device ("cpu", "cuda", "cuda:N"; default: each config's own).
     cells: only the configs of these (task, length) pairs (default: all).
+    seeds: only the configs of these seeds (default: all); e.g. to rerun a few rows of a cell.
     checkpoint_minutes: every run in flight saves its state this often (wall time) in
         `checkpoints_dir(results)`, and a stopped sweep's runs go on from there, bit for bit
         (`gradreg.checkpoints`); None: no checkpoints. With a remote scheduler the directory
@@ -524,6 +525,12 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
             raise ValueError(f"cell {bad[0]}:{bad[1]} is not in this sweep; allowed: "
                              + ", ".join(f"{t}:{n}" for t, n in sorted(known)))
         configs = [c for c in configs if (c.task, c.length) in cells]
+    if seeds is not None:
+        known_seeds = sorted({c.seed for c in configs})
+        bad = [s for s in seeds if s not in known_seeds]
+        if bad:
+            raise ValueError(f"seed {bad[0]!r} is not in this sweep; allowed: {', '.join(map(str, known_seeds))}")
+        configs = [c for c in configs if c.seed in set(seeds)]
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     if checkpoint_minutes is not None and not (isinstance(checkpoint_minutes, (int, float))

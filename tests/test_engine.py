@@ -1,5 +1,6 @@
 """The training engine: K runs as one program are, bit for bit, K separate `train` calls; the
 early-exit check decides exactly as a full count; committed results reproduce."""
+import dataclasses
 import math
 
 import pandas as pd
@@ -9,7 +10,7 @@ import torch
 import gradreg.engine as engine
 from gradreg import TrainConfig, train, train_many
 from gradreg.profiles import profile_configs
-from gradreg.results import config_key, load_results
+from gradreg.results import KEY, config_key, load_history, load_results
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -41,6 +42,20 @@ def test_every_method_and_rule_in_one_call_equals_its_own_train_run(dtype):
     configs.append(TrainConfig(method="clip", seed=9, dtype=dtype, **dict(BASE, clip=0.01, lr=0.3)))
     many = train_many(configs)
     assert [r.config for r in many] == configs
+    for c, got in zip(configs, many):
+        assert_identical(got, train(c))
+
+
+@pytest.mark.parametrize("task,solved_error", [("adding", 0.5), ("multiplication", 0.35)])
+def test_runs_of_one_output_tasks_are_their_own_train_runs_as_their_group_shrinks_to_one(task, solved_error):
+    """One output column (O = 1) is where a product of one network alone and of several could
+    round differently; runs that stop at different checks leave the last one training alone."""
+    configs = [TrainConfig(method=m, rule=r, seed=s, **dict(BASE, task=task, check_every=10,
+                                                         solved_error=solved_error))
+               for m, r in (("sgd", "top"), ("pascanu", "top"), ("sgr", "top"), ("sgr", "random")) for s in range(3)]
+    many = train_many(configs)
+    sgr_ends = sorted(r.iterations for r in many if r.config.method == "sgr")
+    assert sgr_ends[-1] > sgr_ends[-2]           # the last sgr run trained alone at the end
     for c, got in zip(configs, many):
         assert_identical(got, train(c))
 
@@ -168,6 +183,38 @@ def test_the_two_cheapest_solved_rows_of_paper_csv_reproduce_bit_for_bit():
     for row, result in zip(solved.itertuples(), results):
         got = (result.solved, result.iterations, result.examples, result.final_error)
         assert got == (True, int(row.iterations), int(row.examples), float(row.final_error)), row
+
+
+@pytest.mark.parametrize("profile", ["paper", "authors"])
+def test_the_first_checks_of_a_committed_run_of_every_cell_reproduce_bit_for_bit(profile):
+    """Every (task, length, method) cell with committed rows and histories, solved or not: its
+    lowest seed's first two checks, rerun with the current code, are its committed history rows
+    number for number (the rows were made in batched, checkpointed sweeps; full reruns are too
+    dear for the 50,000- and 100,000-iteration failures)."""
+    rows = load_results(f"data/results/{profile}.csv")
+    history = load_history(f"data/results/{profile}.csv").merge(rows[list(KEY)], on=list(KEY))
+    keys = history.groupby(list(KEY[:4]), sort=True)["seed"].min().reset_index()
+    configs = {config_key(c): c for c in profile_configs(profile)}
+    wanted = [configs[(r.task, int(r.length), r.method, r.rule, int(r.seed))] for r in keys.itertuples()]
+    assert len(wanted) >= 4
+    # two checks and a third that ends the run (its row is then completed by a full count)
+    wanted = [dataclasses.replace(c, max_iterations=3 * c.check_every) for c in wanted]
+    by_key = dict(iter(history.groupby(list(KEY), sort=False)))
+    for config, result in zip(wanted, train_many(wanted)):
+        committed = by_key[config_key(config)].drop(columns=[*KEY, "seconds"]).reset_index(drop=True)
+        got = result.history.drop(columns="seconds")
+        got = got[got["iteration"] < config.max_iterations]
+        assert len(got) == 2 or (result.solved and len(got) >= 1), config
+        got, committed = got.reset_index(drop=True), committed.iloc[:len(got)][list(got.columns)]
+        # rows made before the early-exit check counted every test sequence: where the counts
+        # differ, both must say "cannot be solved" (the trajectory is checked by every other column)
+        same = got["test_counted"] == committed["test_counted"]
+        limit = config.solved_error
+        assert ((got["test_error"] > limit) & (committed["test_error"] > limit))[~same].all(), config
+        for frame in (got, committed):
+            frame.loc[~same, ["test_error", "test_counted"]] = -1
+        pd.testing.assert_frame_equal(got, committed, check_exact=True, check_dtype=False,
+                                      obj=str(config_key(config)))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")

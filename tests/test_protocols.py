@@ -235,8 +235,9 @@ def test_a_run_that_diverges_after_a_kept_network_reports_that_network():
     assert math.isfinite(result.final_error) and math.isfinite(result.test_success)
 
 
-def test_runs_of_the_authors_protocol_in_one_call_equal_their_own_train_runs():
-    configs = [TrainConfig(**dict(TINY, method=m, rule=r, seed=s, lr=0.02, solved_error=0.65,
+@pytest.mark.parametrize("task", ["temporal_order", "adding"])
+def test_runs_of_the_authors_protocol_in_one_call_equal_their_own_train_runs(task):
+    configs = [TrainConfig(**dict(TINY, task=task, method=m, rule=r, seed=s, lr=0.02, solved_error=0.65,
                                   max_iterations=120))
                for m, r in (("sgd", "top"), ("sgr", "top"), ("sgr", "random")) for s in range(2)]
     for c, got in zip(configs, train_many(configs)):

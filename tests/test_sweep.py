@@ -107,9 +107,12 @@ def test_bad_profile_and_duplicate_keys(tmp_path):
 # ---------------------------------------------------------------- the sweep
 
 
-def test_smoke_sweep_then_rerun_changes_nothing(tmp_path):
+def test_smoke_sweep_one_seed_of_a_cell_then_the_rest_then_rerun_changes_nothing(tmp_path):
     path = tmp_path / "results" / "smoke.csv"
     expected = [config_key(c) for c in profile_configs("smoke")]
+    first = run_sweep("smoke", results=path, workers=2, progress=False, cells=[("temporal_order", 10)], seeds=[1])
+    seed_1 = sorted(k for k in expected if k[4] == 1)
+    assert sorted(keys_of(first)) == seed_1 == sorted(keys_of(load_results(path)))
     df = run_sweep("smoke", results=path, workers=2, progress=False)
 
     assert path.read_text().startswith(HEADER)
@@ -131,6 +134,16 @@ def test_smoke_sweep_then_rerun_changes_nothing(tmp_path):
     again = run_sweep("smoke", results=path, workers=2, progress=False)
     assert path.read_bytes() == before
     pd.testing.assert_frame_equal(again, df)
+
+    # dropped runs leave the file, rows and histories, and the next sweep runs them again alike
+    history = load_history(path)
+    assert main(["drop", "--results", str(path), "--cell", "temporal_order:10", "--seed", "0"]) == 0
+    assert sorted(keys_of(load_results(path))) == seed_1
+    assert sorted(set(map(tuple, load_history(path)[list(KEY)].itertuples(index=False)))) == seed_1
+    redone = run_sweep("smoke", results=path, workers=2, progress=False)
+    for new, old in ((redone, df), (load_history(path), history)):
+        pd.testing.assert_frame_equal(*(frame.set_index(list(KEY)).sort_index().drop(columns="seconds")
+                                        for frame in (new, old)))
 
 
 def test_failed_run_becomes_an_error_row_and_the_sweep_goes_on(tmp_path, scheduler):
