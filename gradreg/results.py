@@ -240,6 +240,24 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, fsync it and rename it over `path` (a
+    symbolic link keeps pointing at the file it names)."""
+    target = path.resolve()
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
 def _path_error(path: Path, exc: OSError, what: str) -> Exception:
     """The one-line error for an OSError raised while creating or opening `path`: ValueError
     when the path itself is wrong (a directory, under a file, too long), EnvironmentFault
@@ -292,22 +310,7 @@ class ResultsFile:
             raise
 
     def _write_header(self):
-        target = self.path.resolve()   # a symbolic link keeps pointing at the file it names
-        tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            os.write(fd, self.header)
-            os.fsync(fd)
-            os.close(fd)
-            fd = None
-            os.replace(tmp, target)
-        except BaseException:
-            if fd is not None:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(target.parent)
+        _replace_file(self.path, self.header)
 
     def _lock(self):
         try:
@@ -545,23 +548,6 @@ def rows_of(df: pd.DataFrame, keys: set[tuple]) -> pd.DataFrame:
     """The rows of a results table whose key is in `keys` (an empty table stays a table)."""
     mask = [k in keys for k in map(row_key, df[list(KEY)].to_dict("records"))]
     return df[pd.Series(mask, index=df.index, dtype=bool)]
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it and rename it over `path`."""
-    target = path.resolve()
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
 
 
 def drop_runs(results, keys) -> tuple[int, int]:
