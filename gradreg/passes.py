@@ -21,7 +21,7 @@ Every function here takes a leading run dimension K: K networks with their own w
 time-major, (K, S, B, H), so that step t of run k is one contiguous (B, H) block. A
 single network is the case K = 1 (`bptt` returns its record without the run dimension).
 Products are `bmm`s, which on the CPU give each run the same numbers for any number of runs
-(a single run's readout is computed as one of two, `_baddbmm_of_runs`), so a run's numbers do
+(a single run's readout is computed as one of two, see `readout`), so a run's numbers do
 not depend on which other runs share its batch, nor on whether it has any.
 """
 from __future__ import annotations

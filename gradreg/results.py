@@ -472,6 +472,13 @@ class HistoryFile:
         os.close(self.fd)
 
 
+def _read_member(text: str, nrows: int | None = None) -> pd.DataFrame:
+    """One history member's CSV text as a table (its first `nrows` rows)."""
+    numeric = HISTORY_COLUMNS[len(KEY):] + VALIDATION_HISTORY_COLUMNS[:2]
+    return pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False, nrows=nrows,
+                       na_values={c: ["nan", "NaN", ""] for c in numeric})
+
+
 def load_history(path) -> pd.DataFrame:
     """The check histories of a sweep, one row per check (HISTORY_COLUMNS, and the validation
     columns when its runs stopped by validation): `path` is the results CSV or its
@@ -488,11 +495,9 @@ def load_history(path) -> pd.DataFrame:
     _warn_corrupt(path, corrupt)
     blocks, bad = {}, 0
     columns = HISTORY_COLUMNS
-    numeric = HISTORY_COLUMNS[len(KEY):] + VALIDATION_HISTORY_COLUMNS[:2]
     for _, _, text in members:
         try:
-            block = pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False,
-                                na_values={c: ["nan", "NaN", ""] for c in numeric})
+            block = _read_member(text)
             if tuple(block.columns) not in (HISTORY_COLUMNS, HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS):
                 raise ValueError("columns")
             if len(block):
@@ -574,9 +579,10 @@ def drop_runs(results, keys) -> tuple[int, int]:
             members, _, _ = _scan_gzip(data)
             cut = []
             for start, end, text in members:
-                block = pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False, nrows=1)
-                if len(block) and row_key(block.iloc[0]) in keys:
-                    cut.append((start, end))
+                with contextlib.suppress(ValueError, KeyError, pd.errors.ParserError):  # not a history: kept
+                    block = _read_member(text, nrows=1)
+                    if len(block) and row_key(block.iloc[0]) in keys:
+                        cut.append((start, end))
             if cut:
                 pieces, pos = [], 0
                 for start, end in cut:

@@ -526,11 +526,11 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
                              + ", ".join(f"{t}:{n}" for t, n in sorted(known)))
         configs = [c for c in configs if (c.task, c.length) in cells]
     if seeds is not None:
-        known_seeds = sorted({c.seed for c in configs})
-        bad = [s for s in seeds if s not in known_seeds]
-        if bad:
-            raise ValueError(f"seed {bad[0]!r} is not in this sweep; allowed: {', '.join(map(str, known_seeds))}")
-        configs = [c for c in configs if c.seed in set(seeds)]
+        seeds, known = set(seeds), {c.seed for c in configs}
+        if not seeds <= known:
+            raise ValueError(f"seed {sorted(seeds - known)[0]!r} is not in this sweep; allowed: "
+                             + ", ".join(map(str, sorted(known))))
+        configs = [c for c in configs if c.seed in seeds]
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     if checkpoint_minutes is not None and not (isinstance(checkpoint_minutes, (int, float))
