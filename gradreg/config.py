@@ -422,7 +422,8 @@ class TrainResult:
     final_error: float      # over the whole test set
     diverged: bool
     history: pd.DataFrame   # one row per test check (HISTORY_COLUMNS of gradreg.engine)
-    steps: pd.DataFrame = field(repr=False, default=None)  # one row per iteration: the per-step log
+    # one row per iteration: the per-step log (empty when trained with step_logs=False, as sweeps do)
+    steps: pd.DataFrame = field(repr=False, default=None)
     device: str = "cpu"
     model: torch.nn.Module | None = field(repr=False, default=None)  # the trained network
     # the success rate (%) on the whole test set of the run's final network (stopping "test")

@@ -97,23 +97,27 @@ VALIDATION_COLUMNS = ("validation_error", "validation_mse", "kept")
 
 
 def train(config: TrainConfig, progress: bool = False, callback=None, checkpoints=None,
-          checkpoint_seconds: float = 300.0) -> TrainResult:
+          checkpoint_seconds: float = 300.0, step_logs: bool = True) -> TrainResult:
     """Train one run until solved, diverged, or out of iterations (or max_seconds).
-    `callback(row)` is called with each check's history row; `checkpoints` as in `train_many`."""
+    `callback(row)` is called with each check's history row; `checkpoints` and `step_logs` as
+    in `train_many`."""
     on_check = None if callback is None else (lambda _config, row: callback(row))
     return train_many([config], progress=progress, on_check=on_check, checkpoints=checkpoints,
-                      checkpoint_seconds=checkpoint_seconds)[0]
+                      checkpoint_seconds=checkpoint_seconds, step_logs=step_logs)[0]
 
 
 def train_many(configs: list[TrainConfig], progress: bool = False, on_check=None,
-               on_result=None, checkpoints=None, checkpoint_seconds: float = 300.0) -> list[TrainResult]:
+               on_result=None, checkpoints=None, checkpoint_seconds: float = 300.0,
+               step_logs: bool = True) -> list[TrainResult]:
     """Train one run per config, the runs that share their shapes as one batched program.
 
     Returns the results in the order of `configs`, each exactly the one `train(config)`
     returns. `on_check(config, row)` is called after each check, `on_result(result)` as soon
     as a run ends (the others may go on). `checkpoints`: a directory where every run in flight
     saves its state every `checkpoint_seconds` of wall time and from which a stopped run goes
-    on, bit for bit (`gradreg.checkpoints`); None: no checkpoints.
+    on, bit for bit (`gradreg.checkpoints`); None: no checkpoints. `step_logs`: keep every
+    iteration's log in `TrainResult.steps`; a sweep, which saves rows and check histories only,
+    turns it off (its memory and its checkpoints then do not grow with the iterations).
     """
     configs = list(configs)
     for c in configs:
@@ -122,11 +126,13 @@ def train_many(configs: list[TrainConfig], progress: bool = False, on_check=None
     if not (isinstance(checkpoint_seconds, (int, float)) and not isinstance(checkpoint_seconds, bool)
             and checkpoint_seconds >= 0):
         raise ValueError(f"checkpoint_seconds must be a number >= 0, got {checkpoint_seconds!r}")
+    if not isinstance(step_logs, bool):
+        raise ValueError(f"step_logs must be True or False, got {step_logs!r}")
     check_memory(configs)     # one line, before anything is allocated, when it cannot fit
     results: dict[int, TrainResult] = {}
     for members in batch_groups(configs):
         group = _Group([configs[i] for i in members], progress, on_check, on_result,
-                       checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds)
+                       checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds, step_logs=step_logs)
         for i, result in zip(members, group.run()):
             results[i] = result
     return [results[i] for i in range(len(configs))]
@@ -138,8 +144,10 @@ class _Run:
     """One run: its config, generators, model (for an SRN group its parameters are views of the
     group's stacked tensors while it is active), test set, logs and counters."""
 
-    def __init__(self, config: TrainConfig, task, device: torch.device, dtype: torch.dtype):
+    def __init__(self, config: TrainConfig, task, device: torch.device, dtype: torch.dtype,
+                 step_logs: bool = True):
         c = self.config = config
+        self.step_logs = step_logs
         self.seeds = Seeds(c.seed, device)
         self.lag = check_lag(c.lag, task.steps)
         readout_kind = getattr(task, "readout", "last")
@@ -204,6 +212,8 @@ class _Run:
         missing = [n for n in names + ("generators", "params", "velocity") if n not in state]
         if missing:
             return f"it lacks {', '.join(missing)}"
+        if self.step_logs and len(state["step_rows"]) != state["it"]:
+            return "it holds no step logs (a sweep's run keeps none) and this run keeps them"
         shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
         for part in ("params", "velocity"):
             saved = state[part]
@@ -219,6 +229,8 @@ class _Run:
         names = self.STATE + (self.VALIDATION_STATE if self.validation is not None else ())
         for name in names:
             setattr(self, name, state[name])
+        if not self.step_logs:
+            self.step_rows = []
         if getattr(self, "kept", None) is not None:
             self.kept = {n: p.to(device) for n, p in self.kept.items()}
         for name, generator_state in state["generators"].items():
@@ -397,7 +409,7 @@ class _Group:
     """Runs trained as one program: SRN runs of equal shapes, or one LSTM run."""
 
     def __init__(self, configs: list[TrainConfig], progress: bool, on_check, on_result,
-                 checkpoints=None, checkpoint_seconds: float = 300.0):
+                 checkpoints=None, checkpoint_seconds: float = 300.0, step_logs: bool = True):
         c = self.config = configs[0]
         self.device = resolve_device(c.device)
         self.dtype = DTYPES[c.dtype]
@@ -406,7 +418,7 @@ class _Group:
         self.readout = getattr(self.task, "readout", "last")
         self.lstm = c.method == "lstm"
         self.draw = c.draw_size
-        self.runs = [_Run(cfg, self.task, self.device, self.dtype) for cfg in configs]
+        self.runs = [_Run(cfg, self.task, self.device, self.dtype, step_logs) for cfg in configs]
         self.active = list(self.runs)
         self.progress, self.on_check, self.on_result = progress, on_check, on_result
         self.checkpoint_seconds = checkpoint_seconds
@@ -658,7 +670,8 @@ class _Group:
         norms = torch.stack([_total_norm(g) for g in grads]).tolist()   # one host sync for all runs
         for k, (r, log, g) in enumerate(zip(runs, logs, grads)):
             log["grad_norm"] = norms[k]
-            r.step_rows.append(log)
+            if r.step_logs:
+                r.step_rows.append(log)
             if not (math.isfinite(log["grad_norm"]) and math.isfinite(log["loss"]) and r.lr_fits):
                 r.diverged = True
                 diverged.add(k)

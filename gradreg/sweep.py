@@ -20,7 +20,9 @@ Resuming: a rerun skips every key already in the results file, so an interrupted
 with no lost and no duplicated runs. The runs in flight at the kill go on from their last
 checkpoint (every `checkpoint_minutes`, 5 by default, in `checkpoints_dir(results)`, e.g.
 data/results/paper-checkpoints/; `gradreg.checkpoints`): a resumed run is bit for bit the run
-that was never stopped, so at most a few minutes of each are redone.
+that was never stopped, so at most a few minutes of each are redone. The checkpoints are plain
+data, small (a sweep keeps no step logs) and committed with the results, so a sweep stopped on
+one machine goes on from them on another (a clone of the repository).
 Runs that Dask cancels (the client lost its scheduler) are not written, and a warning
 says to rerun; a run whose worker died repeatedly (KilledWorker) gets an error row.
 
@@ -137,7 +139,7 @@ def run_config(config: TrainConfig, checkpoints=None, checkpoint_seconds: float 
 
         from .engine import train
         torch.set_num_threads(1)
-        result = train(config, checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds)
+        result = train(config, checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds, step_logs=False)
         return {**result.to_row(), "error": "", "history": _history_records(result)}
     except Exception as exc:  # the sweep records it and goes on
         return _error_row(config, exc, time.perf_counter() - start)
@@ -193,7 +195,9 @@ def run_unit(configs: list[TrainConfig], queue: str | None = None, checkpoints=N
         if channel is not None and now - last_told[0] >= PROGRESS_SECONDS:
             last_told[0] = now
             try:        # progress is for the eye: a lost message must not stop the runs
-                channel.put({"unit": label, "iteration": min(reached.values()),
+                # the runs that have started: an LSTM unit trains its runs one after the other
+                started = [it for it in reached.values() if it > 0]
+                channel.put({"unit": label, "iteration": min(started, default=0),
                              "max_iterations": max(c.max_iterations for c in configs)})
             except Exception:
                 pass
@@ -207,7 +211,7 @@ def run_unit(configs: list[TrainConfig], queue: str | None = None, checkpoints=N
             channel.put(row)
     try:
         train_many(configs, on_check=on_check, on_result=on_result, checkpoints=checkpoints,
-                   checkpoint_seconds=checkpoint_seconds)
+                   checkpoint_seconds=checkpoint_seconds, step_logs=False)
     except Exception:
         pass
     return [rows.get(config_key(c)) or run_config(c, checkpoints, checkpoint_seconds) for c in configs]
@@ -474,7 +478,8 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
         state = ckpt.peek(path) if path.is_file() else None
         if state is not None:
             reached[config_key(c)] = state["it"]
-            saved = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+            # the time the state was saved (a clone's files carry the time of the clone)
+            saved = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(state.get("saved", path.stat().st_mtime)))
             flying.append(f"  {unit_label([c])}: iteration {state['it']:,} of {c.max_iterations:,}, saved {saved}")
     if flying:
         lines.append(f"{len(flying)} run(s) in flight, each goes on from its checkpoint in {directory}:")

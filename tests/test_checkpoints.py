@@ -1,13 +1,24 @@
 """In-flight checkpoints: a run stopped in the middle and started again from its checkpoint is,
 bit for bit, the run that was never stopped -- for every method, both protocols, and runs that
 resume beside runs that start afresh."""
+import dataclasses
+import pickle
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
 from test_engine import BASE, METHOD_RULES, assert_identical
 
 import gradreg.checkpoints as ckpt
 from gradreg import TrainConfig, train, train_many
-from gradreg.sweep import run_unit
+from gradreg.engine import _Run
+from gradreg.profiles import profile_configs
+from gradreg.results import row_key
+from gradreg.sweep import checkpoints_dir, config_key, load_results, run_unit
+from gradreg.tasks import make_task
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -94,14 +105,13 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_run_starts_afresh(tmp_pat
     ("sgd", lambda s: s["generators"].pop("model")),
 ])
 def test_a_checkpoint_that_does_not_fit_its_run_is_set_aside_and_the_run_starts_afresh(method, damage, tmp_path):
-    import pickle
     c = TrainConfig(method=method, seed=0, **BASE)
     with pytest.raises(Stop):
         train(c, callback=lambda row: stop_at(40)(c, row), checkpoints=tmp_path, checkpoint_seconds=0)
     path = ckpt.checkpoint_path(tmp_path, c, torch.device("cpu"))
-    state = pickle.loads(path.read_bytes())
+    state = torch.load(path, weights_only=True)
     damage(state)
-    path.write_bytes(pickle.dumps(state))
+    torch.save(state, path)
     with pytest.warns(RuntimeWarning, match="cannot be used"):
         got = train(c, checkpoints=tmp_path)
     assert_identical(got, train(c))
@@ -132,3 +142,63 @@ def test_a_sweep_unit_that_was_stopped_gives_the_rows_of_one_that_was_not(tmp_pa
     for got, expected in zip(rows, want):
         assert {k: v for k, v in got.items() if k not in ("seconds", "history")} == \
             {k: v for k, v in expected.items() if k not in ("seconds", "history")}
+
+
+def test_a_run_without_step_logs_resumes_to_the_run_that_was_never_stopped(tmp_path):
+    """As a sweep trains: no step logs, so its checkpoints stay small; every other number is the
+    run's, and a checkpoint is plain data that torch reads back without running code."""
+    configs = [TrainConfig(method=m, seed=s, **BASE) for m in ("sgr", "pascanu") for s in range(2)]
+    with pytest.raises(Stop):
+        train_many(configs, on_check=stop_at(40), checkpoints=tmp_path, checkpoint_seconds=0, step_logs=False)
+    for path in tmp_path.glob("*.pt"):
+        state = torch.load(path, weights_only=True)
+        assert state["format"] == ckpt.FORMAT and state["it"] == 39 and state["step_rows"] == []
+    resumed = train_many(configs, checkpoints=tmp_path, checkpoint_seconds=0, step_logs=False)
+    for c, got in zip(configs, resumed):
+        want = train(c)
+        assert got.steps.empty and len(want.steps) == want.iterations
+        assert_identical(got, dataclasses.replace(want, steps=got.steps))
+
+
+def test_a_checkpoint_without_step_logs_is_not_taken_by_a_run_that_keeps_them(tmp_path):
+    c = TrainConfig(method="sgd", seed=0, **BASE)
+    with pytest.raises(Stop):
+        train(c, callback=lambda row: stop_at(40)(c, row), checkpoints=tmp_path, checkpoint_seconds=0,
+              step_logs=False)
+    with pytest.warns(RuntimeWarning, match="holds no step logs"):
+        got = train(c, checkpoints=tmp_path)
+    assert_identical(got, train(c))
+
+
+def test_a_checkpoint_of_the_old_pickle_format_is_set_aside_unread(tmp_path):
+    c = TrainConfig(method="sgd", seed=0, **BASE)
+    path = ckpt.checkpoint_path(tmp_path, c, torch.device("cpu"))
+    path.write_bytes(pickle.dumps({"format": 1, "it": 39}))
+    with pytest.warns(RuntimeWarning, match="cannot be used"):
+        got = train(c, checkpoints=tmp_path)
+    assert_identical(got, train(c))
+
+
+@pytest.mark.parametrize("profile", ["paper", "authors"])
+def test_every_committed_checkpoint_is_a_run_in_flight_that_its_sweep_will_take_up(profile):
+    """data/results/<profile>-checkpoints/ travels with the results, so that a sweep goes on in a
+    fresh clone: each file must be the state of a run its profile has not written yet, under the
+    name the current code gives that run's config, and fit that run (a changed config field
+    would orphan it silently)."""
+    results = REPO / "data" / "results" / f"{profile}.csv"
+    files = sorted(checkpoints_dir(results).glob("*.pt"))
+    if not files:
+        pytest.skip(f"no {profile} run in flight")
+    written = {row_key(r) for r in load_results(results).to_dict("records")}
+    by_name = {ckpt.checkpoint_path(checkpoints_dir(results), c, torch.device("cpu")).name: c
+               for c in profile_configs(profile)}
+    for path in files:
+        config = by_name.get(path.name)
+        assert config is not None, f"{path.name} is no run of the {profile} profile (a stale file?)"
+        assert config_key(config) not in written, f"{path.name}: its run's row is written already"
+        state = ckpt.peek(path)
+        assert state is not None, f"{path.name} cannot be read"
+        run = _Run(config, make_task(config.task, config.length, config.variant), torch.device("cpu"),
+                   getattr(torch, config.dtype), step_logs=False)
+        assert run.unfit(state) is None and 0 < state["it"] < config.max_iterations
+        assert len(pd.DataFrame(state["history"])) == state["it"] // config.check_every

@@ -227,13 +227,20 @@ def test_one_worker_runs_the_units_in_submission_order(tmp_path):
     assert len(df) == len(configs)
 
 
-def test_a_unit_in_flight_tells_the_sweep_how_far_its_runs_have_come(monkeypatch):
+@pytest.mark.parametrize("method,told", [
+    # a batched unit: the furthest-behind of its runs that have checked (300 ends them)
+    ("clip", [100, 100, 100, 200, 200, 300]),
+    # an LSTM unit trains its runs one after the other: the one in flight, not the one waiting
+    ("lstm", [100, 200, 300, 100, 200, 300]),
+])
+def test_a_unit_in_flight_tells_the_sweep_how_far_its_runs_have_come(method, told, monkeypatch):
     from distributed import Client, LocalCluster, Queue
 
     import gradreg.sweep as sweep_module
     monkeypatch.setattr(sweep_module, "PROGRESS_SECONDS", 0.0)      # every check (in-process worker)
-    configs = [tiny("clip", seed=s, max_iterations=300, check_every=100) for s in range(2)]
-    assert sweep_module.unit_label(configs) == "temporal_order T=10 clip seeds 0,1"
+    configs = [tiny(method, seed=s, max_iterations=300, check_every=100) for s in range(2)]
+    label = f"temporal_order T=10 {method} seeds 0,1"
+    assert sweep_module.unit_label(configs) == label
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         queue = Queue("progress-test", client=client)
@@ -241,9 +248,8 @@ def test_a_unit_in_flight_tells_the_sweep_how_far_its_runs_have_come(monkeypatch
         messages = queue.get(batch=True)
     progress = [m for m in messages if "unit" in m]
     streamed = [m for m in messages if "unit" not in m]
-    assert {m["unit"] for m in progress} == {"temporal_order T=10 clip seeds 0,1"}
-    # the furthest-behind run's iteration: 0 until both have checked, then 100, 200 (300 ends them)
-    assert [m["iteration"] for m in progress] == [0, 100, 100, 200, 200, 300]
+    assert {m["unit"] for m in progress} == {label}
+    assert [m["iteration"] for m in progress] == told
     assert all(m["max_iterations"] == 300 for m in progress)
     assert sorted(map(_row_of, streamed)) == sorted(map(_row_of, rows))
 
@@ -458,7 +464,7 @@ def test_rows_of_a_batch_are_written_as_their_runs_end(tmp_path, scheduler):
     import threading
     path = tmp_path / "r.csv"
     quick = tiny("clip", seed=0, max_iterations=2, check_every=1)
-    slow = tiny("clip", seed=1, max_iterations=3_000, check_every=1_000)
+    slow = tiny("clip", seed=1, max_iterations=10_000, check_every=1_000)   # seconds, even on a busy machine
     seen = {}
 
     def watch():
