@@ -4,7 +4,16 @@ Chernodub & Nowicki (2016), reproduced: the long-term-dependency tasks, an SRN
 whose single batched BPTT pass yields exact per-example, lag-resolved gradient
 statistics, the sampling-based minibatch construction (SGR) and its baselines.
 """
+import os as _os
 import sys as _sys
+
+# torch.nn.LSTM on the CPU runs oneDNN kernels that are JIT-compiled for the widest vector ISA
+# of the CPU, and AVX-512 kernels round unlike AVX2 ones: the same LSTM run gave other bits on
+# an AVX-512 machine than on the AVX2 machines that made the committed rows. oneDNN reads this
+# at its first use, so setting it here (before any LSTM ran) makes LSTM runs the same on every
+# x86-64 CPU with AVX2 or more. The SRN's products (MKL) take the same path on our machines
+# without it (tested by replaying committed histories). A value set by the user is kept.
+_os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 try:
     from .config import METHODS, TrainConfig, TrainResult

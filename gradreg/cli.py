@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     drop = sub.add_parser("drop", help="take some runs out of a results file (rows and histories) so that the "
                                        "next sweep runs them again",
-                          description="Remove the rows of the given cells (and seeds) from RESULTS and their "
+                          description="Remove the rows of the given cells (and methods, seeds) from RESULTS and their "
                                       "check histories from its -history.csv.gz, each file rewritten "
                                       "atomically (gradreg.results.drop_runs); stop the sweep first.")
     drop.add_argument("--results", required=True, help="the sweep's results CSV")
@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the rows of this (task, length) cell (repeatable)")
     drop.add_argument("--seed", action="append", type=int, default=None, metavar="N", dest="seeds",
                       help="only the rows of this seed (repeatable; default: every seed)")
+    drop.add_argument("--method", action="append", default=None, metavar="LABEL", dest="methods",
+                      help="only the rows of this method, e.g. lstm or sgr/top (repeatable; default: every method)")
 
     report = sub.add_parser("report", help="the results of a sweep as Markdown tables, with the verdict")
     report.add_argument("results", help="a sweep results CSV, e.g. data/results/paper.csv")
@@ -269,6 +271,7 @@ def run_status(args) -> int:
 
 
 def run_drop(args) -> int:
+    from .analysis import label_of
     from .results import KEY, drop_runs, load_results
     cells = {_parse_cell(text) for text in args.cell}
     df = load_results(args.results)
@@ -277,8 +280,15 @@ def run_drop(args) -> int:
     if missing:
         raise ValueError(f"cell {missing[0][0]}:{missing[0][1]} has no rows in {args.results}; cells there: "
                          + ", ".join(f"{t}:{n}" for t, n in sorted(present)))
+    labels = [label_of(row) for row in df[["method", "rule"]].to_dict("records")]
+    if args.methods is not None:
+        known = sorted(set(labels))
+        unknown = [m for m in args.methods if m not in known]
+        if unknown:
+            raise ValueError(f"method {unknown[0]!r} has no rows in {args.results}; allowed: {', '.join(known)}")
     chosen = df[[(t, n) in cells and (args.seeds is None or s in args.seeds)
-                 for t, n, s in zip(df["task"], df["length"], df["seed"])]]
+                 and (args.methods is None or label in args.methods)
+                 for t, n, s, label in zip(df["task"], df["length"], df["seed"], labels)]]
     keys = [tuple(row) for row in chosen[list(KEY)].itertuples(index=False)]
     rows, histories = drop_runs(args.results, keys)
     print(f"dropped {rows} rows and {histories} check histories from {args.results}; "

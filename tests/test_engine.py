@@ -230,3 +230,26 @@ def test_cuda_runs_in_one_call_match_their_own_train_runs():
         a, b = got.steps.to_numpy(float), want.steps.to_numpy(float)
         assert a.shape == b.shape
         assert ((a == b) | (abs(a - b) <= 1e-8 * abs(b)) | (a != a) & (b != b)).all(), c
+
+
+def test_lstm_runs_take_the_same_kernels_on_every_x86_cpu():
+    """oneDNN (torch.nn.LSTM on the CPU) compiles its kernels for the CPU's widest ISA, and an
+    AVX-512 kernel rounds unlike an AVX2 one: gradreg pins AVX2 at import (before any LSTM runs),
+    so an LSTM run is the same bits on AVX2 and AVX-512 machines. Here: a run after `import
+    gradreg` with the variable unset equals one with ONEDNN_MAX_CPU_ISA=AVX2 set from the start
+    (the committed LSTM histories, replayed above, check the bits themselves)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import os, sys, torch\n"
+            "import gradreg\n"
+            "assert os.environ['ONEDNN_MAX_CPU_ISA'] == 'AVX2'\n"
+            "torch.set_num_threads(1)\n"
+            "r = gradreg.train(gradreg.TrainConfig(method='lstm', task='adding', length=30, hidden_size=20,\n"
+            "                  max_iterations=20, check_every=20, test_size=500, device='cpu'))\n"
+            "print(r.steps['loss'].tolist(), r.steps['grad_norm'].tolist())\n")
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    unset = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    pinned = subprocess.run([sys.executable, "-c", code], env={**env, "ONEDNN_MAX_CPU_ISA": "AVX2"},
+                            capture_output=True, text=True, check=True)
+    assert unset.stdout == pinned.stdout and unset.stdout.count(",") > 30

@@ -703,6 +703,8 @@ def test_report_of_a_missing_or_corrupt_file_exits_2(tmp_path, capsys):
     (["drop", "--results", "RESULTS", "--cell", "adding:50"], "r.csv: No such file or directory"),
     (["drop", "--results", "data/results/paper.csv", "--cell", "adding:7"],
      "cell adding:7 has no rows in data/results/paper.csv; cells there: adding:50"),
+    (["drop", "--results", "data/results/paper.csv", "--cell", "adding:50", "--method", "sgr/best"],
+     "method 'sgr/best' has no rows in data/results/paper.csv; allowed: clip, "),
     (["train", "--seed", "4294967296"], "seed must be an integer in 0..2147483647"),
     (["train", "--lr", "nan"], "lr must be a positive finite number"),
     (["train", "--greedy-low", "nan"], "greedy_low must be a finite number"),
