@@ -116,8 +116,10 @@ then T = 200, 150 and the rest of T = 50, and keeps every run's check history in
 
 **{_progress(runs, "paper")}**, for **{hours:.1f} core-hours** of run time
 (the `seconds` column added up; a run of a batched program counts its share). A later session
-resumes it with the same command: finished runs are skipped, runs in flight go on from their
-last checkpoint. The whole profile's projected cost is under Performance.
+resumes it with the same command, on any machine: finished runs are skipped, runs in flight go
+on from their last checkpoint, committed in `data/results/paper-checkpoints/` (`python -m gradreg
+status --profile paper --results data/results/paper.csv` lists them). The whole profile's
+projected cost is under Performance.
 
 The tables and the verdict are `gradreg.analysis.report` of the committed file (also printed
 by `python -m gradreg report data/results/paper.csv`):
