@@ -464,7 +464,9 @@ def test_rows_of_a_batch_are_written_as_their_runs_end(tmp_path, scheduler):
     import threading
     path = tmp_path / "r.csv"
     quick = tiny("clip", seed=0, max_iterations=2, check_every=1)
-    slow = tiny("clip", seed=1, max_iterations=10_000, check_every=1_000)   # seconds, even on a busy machine
+    # the sweep writes streamed rows at least every 2 s (its wait timeout): the slow run must
+    # outlast that by far (10,000 iterations took 1.2 s here, and the test then failed at times)
+    slow = tiny("clip", seed=1, max_iterations=30_000, check_every=10_000)
     seen = {}
 
     def watch():
