@@ -78,6 +78,15 @@ def test_units_batch_the_seeds_of_a_setting_within_a_stretch_of_one_cell():
     paper = _units(profile_configs("paper"), batch=True)
     assert [len(u) for u in paper] == [5] * 56
     assert all(len({(c.task, c.length, c.method, c.rule) for c in u}) == 1 for u in paper)
+    # issue 11's order: T = 100 whole, then at T = 200 its minimum (clip, pascanu, sgr/top,
+    # sgr/random on both tasks), sgr/weighted, sgd and lstm; then T = 150 and T = 50
+    cells = [(u[0].length, u[0].task, u[0].method + ("/" + u[0].rule if u[0].method == "sgr" else ""))
+             for u in paper]
+    assert [length for length, _, _ in cells] == [100] * 14 + [200] * 14 + [150] * 14 + [50] * 14
+    minimum = ["clip", "pascanu", "sgr/top", "sgr/random"]
+    assert cells[14:22] == [(200, task, m) for task in ("temporal_order", "adding") for m in minimum]
+    assert cells[22:28] == [(200, task, m) for group in (["sgr/weighted"], ["sgd", "lstm"])
+                            for task in ("temporal_order", "adding") for m in group]
     # the authors' T = 100 seeds 0-2 of both tasks come before, and apart from, seeds 3-4
     authors = _units(profile_configs("authors"), batch=True)
     seeds = [(u[0].length, u[0].task, tuple(c.seed for c in u)) for u in authors]
