@@ -28,6 +28,7 @@ chernodub: see `gradreg.config.PROTOCOLS`).
 """
 from __future__ import annotations
 
+from .analysis import method_label
 from .config import TrainConfig
 
 __all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
@@ -52,6 +53,8 @@ PAPER_METHODS = (
     ("sgr", "weighted", {"importance_weights": False}),
     ("lstm", "top", {}),
 )
+#: The paper profile's methods at T = 200, in the waves it submits them (each wave on both tasks)
+PAPER_WAVES_AT_200 = (("clip", "pascanu", "sgr/top", "sgr/random"), ("sgr/weighted",), ("sgd", "lstm"))
 SMOKE_METHODS = (("clip", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}), ("lstm", "top", {}))
 #: sgd is the authors' own training under their protocol (momentum, summed MSE, no clipping)
 AUTHORS_METHODS = (("sgd", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}))
@@ -97,9 +100,7 @@ def _paper_grid() -> list[TrainConfig]:
     minimum is reached about a unit of SGR runs (some 4 core-hours) sooner; then T = 150, then
     T = 50."""
     tasks, seeds, common = ("temporal_order", "adding"), range(5), {"max_iterations": PAPER_MAX_ITERATIONS}
-    at_200 = ([m for m in PAPER_METHODS if m[0] not in ("sgd", "lstm") and m[1] != "weighted"],
-              [m for m in PAPER_METHODS if m[0] == "sgr" and m[1] == "weighted"],
-              [m for m in PAPER_METHODS if m[0] in ("sgd", "lstm")])
+    at_200 = [[m for m in PAPER_METHODS if method_label(m[0], m[1]) in wave] for wave in PAPER_WAVES_AT_200]
     order = [(100, PAPER_METHODS), *((200, methods) for methods in at_200), (150, PAPER_METHODS),
              (50, PAPER_METHODS)]
     return [config for length, methods in order

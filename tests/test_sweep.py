@@ -80,8 +80,7 @@ def test_units_batch_the_seeds_of_a_setting_within_a_stretch_of_one_cell():
     assert all(len({(c.task, c.length, c.method, c.rule) for c in u}) == 1 for u in paper)
     # issue 11's order: T = 100 whole, then at T = 200 its minimum (clip, pascanu, sgr/top,
     # sgr/random on both tasks), sgr/weighted, sgd and lstm; then T = 150 and T = 50
-    cells = [(u[0].length, u[0].task, u[0].method + ("/" + u[0].rule if u[0].method == "sgr" else ""))
-             for u in paper]
+    cells = [(u[0].length, u[0].task, analysis.label_of(u[0])) for u in paper]
     assert [length for length, _, _ in cells] == [100] * 14 + [200] * 14 + [150] * 14 + [50] * 14
     minimum = ["clip", "pascanu", "sgr/top", "sgr/random"]
     assert cells[14:22] == [(200, task, m) for task in ("temporal_order", "adding") for m in minimum]
