@@ -105,6 +105,15 @@ def exact_test(solved_a: int, runs_a: int, solved_b: int, runs_b: int) -> float:
     return float(stats.fisher_exact(table, alternative="two-sided").pvalue)
 
 
+def narrowest_significant_split(runs_a: int, runs_b: int, alpha: float = 0.05) -> tuple[int, int] | None:
+    """The (solved_a, solved_b) with the smallest difference in solved runs whose two-sided
+    Fisher p-value is below alpha, with runs_a and runs_b runs (ties: the one with fewer solved
+    runs); None when no split of so few runs can reach alpha."""
+    splits = [(abs(a - b), a + b, a, b) for a in range(runs_a + 1) for b in range(runs_b + 1)
+              if a > b and exact_test(a, runs_a, b, runs_b) < alpha]
+    return min(splits)[2:] if splits else None
+
+
 def _labelled(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     df["label"] = [method_label(m, r) for m, r in zip(df["method"], df["rule"])]
@@ -174,7 +183,8 @@ def verdict(df: pd.DataFrame, alpha: float = 0.05, min_length: int = CLAIM_MIN_L
     both its same-cost control and Pascanu's SGD-CR, and no control beats it anywhere; "not
     supported" where a control solves significantly more often than sgr/top at some such T;
     otherwise "not decidable at this budget" (equal counts are not evidence of equal rates
-    with a handful of runs)."""
+    with a handful of runs), saying how far apart the solved counts would have to be at the
+    fewest runs compared, and which comparison has the smallest p-value."""
     c = comparisons(df)
     c = c[c["length"] >= min_length]
     if c.empty:
@@ -196,9 +206,22 @@ def verdict(df: pd.DataFrame, alpha: float = 0.05, min_length: int = CLAIM_MIN_L
         return ("Not supported: " + "; ".join(losses)
                 + (f"; sgr/top better than both at {', '.join(wins)}" if wins else "") + ".")
     cells = ", ".join(f"{t} T={n}" for (t, n), _ in c.groupby(["task", "length"], sort=True))
-    runs = int(c["runs"].min())
-    return (f"Not decidable at this budget: at {cells} no difference between sgr/top and its controls "
-            f"reaches p < {alpha} (as few as {runs} runs per method).")
+    fewest = c.sort_values(["runs", "against_runs"], kind="stable").iloc[0]
+    n, m = int(fewest["runs"]), int(fewest["against_runs"])
+    split = narrowest_significant_split(n, m, alpha)
+    need = (f"with {n} runs against {m}, Fisher's test needs solved counts at least {split[0] - split[1]} "
+            f"apart, as {split[0]}/{n} against {split[1]}/{m}" if split else
+            f"with {n} runs against {m}, no split of solved runs reaches it")
+    closest = c.sort_values("p_value", kind="stable").iloc[0]
+    ahead, behind = ((closest["against"], closest["against_solved"], closest["against_runs"]),
+                     (TESTED, closest["solved"], closest["runs"]))
+    if closest["solved"] / closest["runs"] >= closest["against_solved"] / closest["against_runs"]:
+        ahead, behind = behind, ahead
+    return (f"Not decidable at this budget: at {cells} sgr/top is nowhere significantly better (p < {alpha}) "
+            f"than both its controls, nor any control than it (as few as {n} runs per method; {need}). "
+            f"Smallest p: "
+            f"{closest['task']} T={closest['length']}, {ahead[0]} {ahead[1]}/{ahead[2]} against "
+            f"{behind[0]} {behind[1]}/{behind[2]} (p = {closest['p_value']:.3g}).")
 
 
 def _percent(x: float) -> str:

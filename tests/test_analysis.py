@@ -85,8 +85,27 @@ def test_verdict_reads_the_runs():
                      dtype={"rule": str, "error": str})
     assert analysis.verdict(df[df["length"] < 100]).startswith("Not decidable at this budget: no sgr/top run")
     # 5/5 against 0/4 (p = 1/126) but against pascanu 1/2 (p = 0.29): not decidable
-    assert analysis.verdict(df).startswith("Not decidable at this budget")
+    undecided = analysis.verdict(df)
+    assert undecided.startswith("Not decidable at this budget")
+    # the fewest runs compared are pascanu's 2 against sgr/top's 5: only 5/5 against 0/2 reaches
+    # 0.05 (p = 1/21: of the C(7, 5) = 21 tables with 5 solved, one has all 5 on sgr/top's side,
+    # and the other two splits are each 10 times as likely)
+    assert "with 5 runs against 2, Fisher's test needs solved counts at least 5 apart, as 5/5 against 0/2" in undecided
+    assert undecided.endswith("Smallest p: temporal_order T=100, sgr/top 5/5 against sgr/random 0/4 (p = 0.00794).")
+    assert analysis.exact_test(5, 5, 0, 2) == pytest.approx(1 / 21, rel=1e-12)
     more = pd.concat([df] + [df[df["method"] == "pascanu"].iloc[[1]].assign(seed=s) for s in range(2, 6)])
     assert analysis.verdict(more).startswith("Supported")          # pascanu now 1/6: p = 0.015
     flipped = more.assign(solved=~more["solved"].astype(bool))
     assert analysis.verdict(flipped).startswith("Not supported")
+
+
+def test_the_narrowest_significant_split_by_hand():
+    # 4/5 against 0/5: of the C(10, 4) = 210 tables with 4 solved, 5 put all 4 on one side and
+    # 5 on the other, p = 10/210; 3/5 against 0/5: p = (10 + 10)/120 = 1/6, too wide a p
+    assert analysis.exact_test(4, 5, 0, 5) == pytest.approx(10 / 210, rel=1e-12)
+    assert analysis.exact_test(3, 5, 0, 5) == pytest.approx(1 / 6, rel=1e-12)
+    assert analysis.narrowest_significant_split(5, 5) == (4, 0)
+    assert analysis.narrowest_significant_split(5, 5, alpha=0.01) == (5, 0)     # p = 2/252
+    assert analysis.narrowest_significant_split(3, 3) is None                  # 3/3 against 0/3: p = 0.1
+    assert analysis.narrowest_significant_split(10, 10) == (5, 0)               # p = 0.0325
+    assert analysis.exact_test(5, 10, 0, 10) < 0.05 <= analysis.exact_test(6, 10, 1, 10)
