@@ -21,8 +21,8 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["METHOD_ORDER", "method_label", "label_of", "results_table", "finished_runs", "wilson_interval",
-           "exact_test", "summarise", "comparisons", "verdict", "report", "curves_on_grid", "step_logs",
-           "histories", "final_states", "long_term_gain", "TESTED", "CONTROLS"]
+           "exact_test", "narrowest_significant_split", "summarise", "comparisons", "verdict", "report",
+           "curves_on_grid", "step_logs", "histories", "final_states", "long_term_gain", "TESTED", "CONTROLS"]
 
 #: the order methods appear in, in tables, legends and on axes
 METHOD_ORDER = ("sgd", "clip", "pascanu", "sgr/top", "sgr/random", "sgr/band", "sgr/weighted",
