@@ -106,12 +106,16 @@ def exact_test(solved_a: int, runs_a: int, solved_b: int, runs_b: int) -> float:
 
 
 def narrowest_significant_split(runs_a: int, runs_b: int, alpha: float = 0.05) -> tuple[int, int] | None:
-    """The (solved_a, solved_b) with the smallest difference in solved runs whose two-sided
-    Fisher p-value is below alpha, with runs_a and runs_b runs (ties: the one with fewer solved
-    runs); None when no split of so few runs can reach alpha."""
-    splits = [(abs(a - b), a + b, a, b) for a in range(runs_a + 1) for b in range(runs_b + 1)
-              if a > b and exact_test(a, runs_a, b, runs_b) < alpha]
-    return min(splits)[2:] if splits else None
+    """The (solved_a, solved_b), in either direction, with the smallest difference in success
+    rates whose two-sided Fisher p-value is below alpha, with runs_a and runs_b runs (ties: the
+    one with fewer solved runs, then the one with a ahead); None when no split of so few runs can
+    reach alpha."""
+    splits = [(abs(a / runs_a - b / runs_b), a + b, -a, b) for a in range(runs_a + 1) for b in range(runs_b + 1)
+              if exact_test(a, runs_a, b, runs_b) < alpha]
+    if not splits:
+        return None
+    _, _, minus_a, b = min(splits)
+    return -minus_a, b
 
 
 def _labelled(df: pd.DataFrame) -> pd.DataFrame:
@@ -209,18 +213,15 @@ def verdict(df: pd.DataFrame, alpha: float = 0.05, min_length: int = CLAIM_MIN_L
     fewest = c.sort_values(["runs", "against_runs"], kind="stable").iloc[0]
     n, m = int(fewest["runs"]), int(fewest["against_runs"])
     split = narrowest_significant_split(n, m, alpha)
-    need = (f"with {n} runs against {m}, Fisher's test needs solved counts at least {split[0] - split[1]} "
-            f"apart, as {split[0]}/{n} against {split[1]}/{m}" if split else
-            f"with {n} runs against {m}, no split of solved runs reaches it")
+    need = (f"with {n} runs against {m}, Fisher's test needs a split at least as wide as {split[0]}/{n} "
+            f"against {split[1]}/{m}" if split else f"with {n} runs against {m}, no split of solved runs reaches it")
     closest = c.sort_values("p_value", kind="stable").iloc[0]
-    ahead, behind = ((closest["against"], closest["against_solved"], closest["against_runs"]),
-                     (TESTED, closest["solved"], closest["runs"]))
-    if closest["solved"] / closest["runs"] >= closest["against_solved"] / closest["against_runs"]:
-        ahead, behind = behind, ahead
+    sides = [(TESTED, int(closest["solved"]), int(closest["runs"])),
+             (closest["against"], int(closest["against_solved"]), int(closest["against_runs"]))]
+    ahead, behind = sorted(sides, key=lambda side: side[1] / side[2], reverse=True)   # stable: ties keep sgr/top first
     return (f"Not decidable at this budget: at {cells} sgr/top is nowhere significantly better (p < {alpha}) "
             f"than both its controls, nor any control than it (as few as {n} runs per method; {need}). "
-            f"Smallest p: "
-            f"{closest['task']} T={closest['length']}, {ahead[0]} {ahead[1]}/{ahead[2]} against "
+            f"Smallest p: {closest['task']} T={closest['length']}, {ahead[0]} {ahead[1]}/{ahead[2]} against "
             f"{behind[0]} {behind[1]}/{behind[2]} (p = {closest['p_value']:.3g}).")
 
 

@@ -87,10 +87,13 @@ def test_verdict_reads_the_runs():
     # 5/5 against 0/4 (p = 1/126) but against pascanu 1/2 (p = 0.29): not decidable
     undecided = analysis.verdict(df)
     assert undecided.startswith("Not decidable at this budget")
-    # the fewest runs compared are pascanu's 2 against sgr/top's 5: only 5/5 against 0/2 reaches
-    # 0.05 (p = 1/21: of the C(7, 5) = 21 tables with 5 solved, one has all 5 on sgr/top's side,
-    # and the other two splits are each 10 times as likely)
-    assert "with 5 runs against 2, Fisher's test needs solved counts at least 5 apart, as 5/5 against 0/2" in undecided
+    # the fewest runs compared are pascanu's 2 against sgr/top's 5: only the complete splits reach
+    # 0.05, and of the two the one with fewer solved runs is named: 0/5 against 2/2 (p = 1/21: of
+    # the C(7, 2) = 21 tables with 2 solved, one has both on pascanu's side, and the other two
+    # splits are each 10 times as likely; 5/5 against 0/2 is the mirror case, also 1/21)
+    assert "with 5 runs against 2, Fisher's test needs a split at least as wide as 0/5 against 2/2" in undecided
+    assert analysis.narrowest_significant_split(5, 2) == (0, 2)
+    assert analysis.exact_test(0, 5, 2, 2) == pytest.approx(1 / 21, rel=1e-12)
     assert undecided.endswith("Smallest p: temporal_order T=100, sgr/top 5/5 against sgr/random 0/4 (p = 0.00794).")
     assert analysis.exact_test(5, 5, 0, 2) == pytest.approx(1 / 21, rel=1e-12)
     more = pd.concat([df] + [df[df["method"] == "pascanu"].iloc[[1]].assign(seed=s) for s in range(2, 6)])
