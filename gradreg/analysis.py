@@ -110,12 +110,9 @@ def narrowest_significant_split(runs_a: int, runs_b: int, alpha: float = 0.05) -
     rates whose two-sided Fisher p-value is below alpha, with runs_a and runs_b runs (ties: the
     one with fewer solved runs, then the one with a ahead); None when no split of so few runs can
     reach alpha."""
-    splits = [(abs(a / runs_a - b / runs_b), a + b, -a, b) for a in range(runs_a + 1) for b in range(runs_b + 1)
+    splits = [(a, b) for a in range(runs_a + 1) for b in range(runs_b + 1)
               if exact_test(a, runs_a, b, runs_b) < alpha]
-    if not splits:
-        return None
-    _, _, minus_a, b = min(splits)
-    return -minus_a, b
+    return min(splits, key=lambda s: (abs(s[0] / runs_a - s[1] / runs_b), s[0] + s[1], -s[0]), default=None)
 
 
 def _labelled(df: pd.DataFrame) -> pd.DataFrame:
