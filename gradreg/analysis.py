@@ -216,7 +216,7 @@ def verdict(df: pd.DataFrame, alpha: float = 0.05, min_length: int = CLAIM_MIN_L
     sides = [(TESTED, int(closest["solved"]), int(closest["runs"])),
              (closest["against"], int(closest["against_solved"]), int(closest["against_runs"]))]
     ahead, behind = sorted(sides, key=lambda side: side[1] / side[2], reverse=True)   # stable: ties keep sgr/top first
-    return (f"Not decidable at this budget: at {cells} sgr/top is nowhere significantly better (p < {alpha}) "
+    return (f"Not decidable at this budget: in none of {cells} is sgr/top significantly better (p < {alpha}) "
             f"than both its controls, nor any control than it (as few as {n} runs per method; {need}). "
             f"Smallest p: {closest['task']} T={closest['length']}, {ahead[0]} {ahead[1]}/{ahead[2]} against "
             f"{behind[0]} {behind[1]}/{behind[2]} (p = {closest['p_value']:.3g}).")
