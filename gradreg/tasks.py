@@ -270,18 +270,22 @@ class TemporalOrder(Task):
         bits = torch.randint(0, 2, positions.shape, generator=generator, device=device)
         symbols.scatter_(1, positions, bits)
         y = self._class_of_bits(bits)
-        x = F.one_hot(symbols, self.input_size).to(torch.float32)
+        x = _one_hot(symbols, self.input_size)
         return x, y, positions
 
     def _class_of_bits(self, bits: torch.Tensor) -> torch.Tensor:
         """The class of each row of bits (batch, k), by ``class_table``."""
-        table = self.class_table().to(bits.device)
-        place_values = 2 ** torch.arange(bits.shape[1], device=bits.device)
-        # code_of_class[c] = the bits of class c read as a binary number (v0 lowest);
-        # invert it into class_of_code.
-        code_of_class = (table * place_values).sum(dim=1)
-        class_of_code = torch.empty_like(code_of_class)
-        class_of_code[code_of_class] = torch.arange(len(code_of_class), device=bits.device)
+        lookup = self.__dict__.setdefault("_class_lookup", {})
+        if bits.device not in lookup:     # made once per device: a training step draws a batch
+            table = self.class_table().to(bits.device)
+            place_values = 2 ** torch.arange(bits.shape[1], device=bits.device)
+            # code_of_class[c] = the bits of class c read as a binary number (v0 lowest);
+            # invert it into class_of_code.
+            code_of_class = (table * place_values).sum(dim=1)
+            class_of_code = torch.empty_like(code_of_class)
+            class_of_code[code_of_class] = torch.arange(len(code_of_class), device=bits.device)
+            lookup[bits.device] = place_values, class_of_code
+        place_values, class_of_code = lookup[bits.device]
         return class_of_code[(bits * place_values).sum(dim=1)]
 
 
@@ -397,7 +401,7 @@ class RandomPermutation(Task):
         y = torch.randint(0, 2, (batch,), generator=generator, device=device)
         symbols[:, 0] = y
         positions = torch.zeros(batch, 1, dtype=torch.int64, device=device)
-        return F.one_hot(symbols, self.input_size).to(torch.float32), y, positions
+        return _one_hot(symbols, self.input_size), y, positions
 
 
 class NoiselessMemorization(Task):
@@ -444,7 +448,7 @@ class NoiselessMemorization(Task):
         y = torch.full((batch, self.steps), self.BLANK, dtype=torch.int64, device=device)
         y[:, go:] = values
         positions = torch.full((batch, 1), go, dtype=torch.int64, device=device)
-        return F.one_hot(symbols, self.input_size).to(torch.float32), y, positions
+        return _one_hot(symbols, self.input_size), y, positions
 
 
 # ---------------------------------------------------------------------------
@@ -578,6 +582,13 @@ class AuthorsMultiplication(AuthorsAdding):
 
 
 # ---------------------------------------------------------------------------
+
+
+def _one_hot(symbols: torch.Tensor, size: int) -> torch.Tensor:
+    """float32 one-hot rows of int64 symbols in 0..size-1: F.one_hot(...).float() without its
+    range checks and its int64 copy (a quarter of a training step's draw)."""
+    x = torch.zeros(*symbols.shape, size, dtype=torch.float32, device=symbols.device)
+    return x.scatter_(-1, symbols.unsqueeze(-1), 1.0)
 
 
 def _positions(ranges, batch, generator, device) -> torch.Tensor:

@@ -726,3 +726,11 @@ def test_variant_errors():
             authors(name, 9)
         with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1, got 0"):
             authors(name, 10).sample(0, generator=gen())
+
+
+def test_one_hot_rows_are_those_of_torch_one_hot():
+    from gradreg.tasks import _one_hot
+    symbols = torch.randint(0, 7, (5, 11), generator=torch.Generator().manual_seed(0))
+    got = _one_hot(symbols, 7)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, F.one_hot(symbols, 7).to(torch.float32))
