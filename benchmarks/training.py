@@ -10,7 +10,9 @@ same work). The cost of a training sequence is the marginal wall time per drawn 
 --iterations and one at half of them, so that what a run does once (its test set, its last
 full count of the test set) is left out, as it is in a 50,000-iteration run.
 
-Peers, timed side by side in this process (interleaved, medians of --repeats):
+Peers, timed side by side in this process: each of --repeats rounds times a peer, the training
+row, the peer again, and takes the row's ratio to the mean of the two peer timings; a row
+reports the medians over its rounds (of its cost, its peer's cost and its ratio):
 - floor: the engine's own cost per sequence of one batched forward + BPTT pass
   (`gradreg.bptt`) + the weighted gradient sum (`BPTTRecord.batch_grads`) at B = 1280;
 - floor+Ω: the same plus Pascanu's dOmega/dW_rec (`baselines.omega_grad`), a second
@@ -117,37 +119,55 @@ def training_per_sequence(configs: list[TrainConfig], repeats: int) -> float:
     return median(costs)
 
 
+def paired(cost, peers: dict, repeats: int) -> tuple[float, dict]:
+    """Time `cost()` between two timings of each peer, `repeats` rounds; returns the median cost
+    and, per peer, (median peer cost, median over rounds of cost / peer). On a shared machine the
+    speed drifts by tens of percent within minutes, so a ratio is taken between neighbours in
+    time, never between medians taken minutes apart."""
+    costs, peer_costs, ratios = [], {p: [] for p in peers}, {p: [] for p in peers}
+    for _ in range(repeats):
+        before = {p: f() for p, f in peers.items()}
+        c = cost()
+        costs.append(c)
+        for p, f in peers.items():
+            around = (before[p] + f()) / 2
+            peer_costs[p].append(around)
+            ratios[p].append(c / around)
+    return median(costs), {p: (median(peer_costs[p]), median(ratios[p])) for p in peers}
+
+
 def measure(length: int, iterations: int, repeats: int, device: str) -> list[dict]:
     dev = torch.device(device)
     rows = []
 
-    def row(name, runs, cost, peer, peer_cost, target):
-        rows.append({"what": name, "runs": runs, "us_per_seq": 1e6 * cost, "peer": peer,
-                     "peer_us_per_seq": 1e6 * peer_cost, "ratio": cost / peer_cost, "target": target})
-        print(f"{name:<34} {runs:>4} {1e6 * cost:>10.1f} {peer:>8} {1e6 * peer_cost:>10.1f} "
-              f"{cost / peer_cost:>7.2f}  (target <= {target})", flush=True)
+    def floor(with_omega=False):
+        return lambda: floor_per_sequence(length, dev, 3, with_omega=with_omega)
 
-    print(f"{'what':<34} {'runs':>4} {'us/seq':>10} {'peer':>8} {'us/seq':>10} {'ratio':>7}")
+    def row(name, runs, configs, peers, target):
+        cost, against = paired(lambda: training_per_sequence(configs, 1), peers, repeats)
+        for peer, (peer_cost, ratio) in against.items():
+            rows.append({"what": name, "runs": runs, "us_per_seq": 1e6 * cost, "peer": peer,
+                         "peer_us_per_seq": 1e6 * peer_cost, "ratio": ratio, "target": target})
+            print(f"{name:<34} {runs:>4} {1e6 * cost:>10.1f} {peer:>8} {1e6 * peer_cost:>10.1f} "
+                  f"{ratio:>7.2f}  (target <= {target})", flush=True)
+
+    print(f"{'what':<34} {'runs':>4} {'us/seq':>10} {'peer':>8} {'us/seq':>10} {'ratio':>7}"
+          f"   (medians of {repeats} rounds; ratio: the median of each round's own ratio)")
     for method, rule in SRN_METHODS:
         configs = [_config(method, rule, s, length, iterations, device) for s in range(5)]
-        cost = training_per_sequence(configs, repeats)
-        floor = floor_per_sequence(length, dev, max(3, repeats))
-        row(f"{method}{'/' + rule if method == 'sgr' else ''}, 5 seeds batched", 5, cost, "floor", floor,
-            TARGET_SRN)
-        if method == "pascanu":     # its own floor: the pass plus dOmega/dW_rec at B = 1280
-            row("pascanu, 5 seeds batched", 5, cost, "floor+Ω",
-                floor_per_sequence(length, dev, max(3, repeats), with_omega=True), TARGET_SRN)
-    cost = training_per_sequence([_config("sgr", "top", 0, length, iterations, device)], repeats)
-    row("sgr/top, one run", 1, cost, "floor", floor_per_sequence(length, dev, max(3, repeats)), TARGET_SRN)
+        peers = {"floor": floor()}
+        if method == "pascanu":     # also its own floor: the pass plus dOmega/dW_rec at B = 1280
+            peers["floor+Ω"] = floor(with_omega=True)
+        row(f"{method}{'/' + rule if method == 'sgr' else ''}, 5 seeds batched", 5, configs, peers, TARGET_SRN)
+    row("sgr/top, one run", 1, [_config("sgr", "top", 0, length, iterations, device)], {"floor": floor()},
+        TARGET_SRN)
     cell = [_config(m, r, s, length, iterations, device) for m, r in SRN_METHODS[:5] for s in range(5)]
     try:
-        cost = training_per_sequence(cell, repeats)
-        row("a cell: 5 SRN methods x 5 seeds", len(cell), cost, "floor",
-            floor_per_sequence(length, dev, max(3, repeats)), TARGET_SRN)
+        row("a cell: 5 SRN methods x 5 seeds", len(cell), cell, {"floor": floor()}, TARGET_SRN)
     except ValueError as error:          # an engine that cannot mix methods in one call
         print(f"{'a cell: 5 SRN methods x 5 seeds':<34} n/a: {error}")
-    cost = training_per_sequence([_config("lstm", "top", 0, length, iterations, device)], repeats)
-    row("lstm, one run", 1, cost, "nn.LSTM", lstm_per_sequence(length, dev, max(3, repeats)), TARGET_LSTM)
+    row("lstm, one run", 1, [_config("lstm", "top", 0, length, iterations, device)],
+        {"nn.LSTM": lambda: lstm_per_sequence(length, dev, 3)}, TARGET_LSTM)
     return rows
 
 
@@ -169,13 +189,13 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the script)")
     p.add_argument("--length", type=int, default=100)
     p.add_argument("--iterations", type=int, default=400)
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3, help="rounds per row (default 3)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the sweeps)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--projection", action="store_true", help="projected core-hours of the paper profile")
     a = p.parse_args(argv)
     if a.quick:
-        a.length, a.iterations = 20, 200
+        a.length, a.iterations, a.repeats = 20, 200, 1
     torch.set_num_threads(a.threads)
     print(f"training cost per sequence: temporal_order T={a.length}, hidden 50, {a.iterations} iterations "
           f"per run, test check of 10,000 sequences every 100; {a.threads} thread(s)")
