@@ -10,9 +10,10 @@ same work). The cost of a training sequence is the marginal wall time per drawn 
 --iterations and one at half of them, so that what a run does once (its test set, its last
 full count of the test set) is left out, as it is in a 50,000-iteration run.
 
-Peers, timed side by side in this process: each of --repeats rounds times a peer, the training
-row, the peer again, and takes the row's ratio to the mean of the two peer timings; a row
-reports the medians over its rounds (of its cost, its peer's cost and its ratio):
+Peers, timed side by side in this process: inside every training call each peer is timed
+once per check (every 100 iterations; that time is taken out of the call's), a round's ratio
+is its marginal cost over the median of the peer timings made in its own two calls, and a
+row reports medians over --repeats rounds (of its cost, its peer's cost and its ratio):
 - floor: the engine's own cost per sequence of one batched forward + BPTT pass
   (`gradreg.bptt`) + the weighted gradient sum (`BPTTRecord.batch_grads`) at B = 1280;
 - floor+Ω: the same plus Pascanu's dOmega/dW_rec (`baselines.omega_grad`), a second
@@ -100,39 +101,48 @@ def lstm_per_sequence(length: int, device: torch.device, repeats: int) -> float:
     return median(times) / BIG_BATCH
 
 
-def _timed(configs: list[TrainConfig]) -> tuple[float, int]:
+def _timed(configs: list[TrainConfig], peers: dict) -> tuple[float, int, dict]:
+    """One call: its wall time less the time spent timing peers inside it, the sequences it
+    drew, and the peers' samples: every peer is timed once at each check of the first run
+    (every 100 iterations), so that training and peers are measured side by side in time."""
+    samples = {p: [] for p in peers}
+    spent = 0.0
+
+    def sample(_row=None):
+        nonlocal spent
+        t = time.perf_counter()
+        for p, f in peers.items():
+            samples[p].append(f())
+        spent += time.perf_counter() - t
+
     t = time.perf_counter()
-    results = gradreg.train_many(configs) if len(configs) > 1 else [gradreg.train(configs[0])]
-    return time.perf_counter() - t, sum(r.iterations * _draw(r.config) for r in results)
+    if len(configs) > 1:
+        first = configs[0]
+        results = gradreg.train_many(configs, on_check=lambda c, row: sample() if c is first else None)
+    else:
+        results = [gradreg.train(configs[0], callback=sample)]
+    return time.perf_counter() - t - spent, sum(r.iterations * _draw(r.config) for r in results), samples
 
 
-def training_per_sequence(configs: list[TrainConfig], repeats: int) -> float:
+def training_per_sequence(configs: list[TrainConfig], repeats: int, peers: dict) -> tuple[float, dict]:
     """The marginal cost of a training sequence in a long run: the calls at the configs'
     budget N and at N / 2 differ by N / 2 iterations and their checks, and share what a run
-    does once (the model, the test set, the last full count), which the difference drops."""
+    does once (the model, the test set, the last full count), which the difference drops.
+
+    The machine's speed drifts by tens of percent within seconds, so every round (a pair of
+    calls) takes its ratio to the peers timed inside its own calls. Returns the median cost over
+    `repeats` rounds and, per peer, (median peer cost, median of the rounds' ratios)."""
     half = [c.replace(max_iterations=c.max_iterations // 2) for c in configs]
-    costs = []
-    for _ in range(repeats):
-        t_full, n_full = _timed(configs)
-        t_half, n_half = _timed(half)
-        costs.append((t_full - t_half) / (n_full - n_half))
-    return median(costs)
-
-
-def paired(cost, peers: dict, repeats: int) -> tuple[float, dict]:
-    """Time `cost()` between two timings of each peer, `repeats` rounds; returns the median cost
-    and, per peer, (median peer cost, median over rounds of cost / peer). On a shared machine the
-    speed drifts by tens of percent within minutes, so a ratio is taken between neighbours in
-    time, never between medians taken minutes apart."""
     costs, peer_costs, ratios = [], {p: [] for p in peers}, {p: [] for p in peers}
     for _ in range(repeats):
-        before = {p: f() for p, f in peers.items()}
-        c = cost()
-        costs.append(c)
-        for p, f in peers.items():
-            around = (before[p] + f()) / 2
-            peer_costs[p].append(around)
-            ratios[p].append(c / around)
+        t_full, n_full, s_full = _timed(configs, peers)
+        t_half, n_half, s_half = _timed(half, peers)
+        cost = (t_full - t_half) / (n_full - n_half)
+        costs.append(cost)
+        for p in peers:
+            peer = median(s_full[p] + s_half[p])
+            peer_costs[p].append(peer)
+            ratios[p].append(cost / peer)
     return median(costs), {p: (median(peer_costs[p]), median(ratios[p])) for p in peers}
 
 
@@ -144,7 +154,7 @@ def measure(length: int, iterations: int, repeats: int, device: str) -> list[dic
         return lambda: floor_per_sequence(length, dev, 3, with_omega=with_omega)
 
     def row(name, runs, configs, peers, target):
-        cost, against = paired(lambda: training_per_sequence(configs, 1), peers, repeats)
+        cost, against = training_per_sequence(configs, repeats, peers)
         for peer, (peer_cost, ratio) in against.items():
             rows.append({"what": name, "runs": runs, "us_per_seq": 1e6 * cost, "peer": peer,
                          "peer_us_per_seq": 1e6 * peer_cost, "ratio": ratio, "target": target})

@@ -170,8 +170,10 @@ def pool_scores(record: BPTTRecord, lag: int, need_gram: bool = False, need_scor
     run dimension for a record with runs. Scores are None when not needed."""
     r = record._stacked()
     S = r.steps
-    delta_norm = torch.linalg.vector_norm(r.delta, dim=3)                   # (K, S, B)
-    ratios = delta_norm[:, S - 1 - lag] / delta_norm[:, S - 1]
+    # the two steps the ratio needs (each norm is over its own H entries: the same numbers as
+    # the norms of all S steps)
+    delta_norm = torch.linalg.vector_norm(r.delta[:, [S - 1 - lag, S - 1]], dim=3)     # (K, 2, B)
+    ratios = delta_norm[:, 0] / delta_norm[:, 1]
     scores = gram = None
     if need_scores or need_gram:
         lt = r.recurrent_grads(0, S - lag)
