@@ -35,7 +35,7 @@ def _keep_freed_memory() -> bool:
     return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
 
 
-_keep_freed_memory()
+_memory_kept = _keep_freed_memory()     # read by the tests (and a sweep's workers)
 
 try:
     from .config import METHODS, TrainConfig, TrainResult

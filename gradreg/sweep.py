@@ -334,6 +334,7 @@ def dask_setup(worker):
 
 @contextlib.contextmanager
 def _client(scheduler, workers, pending):
+    import dask
     from distributed import Client, LocalCluster
     _quiet_shutdown_timeouts()      # for this process's lifetime: the report comes at collection
     if scheduler is not None:
@@ -366,9 +367,15 @@ def _client(scheduler, workers, pending):
                 warnings.filterwarnings("ignore", message="Port .* is already in use")
                 # silence_logs: Dask's warnings (cancelled tasks, workers killed at shutdown after
                 # Ctrl-C) are not the user's business; the sweep reports what matters itself
-                cluster = stack.enter_context(LocalCluster(
-                    n_workers=min(n, max(pending, 1)), threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR, preload=[__name__]))
+                # Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers (to hand memory back to
+                # the OS), and a worker that has it neither keeps freed blocks (gradreg's
+                # import honours a malloc setting in the environment) nor avoids page-faulting
+                # every step's tensors anew: 27 % of a worker's CPU time went to the kernel.
+                # Unset here, a worker inherits the user's own setting, if any.
+                with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                    cluster = stack.enter_context(LocalCluster(
+                        n_workers=min(n, max(pending, 1)), threads_per_worker=1, processes=True,
+                        dashboard_address=None, silence_logs=logging.ERROR, preload=[__name__]))
         finally:
             _restore_sigmask(mask)
             _undefer_sigint(handler)

@@ -235,6 +235,23 @@ def test_one_worker_runs_the_units_in_submission_order(tmp_path):
     assert len(df) == len(configs)
 
 
+def _worker_keeps_memory():
+    import os
+
+    import gradreg
+    return gradreg._memory_kept, os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_the_sweeps_workers_keep_freed_memory(monkeypatch):
+    """Dask would set MALLOC_TRIM_THRESHOLD_ in its workers, and gradreg then leaves malloc
+    alone (it honours a setting in the environment): the sweep's own cluster unsets it."""
+    from gradreg.sweep import _client
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with _client(None, 1, 1) as client:
+        assert list(client.run(_worker_keeps_memory).values()) == [(True, None)]
+
+
 @pytest.mark.parametrize("method,told", [
     # a batched unit: the furthest-behind of its runs that have checked (300 ends them)
     ("clip", [100, 100, 100, 200, 200, 300]),
