@@ -21,7 +21,7 @@ def _keep_freed_memory() -> bool:
     to the OS. By default it unmaps (or trims) them, and every training step then page-faults
     its tensors in afresh: a quarter of a sweep's CPU time went to the kernel, and this takes
     about 20 % off a run's wall time. Numbers do not change. The cost: a process does not give
-    memory back to the OS before it ends. Skipped off glibc, when GRADREG_KEEP_MEMORY=0, and
+    memory back to the OS before it ends, and its threads share one malloc arena. Skipped off glibc, when GRADREG_KEEP_MEMORY=0, and
     when the user tunes malloc through the environment (MALLOC_*_ or GLIBC_TUNABLES)."""
     if not _sys.platform.startswith("linux") or _os.environ.get("GRADREG_KEEP_MEMORY") == "0" \
             or any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in _os.environ):
@@ -31,8 +31,11 @@ def _keep_freed_memory() -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+    # one arena: a thread's own arena (a Dask worker trains in one) is made of mmapped heaps
+    # of at most 64 MiB that glibc shrinks and grows again regardless of the thresholds
+    return all(libc.mallopt(option, value) for option, value in
+               ((M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, 2 ** 31 - 1), (M_ARENA_MAX, 1)))
 
 
 _memory_kept = _keep_freed_memory()     # read by the tests (and a sweep's workers)
