@@ -1,27 +1,21 @@
 """Shared helpers of the benchmarks: interleaved timing and peak-memory measurement."""
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import statistics
-import sys
 import time
 
 import torch
 
+import gradreg
+
 
 def limit_malloc_caching() -> bool:
     """Make glibc return freed large blocks to the OS at once (mmap threshold 64 KiB, no
-    dynamic raise), so that RSS tracks the live tensors and peak-RSS deltas mean something."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, 65536)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 65536))
-    except OSError:
-        return False
+    dynamic raise), so that RSS tracks the live tensors and peak-RSS deltas mean something.
+    (`import gradreg` sets the opposite, for speed.)"""
+    return gradreg._mallopt(mmap_threshold=65536, trim_threshold=65536)
 
 
 def _status(key: str) -> int:

@@ -16,16 +16,11 @@ import sys as _sys
 _os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 
-def _keep_freed_memory() -> bool:
-    """Ask glibc to keep freed blocks (up to 1 GiB each) for reuse instead of handing them back
-    to the OS. By default it unmaps (or trims) them, and every training step then page-faults
-    its tensors in afresh: a quarter of a sweep's CPU time went to the kernel, and this takes
-    about 30 % off a sweep's wall time (README, Performance). Numbers do not change. The cost: a process does not give
-    memory back to the OS before it ends, and its threads share one malloc arena. Skipped off
-    glibc, when GRADREG_KEEP_MEMORY=0, and when the user tunes malloc through the environment
-    (MALLOC_*_ or GLIBC_TUNABLES)."""
-    if not _sys.platform.startswith("linux") or _os.environ.get("GRADREG_KEEP_MEMORY") == "0" \
-            or any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in _os.environ):
+def _mallopt(mmap_threshold: int | None = None, trim_threshold: int | None = None,
+             arena_max: int | None = None) -> bool:
+    """Set glibc's malloc options (those not None); False off glibc or when one is refused.
+    Used here and by the memory benchmark, which sets the opposite."""
+    if not _sys.platform.startswith("linux"):
         return False
     import ctypes
     try:
@@ -33,10 +28,24 @@ def _keep_freed_memory() -> bool:
     except OSError:
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+    options = {M_MMAP_THRESHOLD: mmap_threshold, M_TRIM_THRESHOLD: trim_threshold, M_ARENA_MAX: arena_max}
+    return all(libc.mallopt(option, value) for option, value in options.items() if value is not None)
+
+
+def _keep_freed_memory() -> bool:
+    """Ask glibc to keep freed blocks (up to 1 GiB each) for reuse instead of handing them back
+    to the OS. By default it unmaps (or trims) them, and every training step then page-faults
+    its tensors in afresh: a quarter of a sweep's CPU time went to the kernel, and this takes
+    about 30 % off a sweep's wall time (README, Performance). Numbers do not change. The cost:
+    a process does not give memory back to the OS before it ends, and its threads share one
+    malloc arena. Skipped when GRADREG_KEEP_MEMORY=0, and when the user tunes malloc through
+    the environment (MALLOC_*_ or GLIBC_TUNABLES)."""
+    if _os.environ.get("GRADREG_KEEP_MEMORY") == "0" \
+            or any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in _os.environ):
+        return False
     # one arena: a thread's own arena (a Dask worker trains in one) is made of mmapped heaps
     # of at most 64 MiB that glibc shrinks and grows again regardless of the thresholds
-    return all(libc.mallopt(option, value) for option, value in
-               ((M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, 2 ** 31 - 1), (M_ARENA_MAX, 1)))
+    return _mallopt(mmap_threshold=1 << 30, trim_threshold=2 ** 31 - 1, arena_max=1)
 
 
 _memory_kept = _keep_freed_memory()     # read by the tests (and a sweep's workers)

@@ -202,11 +202,11 @@ def forward(W_in: Tensor, W_rec: Tensor, b: Tensor, x: Tensor, activation: str) 
     act_ = _INPLACE_ACT.get(activation)
     # W_rec h_{t-1} into a buffer, then added: the same numbers as baddbmm_ (tested), whose CPU
     # kernel loops over the runs and costs about twice as much per step at a sweep's batch size
-    rec = torch.empty_like(hs[0])
+    recurrent = torch.empty_like(hs[0])
     if act_ is not None:
         act_(hs[0])
     for t in range(1, S):
-        hs[t].add_(torch.bmm(hs[t - 1], W_rec_T, out=rec))
+        hs[t].add_(torch.bmm(hs[t - 1], W_rec_T, out=recurrent))
         if act_ is not None:
             act_(hs[t])
     return h
