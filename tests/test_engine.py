@@ -282,7 +282,7 @@ def test_the_forward_recurrence_gives_the_numbers_of_baddbmm(K, B, H):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
 def test_training_steps_reuse_freed_memory_without_page_faults():
     """`import gradreg` keeps freed blocks for reuse (gradreg._keep_freed_memory): a second call
-    of ten steps of five T = 200 SGR runs then faults in no fresh pages, in the main thread or
+    of ten steps of five T = 200 SGR runs then faults in (next to) no fresh pages, in the main thread or
     another (a Dask worker's tasks run in one, where glibc's per-thread heaps kept faulting
     until one arena was asked for); with GRADREG_KEEP_MEMORY=0 glibc hands the memory back
     and every step faults it in again."""
@@ -309,5 +309,11 @@ def test_training_steps_reuse_freed_memory_without_page_faults():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={**os.environ, **env}, timeout=300)
         return [int(n) for n in out.stdout.split()[-2:]]
-    assert max(faults()) < 1_000
-    assert min(faults(GRADREG_KEEP_MEMORY="0")) > 10_000
+    # relative to the same steps with the memory handed back, in the same context (main thread,
+    # other thread), and the lesser of two tries: a clean machine shows 0 against 39,070 and
+    # 121,710, but one CI machine once faulted 3,906 pages in the main thread's second call
+    # (file-backed code pages the kernel had reclaimed count as minor faults too)
+    handed_back = faults(GRADREG_KEEP_MEMORY="0")
+    assert min(handed_back) > 10_000
+    kept = [min(tries) for tries in zip(faults(), faults())]
+    assert all(k * 10 < h for k, h in zip(kept, handed_back)), (kept, handed_back)
