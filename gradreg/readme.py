@@ -19,7 +19,7 @@ from . import analysis
 from .config import PROTOCOLS
 from .experiments.protocols import protocol_summary
 from .profiles import AUTHORS_MAX_ITERATIONS, PAPER_MAX_ITERATIONS, profile_configs
-from .results import KEY, history_path, load_history, load_results
+from .results import KEY, config_key, history_path, load_history, load_results
 from .sweep import written_by_length
 
 RESULTS_BEGIN = "<!-- results: written by `python -m gradreg readme` from data/results/; do not edit by hand -->"
@@ -28,11 +28,34 @@ RESULTS_END = "<!-- end of results -->"
 VANISHED = 1e-3
 
 
+def _written(runs: pd.DataFrame) -> set[tuple]:
+    return set(map(tuple, runs[list(KEY)].itertuples(index=False))) if len(runs) else set()
+
+
+def _complete(runs: pd.DataFrame, profile: str) -> bool:
+    """Whether every run of a profile has its row."""
+    done = _written(runs)
+    return all(config_key(c) in done for c in profile_configs(profile))
+
+
 def _progress(runs: pd.DataFrame, profile: str) -> str:
-    """"N of M runs ran so far (T = 100: a of b, ...)" for a profile, lengths in submission order."""
+    """"N of M runs ran so far (T = 100: a of b, ...)" for a profile, lengths in submission order
+    ("All M of its runs ran (...)" once it is complete)."""
     planned = profile_configs(profile)
-    done = set(map(tuple, runs[list(KEY)].itertuples(index=False))) if len(runs) else set()
-    return f"{len(runs)} of its {len(planned)} runs ran so far ({written_by_length(planned, done)})"
+    lengths = written_by_length(planned, _written(runs))
+    if _complete(runs, profile):
+        return f"All {len(planned)} of its runs ran ({lengths})"
+    return f"{len(runs)} of its {len(planned)} runs ran so far ({lengths})"
+
+
+def _resume_note(runs: pd.DataFrame) -> str:
+    """How an unfinished paper sweep is resumed; nothing once it is complete."""
+    if _complete(runs, "paper"):
+        return ""
+    return """ A later session
+resumes it with the same command, on any machine: finished runs are skipped, runs in flight go
+on from their last checkpoint, committed in `data/results/paper-checkpoints/` (`python -m gradreg
+status --profile paper --results data/results/paper.csv` lists them)."""
 
 
 def _span(values, fmt: str = ".2g") -> str:
@@ -115,11 +138,8 @@ then T = 200, 150 and the rest of T = 50, and keeps every run's check history in
 `data/results/paper-history.csv.gz`.
 
 **{_progress(runs, "paper")}**, for **{hours:.1f} core-hours** of run time
-(the `seconds` column added up; a run of a batched program counts its share). A later session
-resumes it with the same command, on any machine: finished runs are skipped, runs in flight go
-on from their last checkpoint, committed in `data/results/paper-checkpoints/` (`python -m gradreg
-status --profile paper --results data/results/paper.csv` lists them). The whole profile's
-projected cost is under Performance.
+(the `seconds` column added up; a run of a batched program counts its share).{_resume_note(runs)} The
+whole profile's projected cost is under Performance.
 
 The tables and the verdict are `gradreg.analysis.report` of the committed file (also printed
 by `python -m gradreg report data/results/paper.csv`):

@@ -6,7 +6,7 @@ import pytest
 
 from gradreg import readme
 from gradreg.cli import main
-from gradreg.results import COLUMNS
+from gradreg.results import COLUMNS, load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,3 +81,13 @@ def test_bad_input(tmp_path, capsys):
     assert main(["readme", "--readme", str(tmp_path / "missing.md")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.md does not exist" in err and "Traceback" not in err
+
+
+def test_progress_says_how_much_of_a_profile_ran_and_how_to_resume_it_only_while_unfinished():
+    runs = load_results(ROOT / "data" / "results" / "paper.csv")
+    missing = runs[runs["length"] != 150]
+    assert readme._progress(runs, "paper").startswith(f"All {len(runs)} of its runs ran (")
+    assert readme._resume_note(runs) == ""
+    assert readme._progress(missing, "paper").startswith(f"{len(missing)} of its {len(runs)} runs ran so far (")
+    assert "T = 150: 0 of 70" in readme._progress(missing, "paper")
+    assert "resumes it with the same command" in readme._resume_note(missing)
