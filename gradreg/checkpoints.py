@@ -53,9 +53,18 @@ def key_prefix(config: TrainConfig) -> str:
     return f"{config.task}-T{config.length}-{config.method}{rule}-seed{config.seed}-"
 
 
+#: TrainConfig fields newer than the first committed checkpoints, with their defaults.
+_LATER_FIELDS = {"optimizer": "sgd", "forget_bias": 1.0}
+
+
 def checkpoint_path(directory, config: TrainConfig, device) -> Path:
     """The file of one run: its key, readable, then a hash of its whole config."""
     fields = dataclasses.asdict(config)
+    # fields added after checkpoints were first committed count only when they are set, so that
+    # those files keep their names
+    for name, default in _LATER_FIELDS.items():
+        if fields[name] == default:
+            del fields[name]
     fields["device"] = str(device)
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=repr).encode()).hexdigest()[:16]
     return Path(directory) / f"{key_prefix(config)}{digest}.pt"

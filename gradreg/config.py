@@ -28,6 +28,10 @@ LOSSES = ("task", "mse")                 # the task's own loss, or 1/2 ||o - tar
 REDUCTIONS = ("mean", "sum")             # the step's gradient: mean or sum over the minibatch
 MOMENTUM_FORMS = ("torch", "classical")  # v <- mu v + g, w <- w - lr v  |  v <- mu v - lr g, w <- w + v
 STOPPINGS = ("test", "validation")
+OPTIMIZERS = ("sgd", "adam")             # sgd: momentum SGD (momentum_form); adam: Adam, betas 0.9 / 0.999
+#: The settings that name a run's arm (`TrainConfig.arm`) when they differ from the defaults of
+#: its protocol: what a screen or a control varies while keeping task, length, method and rule.
+ARM_FIELDS = ("clip", "pool_factor", "lag", "momentum", "optimizer", "forget_bias", "importance_weights")
 
 
 class _FromProtocol:
@@ -90,6 +94,8 @@ class TrainConfig:
     activation: str = "tanh"
     init: str = FROM_PROTOCOL             # pascanu "sparse", chernodub "xavier"
     momentum: float = FROM_PROTOCOL       # pascanu 0, chernodub 0.9
+    optimizer: str = "sgd"          # "adam": Adam (lr is its step size; momentum must be 0)
+    forget_bias: float = 1.0        # lstm: the sum of the forget gate's two biases at initialisation
     dtype: str = "float32"
     omega_weight: float = 2.0       # pascanu: alpha of SGD-CR
     alpha: float = 1.0              # weighted: inclusion probability ~ s_i^alpha
@@ -139,6 +145,14 @@ class TrainConfig:
         return self._explicit
 
     @property
+    def arm(self) -> str:
+        """The settings of ARM_FIELDS that differ from the protocol's defaults, as "name=value"
+        joined by commas ("" for a run of the paper's settings): with task, length, method, rule
+        and seed, the key of a results row, so that a screen's variants of one method differ."""
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | PROTOCOLS[self.protocol]
+        return ",".join(f"{n}={getattr(self, n)}" for n in ARM_FIELDS if getattr(self, n) != defaults[n])
+
+    @property
     def pool_size(self) -> int:
         return self.pool_factor * self.batch_size
 
@@ -165,7 +179,7 @@ def _is_int(v) -> bool:
 MAX_SEED = 2 ** 31 - 1
 
 _STR_FIELDS = ("task", "method", "rule", "device", "activation", "init", "dtype", "protocol", "variant", "loss",
-               "reduction", "momentum_form", "stopping")
+               "reduction", "momentum_form", "stopping", "optimizer")
 _BOOL_FIELDS = ("importance_weights", "fair_batch")
 
 
@@ -205,6 +219,7 @@ def validate_config(c: TrainConfig) -> None:
     choice("reduction", REDUCTIONS)
     choice("momentum_form", MOMENTUM_FORMS)
     choice("stopping", STOPPINGS)
+    choice("optimizer", OPTIMIZERS)
     if c.variant not in VARIANTS:
         raise ValueError(f"unknown variant {c.variant!r}; allowed: {', '.join(VARIANTS)}")
     choice("rule", sampling.RULES)
@@ -238,13 +253,15 @@ def validate_config(c: TrainConfig) -> None:
     positive("max_seconds", allow_none=True)
     for name in ("omega_weight", "alpha", "band_low", "band_high"):
         positive(name)
-    for name in ("greedy_low", "greedy_high", "momentum", "solved_error"):
+    for name in ("greedy_low", "greedy_high", "momentum", "solved_error", "forget_bias"):
         number(name)
     if c.band_low > c.band_high or not 0 <= c.greedy_low <= c.greedy_high:
         raise ValueError("bands need low <= high: "
                          f"band [{c.band_low}, {c.band_high}], greedy [{c.greedy_low}, {c.greedy_high}]")
     if not 0 <= c.momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {c.momentum!r}")
+    if c.optimizer == "adam" and c.momentum != 0:
+        raise ValueError(f"momentum must be 0 with optimizer 'adam' (Adam keeps its own moments), got {c.momentum!r}")
     if not 0 <= c.solved_error < 1:
         raise ValueError(f"solved_error must be in [0, 1), got {c.solved_error!r}")
     check_device(c.device)
@@ -441,7 +458,7 @@ class TrainResult:
     def to_row(self) -> dict:
         c = self.config
         return {"task": c.task, "length": c.length, "method": c.method,
-                "rule": c.rule if c.method == "sgr" else "", "seed": c.seed,
+                "rule": c.rule if c.method == "sgr" else "", "seed": c.seed, "arm": c.arm,
                 "solved": self.solved, "iterations": self.iterations, "examples": self.examples,
                 "seconds": round(self.seconds, 3), "final_error": self.final_error,
                 "diverged": self.diverged, "device": self.device,

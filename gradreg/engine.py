@@ -87,6 +87,9 @@ __all__ = ["METHODS", "TrainConfig", "TrainResult", "train", "train_many", "sgr_
 TEST_CHUNK = 500
 
 #: The step logs a history row averages over the steps since the last check (and the loss).
+#: Adam's (beta1, beta2) and epsilon: torch.optim.Adam's defaults
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 STEP_MEANS = ("grad_norm", "minibatch_long_term_norm", "pool_score_q10", "pool_score_q50", "pool_score_q90")
 #: The columns of `TrainResult.history`, one row per check.
 HISTORY_COLUMNS = ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
@@ -153,7 +156,8 @@ class _Run:
         readout_kind = getattr(task, "readout", "last")
         if c.method == "lstm":
             self.model = LSTMNet(task.input_size, c.hidden_size, task.output_size, readout=readout_kind,
-                                 generator=self.seeds.model, dtype=dtype, device=device)
+                                 generator=self.seeds.model, dtype=dtype, device=device,
+                                 forget_bias=c.forget_bias)
         else:
             self.model = SRN(task.input_size, c.hidden_size, task.output_size, activation=c.activation,
                              init=c.init, readout=readout_kind, generator=self.seeds.model, dtype=dtype,
@@ -193,9 +197,14 @@ class _Run:
     STATE = ("it", "examples", "seconds", "wall", "wrong", "counted", "history", "step_rows", "since_check")
     VALIDATION_STATE = ("best_mse", "kept", "kept_iteration")
 
-    def state(self, params: dict[str, Tensor], velocity: dict[str, Tensor]) -> dict:
+    @property
+    def moments(self) -> tuple[str, ...]:
+        """The optimiser's state saved beside the weights: momentum, and Adam's second moment."""
+        return ("velocity", "second_moment") if self.config.optimizer == "adam" else ("velocity",)
+
+    def state(self, params: dict[str, Tensor], velocity: dict[str, Tensor], second=None) -> dict:
         """Everything the run needs to go on exactly where it stands (for `gradreg.checkpoints`);
-        `params` and `velocity` by parameter name."""
+        `params`, `velocity` and (Adam) `second` by parameter name."""
         names = self.STATE + (self.VALIDATION_STATE if self.validation is not None else ())
         state = {name: getattr(self, name) for name in names}
         if state.get("kept") is not None:
@@ -203,19 +212,21 @@ class _Run:
         state["generators"] = {name: getattr(self.seeds, name).get_state() for name in Seeds.NAMES}
         state["params"] = {n: p.detach().cpu().clone() for n, p in params.items()}
         state["velocity"] = {n: v.cpu().clone() for n, v in velocity.items()}
+        if second is not None:
+            state["second_moment"] = {n: v.cpu().clone() for n, v in second.items()}
         return state
 
     def unfit(self, state: dict) -> str | None:
         """Why a saved state cannot be this run's (None: it can): a missing part, parameters or
         momentum that are not this run's by name and shape, other generators."""
         names = self.STATE + (self.VALIDATION_STATE if self.validation is not None else ())
-        missing = [n for n in names + ("generators", "params", "velocity") if n not in state]
+        missing = [n for n in names + ("generators", "params") + self.moments if n not in state]
         if missing:
             return f"it lacks {', '.join(missing)}"
         if self.step_logs and len(state["step_rows"]) != state["it"]:
             return "it holds no step logs (a sweep's run keeps none) and this run keeps them"
         shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
-        for part in ("params", "velocity"):
+        for part in ("params",) + self.moments:
             saved = state[part]
             if not isinstance(saved, dict) or {n: tuple(v.shape) for n, v in saved.items()} != shapes:
                 return f"its {part} are not this run's parameters by name and shape"
@@ -225,7 +236,8 @@ class _Run:
 
     def restore(self, state: dict, device: torch.device):
         """Take over a saved state (after __init__ has drawn the run's fixed sets); returns its
-        parameters and momentum, on the device, for the group to install."""
+        parameters and moments (velocity, and Adam's second moment or None), on the device, for
+        the group to install."""
         names = self.STATE + (self.VALIDATION_STATE if self.validation is not None else ())
         for name in names:
             setattr(self, name, state[name])
@@ -235,8 +247,8 @@ class _Run:
             self.kept = {n: p.to(device) for n, p in self.kept.items()}
         for name, generator_state in state["generators"].items():
             getattr(self.seeds, name).set_state(generator_state)
-        return ({n: p.to(device) for n, p in state["params"].items()},
-                {n: v.to(device) for n, v in state["velocity"].items()})
+        return tuple({n: v.to(device) for n, v in state[part].items()} if part in state else None
+                     for part in ("params", "velocity", "second_moment"))
 
     @property
     def test_size(self) -> int:
@@ -385,11 +397,22 @@ def sgr_weights(c: TrainConfig, record: BPTTRecord, lag: int, generator, log: di
     return sel.pool_weights(M).to(record.h.dtype)
 
 
-def _update(config: TrainConfig, params, velocity, grads, scale: float) -> None:
-    """One run's update, in place, from its gradients (times the clipping `scale`)."""
+def _update(config: TrainConfig, params, velocity, grads, scale: float, second=None, t: int = 1) -> None:
+    """One run's update, in place, from its gradients (times the clipping `scale`). Adam
+    (`optimizer="adam"`) keeps its first moment in `velocity` and its second in `second`; `t`
+    is the update's number (from 1), for the bias corrections."""
     mu, lr = config.momentum, config.lr
     with torch.no_grad():
-        if config.momentum_form == "torch":          # v <- mu v + g, w <- w - lr v
+        if config.optimizer == "adam":               # torch.optim.Adam's update, without weight decay
+            b1, b2 = ADAM_BETAS
+            step = lr / (1 - b1 ** t)
+            root = math.sqrt(1 - b2 ** t)
+            for p, m, v, gr in zip(params, velocity, second, grads):
+                g = gr * scale
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                p.addcdiv_(m, (v.sqrt() / root).add_(ADAM_EPS), value=-step)
+        elif config.momentum_form == "torch":        # v <- mu v + g, w <- w - lr v
             for p, v, gr in zip(params, velocity, grads):
                 v.mul_(mu).add_(gr, alpha=scale)
                 p.sub_(v, alpha=lr)
@@ -432,10 +455,13 @@ class _Group:
         if self.lstm:
             run = self.runs[0]
             run.velocity = [torch.zeros_like(p) for p in run.model.parameters()]
+            run.second = [torch.zeros_like(p) for p in run.model.parameters()]
             if id(run) in restored:
-                params, velocity = restored[id(run)]
+                params, velocity, second = restored[id(run)]
                 run.model.load_state_dict(params)
                 run.velocity = [velocity[name] for name, _ in run.model.named_parameters()]
+                if second is not None and run.config.optimizer == "adam":
+                    run.second = [second[name] for name, _ in run.model.named_parameters()]
         else:
             for r in self.runs:
                 if id(r) in restored:
@@ -444,22 +470,32 @@ class _Group:
             self.params = {name: torch.stack([getattr(r.model, name).detach() for r in self.runs])
                            for name in PARAM_NAMES}
             self.velocity = {name: torch.zeros_like(p) for name, p in self.params.items()}
+            # Adam's second moments, only when a run of the group needs them
+            self.second = ({name: torch.zeros_like(p) for name, p in self.params.items()}
+                           if any(r.config.optimizer == "adam" for r in self.runs) else None)
             for k, r in enumerate(self.runs):
                 if id(r) in restored:
-                    for name, v in restored[id(r)][1].items():
+                    _, velocity, second = restored[id(r)]
+                    for name, v in velocity.items():
                         self.velocity[name][k].copy_(v)
+                    if second is not None and r.config.optimizer == "adam":
+                        for name, v in second.items():
+                            self.second[name][k].copy_(v)
             self._point_models()
 
     def _save_checkpoints(self) -> None:
         """Each active run's state to its file (`gradreg.checkpoints`)."""
         for k, r in enumerate(self.active):
+            adam = r.config.optimizer == "adam"
             if self.lstm:
                 params = dict(r.model.named_parameters())
                 velocity = dict(zip(params, r.velocity))
+                second = dict(zip(params, r.second)) if adam else None
             else:
                 params = {n: self.params[n][k] for n in PARAM_NAMES}
                 velocity = {n: self.velocity[n][k] for n in PARAM_NAMES}
-            ckpt.save(r.checkpoint, r.state(params, velocity))
+                second = {n: self.second[n][k] for n in PARAM_NAMES} if adam else None
+            ckpt.save(r.checkpoint, r.state(params, velocity, second))
 
     def _point_models(self) -> None:
         """Each active run's model parameters become views of its slice of the stacked tensors."""
@@ -476,6 +512,8 @@ class _Group:
             index = torch.tensor(keep, dtype=torch.long, device=self.device)
             self.params = {n: p.index_select(0, index) for n, p in self.params.items()}
             self.velocity = {n: v.index_select(0, index) for n, v in self.velocity.items()}
+            if self.second is not None:
+                self.second = {n: v.index_select(0, index) for n, v in self.second.items()}
             self._point_models()
 
     # ------------------------------------------------------------------ the loop
@@ -680,7 +718,10 @@ class _Group:
             scale = min(1.0, r.clip / log["grad_norm"]) if r.clip else 1.0
             params = r.model.parameters() if self.lstm else (self.params[n][k] for n in PARAM_NAMES)
             velocity = r.velocity if self.lstm else (self.velocity[n][k] for n in PARAM_NAMES)
-            _update(r.config, params, velocity, g, scale)
+            second = None
+            if r.config.optimizer == "adam":
+                second = r.second if self.lstm else (self.second[n][k] for n in PARAM_NAMES)
+            _update(r.config, params, velocity, g, scale, second, r.it)
         return diverged
 
     def _lstm_grads(self, run: _Run, x: Tensor, y: Tensor, log: dict) -> list[Tensor]:

@@ -20,6 +20,18 @@
             AUTHORS_MAX_ITERATIONS = 100,000 iterations (their budget); T = 50 first, then T = 100
             seeds 0-2 (temporal order, then adding), then seeds 3-4: 60 runs.
             Its results file has the column test_success (`gradreg.results.AUTHORS_COLUMNS`).
+    screen  docs/method.md section 11.6: temporal_order T = 100, seeds 0-4, 5,000 iterations, the
+            13 settings of SCREEN_SETTINGS (sgr/top, its variants, sgr/random and pascanu): 65 runs.
+    control section 11.7, the positive control: lstm trained with Adam (lr 1e-3, clip 1) and a
+            forget-gate bias of 5, adding and temporal_order at T = 100 and 200, seeds 0-4: 20 runs.
+    confirm section 11.2, the confirmatory runs: temporal_order T = 100, seeds 5-16, sgr/top,
+            sgr/random, pascanu and the screen's carried-forward variant (CARRIED_FORWARD, once
+            named): 36 runs, 48 with it.
+    long    section 11.8: temporal_order T = 100, seeds 0-4, 250,000 iterations (LONG_MAX_ITERATIONS),
+            pascanu, sgr/random, sgr/top and the carried-forward variant; then T = 150: 30 runs, 40 with it.
+
+The files of screen, control, confirm and long have the `arm` column (PROFILES_WITH_ARMS): a
+run's arm names the settings it changes (TrainConfig.arm), so variants of one method differ.
 
 smoke and quick are submitted shortest length first, then by task and seed. All other settings
 are `TrainConfig`'s defaults under the profile's protocol (pascanu: hidden 50, batch 20, lr 0.01,
@@ -32,7 +44,9 @@ from .analysis import method_label
 from .config import TrainConfig
 
 __all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
-           "AUTHORS_MAX_ITERATIONS", "PAPER_METHODS", "AUTHORS_METHODS", "profile_configs"]
+           "AUTHORS_MAX_ITERATIONS", "SCREEN_MAX_ITERATIONS", "LONG_MAX_ITERATIONS", "PAPER_METHODS",
+           "AUTHORS_METHODS", "SCREEN_SETTINGS", "SCREEN_REFERENCES", "CARRIED_FORWARD", "CONTROL_SETTINGS",
+           "PROFILES_WITH_ARMS", "profile_configs", "setting_name"]
 
 #: Iterations per run in the paper profile: a run not solved by then counts as failed.
 #: Each SGR iteration processes M = 4 n = 80 sequences, each baseline iteration n = 20.
@@ -41,6 +55,9 @@ QUICK_MAX_ITERATIONS = 4_000
 SMOKE_MAX_ITERATIONS = 300
 #: The authors' budget (Step_02_MAIN_MakeTrain.m: 2,000 x 50 iterations).
 AUTHORS_MAX_ITERATIONS = 100_000
+SCREEN_MAX_ITERATIONS = 5_000
+#: Five times the paper budget: the pascanu runs that failed at T = 100 were still improving.
+LONG_MAX_ITERATIONS = 250_000
 
 # (method, rule, extra TrainConfig settings); rule only matters for sgr
 PAPER_METHODS = (
@@ -60,6 +77,53 @@ SMOKE_METHODS = (("clip", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}),
 AUTHORS_METHODS = (("sgd", "top", {}), ("sgr", "top", {}), ("sgr", "random", {}))
 
 
+#: The screen's settings (docs/method.md section 11.6): name -> (method, rule, TrainConfig settings)
+SCREEN_SETTINGS = {
+    "sgr/top": ("sgr", "top", {}),
+    "sgr/random": ("sgr", "random", {}),
+    "pascanu": ("pascanu", "top", {}),
+    "no-clip": ("sgr", "top", {"clip": None}),
+    "clip-10": ("sgr", "top", {"clip": 10.0}),
+    "pool-2": ("sgr", "top", {"pool_factor": 2}),
+    "pool-8": ("sgr", "top", {"pool_factor": 8}),
+    # the long-term window is steps 0-19 at T = 100: the first relevant symbol's range, nothing after
+    "lag-80": ("sgr", "top", {"lag": 80}),
+    "weighted-ht": ("sgr", "weighted", {"importance_weights": True}),
+    "band": ("sgr", "band", {}),
+    "greedy": ("sgr", "greedy", {}),
+    "momentum": ("sgr", "top", {"momentum": 0.9}),
+    "adam": ("sgr", "top", {"optimizer": "adam", "lr": 1e-3}),
+}
+#: The screen's references: not candidates for the carried-forward variant
+SCREEN_REFERENCES = ("sgr/top", "sgr/random", "pascanu")
+#: The screen's variant that the confirm and long profiles carry forward, as section 11.6's rule
+#: named it in notebook 08 (None until the screen is complete).
+CARRIED_FORWARD = None
+#: The positive control (section 11.7): an LSTM trained the way its users train it
+CONTROL_SETTINGS = {"optimizer": "adam", "lr": 1e-3, "forget_bias": 5.0}
+PROFILES_WITH_ARMS = ("screen", "control", "confirm", "long")
+
+
+def setting_name(run) -> str:
+    """The screen's name of a run (a TrainConfig or a results row): its SCREEN_SETTINGS key when
+    its method, rule and arm are one of them, else its method label with its arm."""
+    run = getattr(run, "config", run)
+    if isinstance(run, TrainConfig):
+        method, rule, arm = run.method, run.rule, run.arm
+    else:
+        method, rule, arm = run["method"], run["rule"], run.get("arm", "")
+    label = method_label(method, rule)
+    for name, (m, r, settings) in SCREEN_SETTINGS.items():
+        probe = TrainConfig(task="temporal_order", length=100, method=m, rule=r, **settings)
+        if method_label(m, r) == label and probe.arm == (arm or ""):
+            return name
+    return f"{label} {arm}" if arm else label
+
+
+def _settings(names) -> list[tuple]:
+    return [SCREEN_SETTINGS[name] for name in names]
+
+
 def _grid(tasks, lengths, methods, seeds, **common) -> list[TrainConfig]:
     # shortest length first, then task, then seed: an interrupted sweep leaves whole
     # (length, task, seed) cells of every method, the most useful partial grid
@@ -77,7 +141,21 @@ SWEEP_PROFILES = {
                            max_iterations=QUICK_MAX_ITERATIONS),
     "paper": lambda: _paper_grid(),
     "authors": lambda: _authors_grid(),
+    "screen": lambda: _grid(("temporal_order",), (100,), tuple(SCREEN_SETTINGS.values()), range(5),
+                            max_iterations=SCREEN_MAX_ITERATIONS),
+    "control": lambda: _grid(("adding", "temporal_order"), (100, 200), (("lstm", "top", CONTROL_SETTINGS),),
+                             range(5), max_iterations=PAPER_MAX_ITERATIONS),
+    "confirm": lambda: _grid(("temporal_order",), (100,), _settings(_confirmed_arms()), range(5, 17),
+                             max_iterations=PAPER_MAX_ITERATIONS),
+    "long": lambda: _grid(("temporal_order",), (100, 150), _settings(_confirmed_arms(("pascanu", "sgr/random",
+                                                                                       "sgr/top"))),
+                          range(5), max_iterations=LONG_MAX_ITERATIONS),
 }
+
+
+def _confirmed_arms(fixed=("sgr/top", "sgr/random", "pascanu")) -> tuple[str, ...]:
+    """The fixed arms, then the carried-forward variant once the screen has named it."""
+    return fixed + ((CARRIED_FORWARD,) if CARRIED_FORWARD else ())
 
 
 def _authors_grid() -> list[TrainConfig]:
@@ -108,7 +186,8 @@ def _paper_grid() -> list[TrainConfig]:
 
 
 def profile_configs(name: str) -> list[TrainConfig]:
-    """The configs of a profile: "smoke", "quick", "paper" or "authors"."""
+    """The configs of a profile (SWEEP_PROFILES: smoke, quick, paper, authors, screen, control,
+    confirm, long)."""
     if name not in SWEEP_PROFILES:
         raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(SWEEP_PROFILES)}")
     return SWEEP_PROFILES[name]()

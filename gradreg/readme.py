@@ -19,7 +19,7 @@ from . import analysis
 from .config import PROTOCOLS
 from .experiments.protocols import protocol_summary
 from .profiles import AUTHORS_MAX_ITERATIONS, PAPER_MAX_ITERATIONS, profile_configs
-from .results import KEY, config_key, history_path, load_history, load_results
+from .results import KEY, config_key, history_path, load_history, load_results, with_arm
 from .sweep import written_by_length
 
 RESULTS_BEGIN = "<!-- results: written by `python -m gradreg readme` from data/results/; do not edit by hand -->"
@@ -69,7 +69,7 @@ def _span(values, fmt: str = ".2g") -> str:
 def last_checks(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """Each finished run's row with the state at its last check (test error, spectral radius,
     minibatch long-term norm, as `last_*` columns)."""
-    runs = analysis.finished_runs(runs)
+    runs, history = with_arm(analysis.finished_runs(runs)), with_arm(history)
     last = history.sort_values("iteration").groupby(list(KEY), sort=False).tail(1)
     last = last[list(KEY) + ["test_error", "spectral_radius", "minibatch_long_term_norm"]]
     last = last.rename(columns={c: f"last_{c}" for c in last.columns if c not in KEY})

@@ -61,7 +61,7 @@ import pandas as pd
 from .config import TrainConfig
 
 __all__ = ["COLUMNS", "AUTHORS_COLUMNS", "KEY", "HISTORY_COLUMNS", "VALIDATION_HISTORY_COLUMNS",
-           "results_columns", "history_columns", "config_key", "row_key", "rows_of", "ResultsFile",
+           "results_columns", "history_columns", "file_columns", "with_arm", "config_key", "row_key", "rows_of", "ResultsFile",
            "HistoryFile", "history_path", "load_results", "load_history", "empty_results", "drop_runs",
            "EnvironmentFault", "ResultsLocked"]
 
@@ -78,33 +78,56 @@ class ResultsLocked(EnvironmentFault):
 
 COLUMNS = ("task", "length", "method", "rule", "seed", "solved", "iterations", "examples",
            "seconds", "final_error", "diverged", "device", "error")
-KEY = ("task", "length", "method", "rule", "seed")
+#: A row's key. `arm` (TrainConfig.arm: the settings that differ from the protocol's, "" for
+#: none) is a column only of the files whose profile varies them; in the others it is "".
+KEY = ("task", "length", "method", "rule", "seed", "arm")
 #: The columns of a results file of the authors' protocol: COLUMNS, then test_success (%).
 AUTHORS_COLUMNS = COLUMNS + ("test_success",)
+#: The column that a file whose runs have arms adds at the end.
+ARM = ("arm",)
 
 
 def config_key(config: TrainConfig) -> tuple:
-    """(task, length, method, rule, seed), rule "" unless method is sgr (as TrainResult.to_row)."""
+    """(task, length, method, rule, seed, arm), rule "" unless method is sgr (as TrainResult.to_row)."""
     return (config.task, int(config.length), config.method,
-            config.rule if config.method == "sgr" else "", int(config.seed))
+            config.rule if config.method == "sgr" else "", int(config.seed), config.arm)
 
 
 def row_key(row) -> tuple:
+    arm = row.get("arm", "")
     return (str(row["task"]), int(row["length"]), str(row["method"]), str(row["rule"]),
-            int(row["seed"]))
+            int(row["seed"]), "" if arm is None or arm != arm else str(arm))
 
 
-def results_columns(configs) -> tuple[str, ...]:
+def results_columns(configs, arms: bool | None = None) -> tuple[str, ...]:
     """The columns of the results file of these configs: AUTHORS_COLUMNS if any of them is not
-    of the pascanu protocol or stops by validation, else COLUMNS (the committed paper.csv's)."""
+    of the pascanu protocol or stops by validation, else COLUMNS (the committed paper.csv's);
+    then the `arm` column if `arms` (None: if any config has an arm)."""
+    configs = list(configs)
+    base = COLUMNS
     if any(c.protocol != "pascanu" or c.stopping != "test" for c in configs):
-        return AUTHORS_COLUMNS
-    return COLUMNS
+        base = AUTHORS_COLUMNS
+    if arms is None:
+        arms = any(c.arm for c in configs)
+    return base + ARM if arms else base
 
 
 def history_columns(columns) -> tuple[str, ...]:
     """The history columns that go with a results file's columns."""
-    return HISTORY_COLUMNS if tuple(columns) == COLUMNS else HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS
+    columns = tuple(columns)
+    arm = ARM if columns[-1:] == ARM else ()
+    base = columns[:len(columns) - len(arm)]
+    return (HISTORY_COLUMNS if base == COLUMNS else HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS) + arm
+
+
+def file_columns(path) -> tuple[str, ...] | None:
+    """The columns of an existing results file by its header, or None (no file, empty, not one)."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(4096).rstrip(b"\n")
+    except OSError:
+        return None
+    return _header_columns(first)
 
 
 def _encode(row: dict, columns=COLUMNS) -> bytes:
@@ -126,7 +149,8 @@ def _header(columns=COLUMNS) -> bytes:
 
 
 _HEADER = _header(COLUMNS)
-_HEADERS = {_header(cols).decode().strip(): cols for cols in (COLUMNS, AUTHORS_COLUMNS)}
+_HEADERS = {_header(cols).decode().strip(): cols
+            for cols in (COLUMNS, AUTHORS_COLUMNS, COLUMNS + ARM, AUTHORS_COLUMNS + ARM)}
 _INT_COLUMNS = ("length", "seed", "iterations", "examples")
 _FLOAT_COLUMNS = ("seconds", "final_error", "test_success")
 _BOOL_COLUMNS = ("solved", "diverged")
@@ -349,6 +373,8 @@ class ResultsFile:
         os.fsync(self.fd)
 
     def append(self, row: dict) -> None:
+        if row.get("arm") and "arm" not in self.columns:
+            raise ValueError(f"{self.path} has no arm column for the run of arm {row['arm']!r}; give a new file")
         data = memoryview(_encode(row, self.columns))
         try:
             while data:  # one write in practice; a cut-short write leaves only a trailing fragment
@@ -363,7 +389,7 @@ class ResultsFile:
         os.close(self.fd)  # also releases the lock
 
 
-HISTORY_COLUMNS = KEY + ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
+HISTORY_COLUMNS = KEY[:5] + ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
                          "grad_norm", "minibatch_long_term_norm", "spectral_radius",
                          "pool_score_q10", "pool_score_q50", "pool_score_q90")
 #: What the histories of runs that stop by validation add (gradreg.engine.VALIDATION_COLUMNS).
@@ -453,6 +479,8 @@ class HistoryFile:
             raise
 
     def append(self, key: tuple, records: list[dict]) -> None:
+        if key[5:] and key[5] and "arm" not in self.columns:
+            raise ValueError(f"{self.path} has no arm column for the run of arm {key[5]!r}; give a new file")
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(self.columns)
@@ -474,9 +502,14 @@ class HistoryFile:
 
 def _read_member(text: str, nrows: int | None = None) -> pd.DataFrame:
     """One history member's CSV text as a table (its first `nrows` rows)."""
-    numeric = HISTORY_COLUMNS[len(KEY):] + VALIDATION_HISTORY_COLUMNS[:2]
-    return pd.read_csv(io.StringIO(text), dtype={"rule": str}, keep_default_na=False, nrows=nrows,
+    numeric = HISTORY_COLUMNS[5:] + VALIDATION_HISTORY_COLUMNS[:2]
+    return pd.read_csv(io.StringIO(text), dtype={"rule": str, "arm": str}, keep_default_na=False, nrows=nrows,
                        na_values={c: ["nan", "NaN", ""] for c in numeric})
+
+
+#: The column sets a history member may have (without and with validation, without and with arm)
+_HISTORY_LAYOUTS = tuple(h + a for h in (HISTORY_COLUMNS, HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS)
+                         for a in ((), ARM))
 
 
 def load_history(path) -> pd.DataFrame:
@@ -498,8 +531,10 @@ def load_history(path) -> pd.DataFrame:
     for _, _, text in members:
         try:
             block = _read_member(text)
-            if tuple(block.columns) not in (HISTORY_COLUMNS, HISTORY_COLUMNS + VALIDATION_HISTORY_COLUMNS):
+            if tuple(block.columns) not in _HISTORY_LAYOUTS:
                 raise ValueError("columns")
+            if "arm" not in block.columns:
+                block["arm"] = ""
             if len(block):
                 blocks[row_key(block.iloc[0])] = block
                 if "validation_error" in block.columns:
@@ -510,8 +545,8 @@ def load_history(path) -> pd.DataFrame:
         warnings.warn(f"{path}: {bad} member(s) that are not a check history skipped", RuntimeWarning,
                       stacklevel=2)
     if not blocks:
-        return pd.DataFrame({c: [] for c in HISTORY_COLUMNS})
-    return pd.concat(blocks.values(), ignore_index=True).reindex(columns=list(columns))
+        return pd.DataFrame({c: [] for c in HISTORY_COLUMNS + ARM})
+    return pd.concat(blocks.values(), ignore_index=True).reindex(columns=list(columns + ARM))
 
 
 def empty_results(columns=COLUMNS) -> pd.DataFrame:
@@ -519,7 +554,9 @@ def empty_results(columns=COLUMNS) -> pd.DataFrame:
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    for c in ("task", "method", "rule", "device", "error"):
+    if "arm" not in df:
+        df["arm"] = ""
+    for c in ("task", "method", "rule", "device", "error", "arm"):
         df[c] = df[c].fillna("").astype(str)
     for c in ("length", "seed", "iterations", "examples"):
         df[c] = df[c].astype("int64")
@@ -533,7 +570,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_results(path) -> pd.DataFrame:
     """The rows of a results file, typed, with the file's own columns (COLUMNS, or
-    AUTHORS_COLUMNS for the authors' protocol), de-duplicated by key (the first kept). A last
+    AUTHORS_COLUMNS for the authors' protocol) and `arm` ("" where the file has no such
+    column), de-duplicated by key (the first kept). A last
     line without its newline is kept when it parses into all columns, else dropped (a half
     row). Raises FileNotFoundError if there is no file, ValueError naming the file and the line
     for a line that does not parse."""
@@ -549,6 +587,14 @@ def load_results(path) -> pd.DataFrame:
     return df.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
 
 
+def with_arm(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with an `arm` column ("" where it had none): a table made by hand, or by an older
+    version, keyed like a results file's."""
+    if "arm" in df:
+        return df
+    return df.assign(arm="")
+
+
 def rows_of(df: pd.DataFrame, keys: set[tuple]) -> pd.DataFrame:
     """The rows of a results table whose key is in `keys` (an empty table stays a table)."""
     mask = [k in keys for k in map(row_key, df[list(KEY)].to_dict("records"))]
@@ -556,7 +602,7 @@ def rows_of(df: pd.DataFrame, keys: set[tuple]) -> pd.DataFrame:
 
 
 def drop_runs(results, keys) -> tuple[int, int]:
-    """Take the runs of `keys` ((task, length, method, rule, seed) tuples) out of a results file
+    """Take the runs of `keys` ((task, length, method, rule, seed[, arm]) tuples) out of a results file
     and its history file, so that the next sweep runs them again; returns (rows, histories)
     removed. Each file is rewritten whole and atomically (its other bytes unchanged, corrupt
     parts of the history included) while the results file's lock is held: a sweep that is
@@ -564,7 +610,8 @@ def drop_runs(results, keys) -> tuple[int, int]:
     path = Path(results)
     if not path.is_file():
         raise ValueError(f"results file {path} does not exist; give the CSV of a sweep")
-    keys = {(str(t), int(n), str(m), str(r), int(s)) for t, n, m, r, s in keys}
+    keys = {(str(k[0]), int(k[1]), str(k[2]), str(k[3]), int(k[4]), str(k[5]) if len(k) > 5 else "")
+            for k in keys}
     columns, _ = _parse_results(path, path.read_bytes())
     out = ResultsFile(path, columns)             # the lock, and a repaired last line
     try:

@@ -77,11 +77,13 @@ from .profiles import (
     AUTHORS_MAX_ITERATIONS,
     PAPER_MAX_ITERATIONS,
     QUICK_MAX_ITERATIONS,
+    PROFILES_WITH_ARMS,
     SMOKE_MAX_ITERATIONS,
     SWEEP_PROFILES,
     profile_configs,
 )
 from .results import (
+    ARM,
     AUTHORS_COLUMNS,
     COLUMNS,
     HISTORY_COLUMNS,
@@ -92,6 +94,7 @@ from .results import (
     ResultsLocked,
     config_key,
     empty_results,
+    file_columns,
     history_columns,
     history_path,
     load_history,
@@ -125,8 +128,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _error_row(config: TrainConfig, exc: BaseException, seconds: float = 0.0) -> dict:
-    task, length, method, rule, seed = config_key(config)
-    return {"task": task, "length": length, "method": method, "rule": rule, "seed": seed,
+    task, length, method, rule, seed, arm = config_key(config)
+    return {"task": task, "length": length, "method": method, "rule": rule, "seed": seed, "arm": arm,
             "solved": False, "iterations": 0, "examples": 0, "seconds": round(seconds, 3),
             "final_error": float("nan"), "diverged": False, "device": "", "error": _one_line(exc)}
 
@@ -550,7 +553,10 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
                                                and checkpoint_minutes > 0):
         raise ValueError(f"checkpoint_minutes must be None or a number > 0, got {checkpoint_minutes!r}")
     wanted = {config_key(c) for c in configs}
-    columns = results_columns(configs)
+    columns = results_columns(configs, arms=True if isinstance(configs_or_profile, str)
+                              and configs_or_profile in PROFILES_WITH_ARMS else None)
+    if file_columns(results) == columns + ARM:     # a file of arms takes runs without one too
+        columns += ARM
     out = ResultsFile(results, columns)
     try:
         out.history = HistoryFile(history_path(results), history_columns(columns))

@@ -60,7 +60,7 @@ adding,50,sgr,top,0,False,50000,4000000,99.0,0.3,False,cpu,
 def test_summary_and_comparisons_from_a_hand_written_csv():
     df = pd.read_csv(io.StringIO(CSV), keep_default_na=False, na_values={"final_error": ["nan"]},
                      dtype={"rule": str, "error": str})
-    assert list(df.columns) == list(COLUMNS)
+    assert list(df.columns) == list(COLUMNS) + ["arm"]
     s = analysis.summarise(df).set_index(["task", "length", "label"])
     top = s.loc[("temporal_order", 100, "sgr/top")]
     assert (top["runs"], top["solved"], top["success_rate"]) == (5, 5, 1.0)

@@ -14,7 +14,7 @@ import torch
 import gradreg.engine as engine
 from gradreg import TrainConfig, train, train_many
 from gradreg.profiles import profile_configs
-from gradreg.results import KEY, config_key, load_history, load_results
+from gradreg.results import KEY, config_key, load_history, load_results, row_key
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -182,7 +182,7 @@ def test_the_two_cheapest_solved_rows_of_paper_csv_reproduce_bit_for_bit():
     solved = df[df["solved"] & (df["error"] == "")].sort_values("iterations").head(2)
     assert len(solved) == 2
     configs = {config_key(c): c for c in profile_configs("paper")}
-    keys = [(r.task, int(r.length), r.method, r.rule, int(r.seed)) for r in solved.itertuples()]
+    keys = [row_key(r) for r in solved.to_dict("records")]
     results = train_many([configs[k] for k in keys])
     for row, result in zip(solved.itertuples(), results):
         got = (result.solved, result.iterations, result.examples, result.final_error)
@@ -197,9 +197,9 @@ def test_the_first_checks_of_a_committed_run_of_every_cell_reproduce_bit_for_bit
     dear for the 50,000- and 100,000-iteration failures)."""
     rows = load_results(f"data/results/{profile}.csv")
     history = load_history(f"data/results/{profile}.csv").merge(rows[list(KEY)], on=list(KEY))
-    keys = history.groupby(list(KEY[:4]), sort=True)["seed"].min().reset_index()
+    keys = history.groupby(list(KEY[:4]) + ["arm"], sort=True)["seed"].min().reset_index()
     configs = {config_key(c): c for c in profile_configs(profile)}
-    wanted = [configs[(r.task, int(r.length), r.method, r.rule, int(r.seed))] for r in keys.itertuples()]
+    wanted = [configs[row_key(r)] for r in keys.to_dict("records")]
     assert len(wanted) >= 4
     # two checks and a third that ends the run (its row is then completed by a full count)
     wanted = [dataclasses.replace(c, max_iterations=3 * c.check_every) for c in wanted]

@@ -292,7 +292,7 @@ def test_complete_last_row_without_newline_is_kept_and_the_newline_added(tmp_pat
     path.write_text(HEADER + ROW_SGD + "\n" + ROW_SGR)           # an editor dropped the final newline
     df = load_results(path)
     assert [tuple(r) for r in df[list(KEY)].itertuples(index=False)] == [
-        ("temporal_order", 10, "sgd", "", 0), ("temporal_order", 10, "sgr", "top", 0)]
+        ("temporal_order", 10, "sgd", "", 0, ""), ("temporal_order", 10, "sgr", "top", 0, "")]
     out = ResultsFile(path)
     out.append({c: v for c, v in zip(COLUMNS, ROW_CLIP.split(","))})
     out.close()
@@ -724,7 +724,7 @@ def test_authors_results_file_edited_by_hand(tmp_path):
     header = ",".join(sweep.AUTHORS_COLUMNS) + "\n"
     path.write_text(header + ROW_SGD + ",99.5\n" + ROW_SGR + ",")        # last row: no newline
     df = load_results(path)
-    assert list(df.columns) == list(sweep.AUTHORS_COLUMNS) and len(df) == 2
+    assert list(df.columns) == list(sweep.AUTHORS_COLUMNS) + ["arm"] and len(df) == 2
     assert df["test_success"].iloc[0] == 99.5 and math.isnan(df["test_success"].iloc[1])
     ResultsFile(path, sweep.AUTHORS_COLUMNS).close()
     assert path.read_text().endswith(ROW_SGR + ",\n")

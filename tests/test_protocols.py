@@ -288,14 +288,14 @@ def test_the_authors_results_file_has_test_success_and_the_paper_file_keeps_its_
     out.close()
     assert path.read_text().splitlines()[0] == ",".join(AUTHORS_COLUMNS)
     df = load_results(path)
-    assert list(df.columns) == list(AUTHORS_COLUMNS)
+    assert list(df.columns) == list(AUTHORS_COLUMNS) + ["arm"]
     assert df["test_success"].iloc[0] == pytest.approx(result.test_success)
     history = load_history(path)
     assert history["validation_mse"].tolist() == pytest.approx(result.history["validation_mse"].tolist())
     # the other header is still read, and a results file refuses the other protocol's rows
     paper = tmp_path / "paper.csv"
     ResultsFile(paper).close()
-    assert list(load_results(paper).columns) == list(COLUMNS)
+    assert list(load_results(paper).columns) == list(COLUMNS) + ["arm"]
     with pytest.raises(ValueError, match="first line must be"):
         ResultsFile(paper, AUTHORS_COLUMNS)
 

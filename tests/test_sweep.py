@@ -124,7 +124,7 @@ def test_smoke_sweep_one_seed_of_a_cell_then_the_rest_then_rerun_changes_nothing
     df = run_sweep("smoke", results=path, workers=2, progress=False)
 
     assert path.read_text().startswith(HEADER)
-    assert list(df.columns) == list(COLUMNS)
+    assert list(df.columns) == list(COLUMNS) + ["arm"]     # "" in a file without arms
     lines = data_lines(path)
     assert len(lines) == len(expected)                       # one row each, nothing else
     on_disk = keys_of(load_results(path))
@@ -406,7 +406,7 @@ def test_trailing_partial_line_is_dropped_then_repaired(tmp_path, scheduler):
 def test_header_only_file_and_foreign_file(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text(HEADER)
-    assert load_results(path).empty and list(load_results(path).columns) == list(COLUMNS)
+    assert load_results(path).empty and list(load_results(path).columns) == list(COLUMNS) + ["arm"]
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a results file"):
         load_results(tmp_path / "other.csv")
@@ -512,8 +512,8 @@ def test_the_history_file_holds_the_key_then_the_engines_own_columns():
     from gradreg import engine, results
     from gradreg import sweep as sweep_module
     # (the file's own order: the engine's columns are written by name)
-    assert results.HISTORY_COLUMNS[:len(KEY)] == KEY
-    assert sorted(results.HISTORY_COLUMNS[len(KEY):]) == sorted(engine.HISTORY_COLUMNS)
+    assert results.HISTORY_COLUMNS[:5] == KEY[:5]      # the arm, where a file has it, comes last
+    assert sorted(results.HISTORY_COLUMNS[5:]) == sorted(engine.HISTORY_COLUMNS)
     assert results.VALIDATION_HISTORY_COLUMNS == engine.VALIDATION_COLUMNS
     # the split modules' public names stay reachable as gradreg.sweep.NAME
     assert sweep_module.load_results is results.load_results and sweep_module.KEY is results.KEY
@@ -532,7 +532,7 @@ def test_history_file_keeps_whole_runs_only(tmp_path):
     whole = path.read_bytes()
     path.write_bytes(whole[:-7])                       # the last member cut short
     df = load_history(tmp_path / "r.csv")
-    assert df["seed"].tolist() == [0] and list(df.columns) == list(HISTORY_COLUMNS)
+    assert df["seed"].tolist() == [0] and list(df.columns) == list(HISTORY_COLUMNS) + ["arm"]
     HistoryFile(path).close()                         # a sweep opening it drops the fragment
     assert path.read_bytes() == whole[:whole.index(b"\x1f\x8b", 10)]
     h = HistoryFile(path)                             # a rerun of a run replaces its history

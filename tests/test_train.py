@@ -331,3 +331,56 @@ def test_cli_bad_input_exits_2_with_one_line(args, match):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and match in lines[0], out.stderr
     assert "Traceback" not in out.stderr
+
+
+# ------------------------------------------------------------------ Adam, the forget bias, arms
+
+def test_adam_update_is_torch_optim_adams_in_float64():
+    """engine._update with optimizer "adam" against torch.optim.Adam on the same gradients,
+    clipping scale included: the same parameters after every step."""
+    from gradreg.engine import ADAM_BETAS, ADAM_EPS, _update
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.randn(3, 4, generator=gen, dtype=torch.float64), torch.randn(5, generator=gen, dtype=torch.float64)]
+    ref = [p.clone().requires_grad_(True) for p in ours]
+    opt = torch.optim.Adam(ref, lr=1e-2, betas=ADAM_BETAS, eps=ADAM_EPS)
+    velocity, second = [torch.zeros_like(p) for p in ours], [torch.zeros_like(p) for p in ours]
+    config = TrainConfig(optimizer="adam", lr=1e-2)
+    for t in range(1, 8):
+        grads = [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in ours]
+        scale = 0.3 if t % 2 else 1.0
+        for p, g in zip(ref, grads):
+            p.grad = g * scale
+        opt.step()
+        _update(config, ours, velocity, grads, scale, second, t)
+        for a, b in zip(ours, ref):
+            torch.testing.assert_close(a, b.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_adam_asks_for_no_momentum_and_an_unknown_optimizer_is_named():
+    with pytest.raises(ValueError, match="momentum must be 0 with optimizer 'adam'"):
+        TrainConfig(optimizer="adam", momentum=0.9)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; allowed: sgd, adam"):
+        TrainConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="forget_bias must be a finite number"):
+        TrainConfig(method="lstm", forget_bias=float("inf"))
+
+
+def test_forget_bias_sets_the_two_forget_gate_biases_and_its_default_is_the_baselines():
+    default = LSTMNet(6, 8, 4, generator=torch.Generator().manual_seed(0))
+    wide = LSTMNet(6, 8, 4, generator=torch.Generator().manual_seed(0), forget_bias=5.0)
+    for name in ("bias_ih_l0", "bias_hh_l0"):
+        assert torch.all(getattr(default.lstm, name)[8:16] == 0.5)
+        assert torch.all(getattr(wide.lstm, name)[8:16] == 2.5)
+        assert torch.all(getattr(wide.lstm, name)[:8] == 0) and torch.all(getattr(wide.lstm, name)[16:] == 0)
+    assert torch.equal(default.lstm.weight_hh_l0, wide.lstm.weight_hh_l0)
+
+
+def test_arm_names_what_differs_from_the_protocol_and_keys_rows_apart():
+    from gradreg.results import config_key
+    assert TrainConfig().arm == "" and TrainConfig(protocol="chernodub").arm == ""
+    assert TrainConfig(clip=None).arm == "clip=None"
+    assert TrainConfig(method="lstm", optimizer="adam", lr=1e-3, forget_bias=5.0).arm == "optimizer=adam,forget_bias=5.0"
+    assert TrainConfig(protocol="chernodub", momentum=0.0).arm == "momentum=0.0"
+    assert config_key(TrainConfig(pool_factor=8)) != config_key(TrainConfig())
+    assert config_key(TrainConfig(lr=0.5)) == config_key(TrainConfig())   # one file per profile: lr is not an arm
+
