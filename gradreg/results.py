@@ -61,7 +61,8 @@ import pandas as pd
 from .config import TrainConfig
 
 __all__ = ["COLUMNS", "AUTHORS_COLUMNS", "KEY", "HISTORY_COLUMNS", "VALIDATION_HISTORY_COLUMNS",
-           "results_columns", "history_columns", "file_columns", "with_arm", "config_key", "row_key", "rows_of", "ResultsFile",
+           "results_columns", "history_columns", "file_columns", "with_arm", "config_key", "row_key", "rows_of",
+           "ResultsFile",
            "HistoryFile", "history_path", "load_results", "load_history", "empty_results", "drop_runs",
            "EnvironmentFault", "ResultsLocked"]
 

@@ -76,8 +76,8 @@ from .config import TrainConfig, work_units
 from .profiles import (
     AUTHORS_MAX_ITERATIONS,
     PAPER_MAX_ITERATIONS,
-    QUICK_MAX_ITERATIONS,
     PROFILES_WITH_ARMS,
+    QUICK_MAX_ITERATIONS,
     SMOKE_MAX_ITERATIONS,
     SWEEP_PROFILES,
     profile_configs,

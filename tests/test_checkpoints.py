@@ -208,7 +208,8 @@ def test_adam_runs_resume_bit_for_bit_with_their_second_moments(tmp_path):
     """Adam's second moment is saved and restored: an SRN group (two Adam runs beside a
     momentum-SGD one) and an LSTM with the control's settings."""
     adam = dict(optimizer="adam", lr=1e-3)
-    srn = [TrainConfig(method="sgr", seed=s, **dict(BASE, **adam)) for s in (0, 1)] + [TrainConfig(method="sgr", seed=2, **dict(BASE, momentum=0.9))]
+    srn = [TrainConfig(method="sgr", seed=s, **dict(BASE, **adam)) for s in (0, 1)]
+    srn.append(TrainConfig(method="sgr", seed=2, **dict(BASE, momentum=0.9)))
     lstm = [TrainConfig(method="lstm", **dict(BASE, **adam, forget_bias=5.0))]
     for configs in (srn, lstm):
         folder = tmp_path / configs[0].method

@@ -379,7 +379,8 @@ def test_arm_names_what_differs_from_the_protocol_and_keys_rows_apart():
     from gradreg.results import config_key
     assert TrainConfig().arm == "" and TrainConfig(protocol="chernodub").arm == ""
     assert TrainConfig(clip=None).arm == "clip=None"
-    assert TrainConfig(method="lstm", optimizer="adam", lr=1e-3, forget_bias=5.0).arm == "optimizer=adam,forget_bias=5.0"
+    control = TrainConfig(method="lstm", optimizer="adam", lr=1e-3, forget_bias=5.0)
+    assert control.arm == "optimizer=adam,forget_bias=5.0"
     assert TrainConfig(protocol="chernodub", momentum=0.0).arm == "momentum=0.0"
     assert config_key(TrainConfig(pool_factor=8)) != config_key(TrainConfig())
     assert config_key(TrainConfig(lr=0.5)) == config_key(TrainConfig())   # one file per profile: lr is not an arm
