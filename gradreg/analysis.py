@@ -48,8 +48,8 @@ def label_of(run) -> str:
     """The method label of a TrainConfig, a TrainResult or a row (a dict with method and rule)."""
     run = getattr(run, "config", run)
     if isinstance(run, dict):
-        return method_label(run["method"], run.get("rule"))
-    return method_label(run.method, run.rule)
+        return arm_label(run["method"], run.get("rule"), run.get("arm"))
+    return arm_label(run.method, run.rule, run.arm)
 
 
 def ordered(labels) -> list[str]:
@@ -115,9 +115,17 @@ def narrowest_significant_split(runs_a: int, runs_b: int, alpha: float = 0.05) -
     return min(splits, key=lambda s: (abs(s[0] / runs_a - s[1] / runs_b), s[0] + s[1], -s[0]), default=None)
 
 
+def arm_label(method: str, rule, arm=None) -> str:
+    """The label of an arm: the method label, with the settings it changes ("sgr/top
+    [clip=None]"); the plain method label for the paper's settings."""
+    label = method_label(method, rule)
+    return f"{label} [{arm}]" if isinstance(arm, str) and arm else label
+
+
 def _labelled(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
-    df["label"] = [method_label(m, r) for m, r in zip(df["method"], df["rule"])]
+    arms = df["arm"] if "arm" in df else [""] * len(df)
+    df["label"] = [arm_label(m, r, a) for m, r, a in zip(df["method"], df["rule"], arms)]
     return df
 
 
@@ -334,3 +342,237 @@ def long_term_gain(steps: pd.DataFrame, label: str = "sgr/top", reference: str =
         return float(values.median()) if len(values) else float("nan")
     return {"median_ratio": median(ratio), "first_half": median(ratio[it <= half]),
             "second_half": median(ratio[it > half]), "iterations": iterations, "pairs": len(joined)}
+
+
+# --------------------------------------------------------------- the analysis plan (method.md section 11)
+#
+# Every number of the plan: time to solve (Kaplan-Meier, the stratified log-rank test, a
+# stratified Cox hazard ratio), the area under the test-error curve (seed-paired Wilcoxon), the
+# solved fraction (Fisher, Newcombe's interval of the difference), Holm's correction, the verdict
+# per comparison, and the screen's table and rule. The statistics are statsmodels' and scipy's.
+
+#: The equivalence margin of the verdict: a hazard ratio whose 95% interval lies inside it
+EQUIVALENCE_MARGIN = (0.5, 2.0)
+#: The iterations at which the screen is read (section 11.6)
+SCREEN_CHECKS = (500, 2_000, 5_000)
+
+
+def time_to_solve(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished run: task, length, label, seed, `time` (its iterations: to solve,
+    or where it stopped unsolved, at the budget or where it diverged) and `solved` (the event;
+    an unsolved run is censored at its time)."""
+    df = finished_runs(runs)
+    return pd.DataFrame({"task": df["task"], "length": df["length"].astype(int), "label": df["label"],
+                         "seed": df["seed"].astype(int), "time": df["iterations"].astype(float),
+                         "solved": df["solved"].astype(bool)})
+
+
+def kaplan_meier(runs: pd.DataFrame) -> pd.DataFrame:
+    """The fraction of runs still unsolved against iterations, per (task, length, label):
+    rows time, unsolved, low, high (statsmodels' SurvfuncRight; the band is its Hall-Wellner
+    simultaneous 95% band on the log-log scale, section 11 amendment 1), starting at (0, 1) and
+    ending at the last run's time; `runs` and `solved` give each curve's counts."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+    rows = []
+    for (task, length, label), g in time_to_solve(runs).groupby(["task", "length", "label"], sort=True):
+        start = dict(task=task, length=int(length), label=label, runs=len(g), solved=int(g["solved"].sum()))
+        rows.append(dict(start, time=0.0, unsolved=1.0, low=1.0, high=1.0))
+        if g["solved"].any():
+            sf = SurvfuncRight(g["time"].to_numpy(), g["solved"].to_numpy(dtype=int))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                low, high = sf.simultaneous_cb(alpha=0.05, method="hw", transform="log")
+            for t, s, lo, hi in zip(sf.surv_times, sf.surv_prob, low, high):
+                rows.append(dict(start, time=float(t), unsolved=float(s), low=float(lo), high=float(hi)))
+        last = rows[-1]
+        rows.append(dict(last, time=float(g["time"].max())))
+    return pd.DataFrame(rows)
+
+
+def curve_areas(runs: pd.DataFrame, history: pd.DataFrame, budget: int, check_every: int = 100) -> pd.DataFrame:
+    """The area under each finished run's test-error curve (section 11.4): its mean test error
+    over the checks at check_every, 2 check_every, ..., budget; a run that stopped early keeps
+    its last (finite) test error to the budget. One row per run: task, length, label, seed, area."""
+    from .results import KEY, with_arm
+    df, history = with_arm(finished_runs(runs)), with_arm(history)
+    grid = np.arange(check_every, budget + 1, check_every)
+    by_run = dict(iter(history.groupby(list(KEY), sort=False)))
+    rows = []
+    for run in df.to_dict("records"):
+        h = by_run.get(tuple(run[k] for k in KEY))
+        if h is None or not len(h):
+            continue
+        errors = h.set_index("iteration")["test_error"].dropna().sort_index()
+        errors = errors[errors.index <= budget]
+        curve = errors.reindex(grid).ffill().bfill()
+        rows.append(dict(task=run["task"], length=int(run["length"]), label=run["label"], seed=int(run["seed"]),
+                         area=float(curve.mean())))
+    return pd.DataFrame(rows, columns=["task", "length", "label", "seed", "area"])
+
+
+def compare_arms(runs: pd.DataFrame, history: pd.DataFrame | None, first: str, second: str, task: str,
+                 min_length: int = CLAIM_MIN_LENGTH, budget: int = 50_000) -> dict:
+    """Every number of one comparison of the plan (sections 11.3-11.4): `first` against
+    `second` on `task` at the lengths >= min_length where both have runs.
+
+    Returns runs, solved (each arm); the stratified log-rank chi-square and p
+    (`statsmodels.duration.survfunc.survdiff`, strata = length; NaN when no run solved); the
+    hazard ratio of solving first/second with its 95% interval (stratified Cox,
+    `statsmodels PHReg`, Breslow ties; 0 or inf with no interval when only one arm solved, NaN
+    when none did); Fisher's p and Newcombe's 95% interval of the difference of the solved
+    fractions; and, with `history`, the seed-paired Wilcoxon signed-rank p and the median paired
+    difference (first - second) of the areas under the test-error curves."""
+    from statsmodels.duration.hazard_regression import PHReg
+    from statsmodels.duration.survfunc import survdiff
+    from statsmodels.stats.proportion import confint_proportions_2indep
+    t = time_to_solve(runs)
+    t = t[(t["task"] == task) & (t["length"] >= min_length) & t["label"].isin([first, second])]
+    lengths = sorted(set(t.loc[t["label"] == first, "length"]) & set(t.loc[t["label"] == second, "length"]))
+    t = t[t["length"].isin(lengths)]
+    a, b = t[t["label"] == first], t[t["label"] == second]
+    out = dict(task=task, first=first, second=second, lengths=lengths, runs_first=len(a), runs_second=len(b),
+               solved_first=int(a["solved"].sum()), solved_second=int(b["solved"].sum()), chi2=float("nan"),
+               p_logrank=float("nan"), hazard_ratio=float("nan"), hr_low=float("nan"), hr_high=float("nan"),
+               p_fisher=float("nan"), diff_low=float("nan"), diff_high=float("nan"), pairs=0,
+               median_area_difference=float("nan"), p_area=float("nan"))
+    if not len(a) or not len(b):
+        return out
+    group = (t["label"] == first).to_numpy(dtype=int)
+    events = t["solved"].to_numpy(dtype=int)
+    strata = t["length"].to_numpy() if len(lengths) > 1 else None
+    if events.any():
+        out["chi2"], out["p_logrank"] = map(float, survdiff(t["time"].to_numpy(), events, group, strata=strata))
+        if out["solved_first"] and out["solved_second"]:
+            fit = PHReg(t["time"].to_numpy(), group[:, None].astype(float), status=events, strata=strata,
+                        ties="breslow").fit(disp=False)
+            out["hazard_ratio"] = float(np.exp(fit.params[0]))
+            out["hr_low"], out["hr_high"] = map(float, np.exp(fit.conf_int()[0]))
+        else:
+            out["hazard_ratio"] = float("inf") if out["solved_first"] else 0.0
+    out["p_fisher"] = exact_test(out["solved_first"], len(a), out["solved_second"], len(b))
+    out["diff_low"], out["diff_high"] = map(float, confint_proportions_2indep(
+        out["solved_first"], len(a), out["solved_second"], len(b), method="newcomb", compare="diff"))
+    if history is not None:
+        areas = curve_areas(runs, history, budget)
+        areas = areas[(areas["task"] == task) & areas["length"].isin(lengths)]
+        wide = areas.pivot_table(index=["length", "seed"], columns="label", values="area")
+        if first in wide and second in wide:
+            diff = (wide[first] - wide[second]).dropna()
+            out["pairs"] = len(diff)
+            if len(diff):
+                out["median_area_difference"] = float(diff.median())
+            if (diff != 0).any():
+                out["p_area"] = float(stats.wilcoxon(diff.to_numpy()).pvalue)
+    return out
+
+
+def arm_verdict(p_adjusted: float, hazard_ratio: float, hr_low: float, hr_high: float,
+                alpha: float = 0.05, margin=EQUIVALENCE_MARGIN) -> str:
+    """Section 11.5: "better" / "worse" (the Holm-adjusted log-rank p below alpha, in the
+    direction of the hazard ratio of solving), "equivalent" (not significant and the ratio's
+    95% interval inside the margin), else "undecided"."""
+    if p_adjusted == p_adjusted and p_adjusted < alpha and hazard_ratio == hazard_ratio and hazard_ratio != 1:
+        return "better" if hazard_ratio > 1 else "worse"
+    if hr_low == hr_low and margin[0] <= hr_low and hr_high <= margin[1]:
+        return "equivalent"
+    return "undecided"
+
+
+def plan_comparisons(runs: pd.DataFrame, history: pd.DataFrame | None, pairs, tasks=None,
+                     min_length: int = CLAIM_MIN_LENGTH, budget: int = 50_000, alpha: float = 0.05) -> pd.DataFrame:
+    """The plan's table for one family per task: each (first, second) of `pairs` on each task
+    (default: every task of `runs`) via `compare_arms`, the log-rank p-values of a task's
+    comparisons Holm-adjusted together (statsmodels' multipletests; comparisons without a
+    p-value are left out of the family), and the verdict of each (`arm_verdict`)."""
+    from statsmodels.stats.multitest import multipletests
+    tasks = sorted(finished_runs(runs)["task"].unique()) if tasks is None else list(tasks)
+    rows = []
+    for task in tasks:
+        family = [compare_arms(runs, history, first, second, task, min_length, budget) for first, second in pairs]
+        family = [c for c in family if c["runs_first"] and c["runs_second"]]
+        tested = [c for c in family if c["p_logrank"] == c["p_logrank"]]
+        adjusted = multipletests([c["p_logrank"] for c in tested], method="holm")[1] if tested else []
+        for c, p in zip(tested, adjusted):
+            c["p_holm"] = float(p)
+        for c in family:
+            c.setdefault("p_holm", float("nan"))
+            c["verdict"] = arm_verdict(c["p_holm"], c["hazard_ratio"], c["hr_low"], c["hr_high"], alpha)
+            rows.append(c)
+    return pd.DataFrame(rows)
+
+
+def _ratio(x: float) -> str:
+    if x != x:
+        return "–"
+    return "∞" if x == float("inf") else f"{x:.2g}"
+
+
+def verdict_sentence(row) -> str:
+    """One sentence for one comparison of `plan_comparisons`, with its effect size, interval
+    and p-values."""
+    r = row if isinstance(row, dict) else row._asdict() if hasattr(row, "_asdict") else dict(row)
+    lengths = ", ".join(map(str, r["lengths"]))
+    hr = _ratio(r["hazard_ratio"])
+    interval = f" [95% CI {_ratio(r['hr_low'])}, {_ratio(r['hr_high'])}]" if r["hr_low"] == r["hr_low"] else ""
+    p = "no run solved, no test" if r["p_logrank"] != r["p_logrank"] else \
+        f"log-rank p = {r['p_logrank']:.2g}, Holm-adjusted {r['p_holm']:.2g}"
+    return (f"{r['task'].replace('_', ' ')} (T = {lengths}): {r['first']} against {r['second']} is "
+            f"**{r['verdict']}**: solved {r['solved_first']}/{r['runs_first']} against "
+            f"{r['solved_second']}/{r['runs_second']}, hazard ratio of solving {hr}{interval}, {p}.")
+
+
+def screen_table(runs: pd.DataFrame, history: pd.DataFrame, names, reference: str = "sgr/random",
+                 checks=SCREEN_CHECKS, clip: float = 1.0) -> pd.DataFrame:
+    """The screen's measurements (section 11.6), one row per (setting, seed, check): rho(W_rec),
+    the minibatch long-term norm relative to `reference` of the same seed at the same check, the
+    fraction of checks up to there whose mean pre-clip gradient norm exceeds `clip`, and the test
+    error. `names(row)` gives a run's setting name (`gradreg.profiles.setting_name`). A run that
+    stopped before a check (solved) keeps its last check's values."""
+    from .results import KEY, with_arm
+    df, history = with_arm(finished_runs(runs)), with_arm(history)
+    setting = {tuple(r[k] for k in KEY): names(r) for r in df.to_dict("records")}
+    h = history[[tuple(r) in setting for r in history[list(KEY)].itertuples(index=False)]].copy()
+    h["setting"] = [setting[tuple(r)] for r in h[list(KEY)].itertuples(index=False)]
+    rows = []
+    for (name, seed), g in h.sort_values("iteration").groupby(["setting", "seed"], sort=False):
+        for at in checks:
+            upto = g[g["iteration"] <= at]
+            if not len(upto):
+                continue
+            last = upto.iloc[-1]
+            rows.append(dict(setting=name, seed=int(seed), check=at, spectral_radius=float(last["spectral_radius"]),
+                             long_term_norm=float(last["minibatch_long_term_norm"]),
+                             clipped_checks=float((upto["grad_norm"] > clip).mean()),
+                             test_error=float(last["test_error"])))
+    out = pd.DataFrame(rows)
+    if not len(out):
+        return out
+    ref = out[out["setting"] == reference].set_index(["seed", "check"])["long_term_norm"]
+    out["relative_long_term_norm"] = [row.long_term_norm / ref.get((row.seed, row.check), float("nan"))
+                                      for row in out.itertuples()]
+    return out
+
+
+def screen_choice(table: pd.DataFrame, references, at: int = SCREEN_CHECKS[-1], rho_below: float = 1.2,
+                  norm_at_least: float = 1e-3) -> tuple[str, pd.DataFrame, str]:
+    """Section 11.6's rule on `screen_table`: among the settings that are not `references`, those
+    whose median over seeds at iteration `at` of rho(W_rec) is below rho_below and of the
+    relative long-term norm at least norm_at_least; the one with the lowest median test error
+    (ties: the lower median test error over all checks). Returns (its name, the per-setting
+    medians with `kept`, a sentence saying how it was chosen)."""
+    t = table[(table["check"] == at) & ~table["setting"].isin(references)]
+    medians = t.groupby("setting").agg(spectral_radius=("spectral_radius", "median"),
+                                       relative_long_term_norm=("relative_long_term_norm", "median"),
+                                       clipped_checks=("clipped_checks", "median"),
+                                       test_error=("test_error", "median"), seeds=("seed", "nunique"))
+    medians["tie_break"] = table[~table["setting"].isin(references)].groupby("setting")["test_error"].median()
+    medians["kept"] = (medians["spectral_radius"] < rho_below) & (medians["relative_long_term_norm"] >= norm_at_least)
+    pool = medians[medians["kept"]] if medians["kept"].any() else medians
+    best = pool.sort_values(["test_error", "tie_break"], kind="stable").index[0]
+    how = (f"{int(medians['kept'].sum())} of {len(medians)} variants keep rho(W_rec) below {rho_below} and a long-term "
+           f"norm of at least {norm_at_least:g} of sgr/random's (medians at {at:,} iterations); of those, "
+           f"{best} has the lowest median test error ({medians.loc[best, 'test_error']:.3f})"
+           if medians["kept"].any() else
+           f"no variant keeps rho(W_rec) below {rho_below} and a long-term norm of at least {norm_at_least:g} of "
+           f"sgr/random's, so by the rule's fallback {best} is carried forward: the lowest median test error "
+           f"({medians.loc[best, 'test_error']:.3f})")
+    return best, medians.drop(columns="tie_break"), how

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sstats
 
 from gradreg import analysis
 from gradreg.results import COLUMNS
@@ -60,7 +61,7 @@ adding,50,sgr,top,0,False,50000,4000000,99.0,0.3,False,cpu,
 def test_summary_and_comparisons_from_a_hand_written_csv():
     df = pd.read_csv(io.StringIO(CSV), keep_default_na=False, na_values={"final_error": ["nan"]},
                      dtype={"rule": str, "error": str})
-    assert list(df.columns) == list(COLUMNS) + ["arm"]
+    assert list(df.columns) == list(COLUMNS)
     s = analysis.summarise(df).set_index(["task", "length", "label"])
     top = s.loc[("temporal_order", 100, "sgr/top")]
     assert (top["runs"], top["solved"], top["success_rate"]) == (5, 5, 1.0)
@@ -112,3 +113,133 @@ def test_the_narrowest_significant_split_by_hand():
     assert analysis.narrowest_significant_split(3, 3) is None                  # 3/3 against 0/3: p = 0.1
     assert analysis.narrowest_significant_split(10, 10) == (5, 0)               # p = 0.0325
     assert analysis.exact_test(5, 10, 0, 10) < 0.05 <= analysis.exact_test(6, 10, 1, 10)
+
+
+# ------------------------------------------------------------------ the analysis plan (method.md section 11)
+# The leukemia remission data of Freireich et al. (1963), as tabulated by Kleinbaum & Klein,
+# Survival Analysis (3rd ed., chapters 2-3): 6-MP (21 patients, 9 relapses) against placebo
+# (21, all relapse). Their textbook values: the log-rank chi-square 16.79 (p = 4.17e-5), the
+# Cox hazard ratio of placebo against 6-MP 4.523 [2.027, 10.094], and the 6-MP Kaplan-Meier
+# estimates 0.857, 0.807, 0.753, 0.690, 0.627, 0.538, 0.448 at 6, 7, 10, 13, 16, 22, 23 weeks.
+SIX_MP = ([6, 6, 6, 7, 10, 13, 16, 22, 23], [6, 9, 10, 11, 17, 19, 20, 25, 32, 32, 34, 35])   # relapses, censored
+PLACEBO = [1, 1, 2, 2, 3, 4, 4, 5, 5, 8, 8, 8, 8, 11, 11, 12, 12, 15, 17, 22, 23]
+
+
+def _leukemia_runs(task="temporal_order", length=100, copies=1) -> pd.DataFrame:
+    """The leukemia data as runs: "solved" = relapsed, iterations = weeks; 6-MP as sgr/random,
+    placebo as sgr/top; `copies` strata (lengths 100, 101, ...) each holding the whole data."""
+    rows = []
+    for c in range(copies):
+        for label, times, event in (("random", SIX_MP[0], True), ("random", SIX_MP[1], False),
+                                    ("top", PLACEBO, True)):
+            for t in times:
+                rows.append(dict(task=task, length=length + c, method="sgr", rule=label, seed=len(rows),
+                                 solved=event, iterations=t, examples=0, seconds=0.0, final_error=0.0,
+                                 diverged=False, device="cpu", error=""))
+    return pd.DataFrame(rows)
+
+
+def test_log_rank_hazard_ratio_and_kaplan_meier_give_the_textbook_values():
+    c = analysis.compare_arms(_leukemia_runs(), None, "sgr/top", "sgr/random", "temporal_order")
+    assert c["chi2"] == pytest.approx(16.79, abs=0.005) and c["p_logrank"] == pytest.approx(4.17e-5, rel=1e-2)
+    assert c["hazard_ratio"] == pytest.approx(4.523, abs=5e-4)
+    assert (c["hr_low"], c["hr_high"]) == (pytest.approx(2.027, abs=1e-3), pytest.approx(10.094, abs=1e-3))
+    km = analysis.kaplan_meier(_leukemia_runs())
+    six_mp = km[km["label"] == "sgr/random"].set_index("time")["unsolved"]
+    assert six_mp.loc[[6, 7, 10, 13, 16, 22, 23]].round(3).tolist() == [0.857, 0.807, 0.753, 0.690, 0.627,
+                                                                         0.538, 0.448]
+    assert six_mp.iloc[0] == 1.0 and six_mp.index[-1] == 35       # from (0, 1) to the last run
+
+
+def test_the_stratified_log_rank_adds_the_strata_and_a_second_copy_doubles_the_chi_square():
+    """Two strata holding the same data: the observed-minus-expected and its variance both
+    double, so the stratified chi-square is twice one stratum's (an unstratified test of the
+    pooled data would give the same, but here the strata are really used: lengths differ)."""
+    c = analysis.compare_arms(_leukemia_runs(copies=2), None, "sgr/top", "sgr/random", "temporal_order")
+    assert c["lengths"] == [100, 101]
+    assert c["chi2"] == pytest.approx(2 * 16.793, abs=0.01)
+    assert c["hazard_ratio"] == pytest.approx(4.523, abs=5e-4)      # the same ratio in every stratum
+
+
+def test_the_paired_area_test_is_the_exact_signed_rank_p_by_enumeration():
+    """Five seeds, two arms, hand-made histories: the Wilcoxon p equals the fraction of the 2^5
+    sign flips of the ranked differences whose rank sum is at least as extreme."""
+    import itertools
+    diffs = [0.05, 0.11, -0.02, 0.2, 0.08]
+    runs, history = [], []
+    for seed, d in enumerate(diffs):
+        for rule, level in (("top", 0.5 + d), ("random", 0.5)):
+            runs.append(dict(task="adding", length=100, method="sgr", rule=rule, seed=seed, solved=False,
+                             iterations=300, examples=0, seconds=0.0, final_error=level, diverged=False,
+                             device="cpu", error=""))
+            history += [dict(task="adding", length=100, method="sgr", rule=rule, seed=seed, iteration=i,
+                             test_error=level) for i in (100, 200, 300)]
+    c = analysis.compare_arms(pd.DataFrame(runs), pd.DataFrame(history), "sgr/top", "sgr/random", "adding",
+                              budget=300)
+    ranks = sstats.rankdata(np.abs(diffs))
+    observed = sum(r for r, d in zip(ranks, diffs) if d > 0)
+    total = ranks.sum()
+    extreme = [max(s, total - s) >= max(observed, total - observed) - 1e-12
+               for s in (sum(r for r, keep in zip(ranks, signs) if keep)
+                         for signs in itertools.product((0, 1), repeat=len(diffs)))]
+    assert c["pairs"] == 5 and c["median_area_difference"] == pytest.approx(0.08)
+    assert c["p_area"] == pytest.approx(sum(extreme) / 2 ** len(diffs))
+
+
+def test_curve_area_keeps_a_solved_runs_last_error_to_the_budget():
+    runs = pd.DataFrame([dict(task="adding", length=100, method="sgd", rule="", seed=0, solved=True, iterations=200,
+                              examples=0, seconds=0.0, final_error=0.0, diverged=False, device="cpu", error="")])
+    history = pd.DataFrame([dict(task="adding", length=100, method="sgd", rule="", seed=0, iteration=i, test_error=e)
+                            for i, e in ((100, 0.6), (200, 0.0))])
+    assert analysis.curve_areas(runs, history, budget=400)["area"].tolist() == [pytest.approx(0.15)]
+
+
+def _timed_runs(first_times, second_times, budget=50_000):
+    """Runs of sgr/top (first) and pascanu (second) on temporal order T = 100: a time under the
+    budget is a solved run, the budget an unsolved one."""
+    rows = []
+    for method, rule, times in (("sgr", "top", first_times), ("pascanu", "", second_times)):
+        for seed, t in enumerate(times):
+            rows.append(dict(task="temporal_order", length=100, method=method, rule=rule, seed=seed,
+                             solved=t < budget, iterations=t, examples=0, seconds=0.0, final_error=0.0,
+                             diverged=False, device="cpu", error=""))
+    return pd.DataFrame(rows)
+
+
+def test_the_verdict_of_hand_made_results_whose_answer_is_known():
+    pairs = [("sgr/top", "pascanu")]
+    fast = [1_000 + 100 * s for s in range(12)]
+    better = analysis.plan_comparisons(_timed_runs(fast, [50_000] * 12), None, pairs)
+    assert better["verdict"].tolist() == ["better"] and better["hazard_ratio"].iloc[0] == float("inf")
+    worse = analysis.plan_comparisons(_timed_runs([50_000] * 12, fast), None, pairs)
+    assert worse["verdict"].tolist() == ["worse"] and worse["hazard_ratio"].iloc[0] == 0.0
+    nobody = analysis.plan_comparisons(_timed_runs([50_000] * 5, [50_000] * 5), None, pairs)
+    assert nobody["verdict"].tolist() == ["undecided"] and np.isnan(nobody["p_logrank"].iloc[0])
+    same = [1_000 * (s + 1) for s in range(40)]
+    twins = analysis.plan_comparisons(_timed_runs(same * 3, same * 3), None, pairs)
+    assert twins["verdict"].tolist() == ["equivalent"] and twins["hazard_ratio"].iloc[0] == pytest.approx(1.0)
+    assert "**equivalent**" in analysis.verdict_sentence(twins.iloc[0].to_dict())
+
+
+def test_holm_adjusts_a_tasks_log_rank_p_values_together():
+    from statsmodels.stats.multitest import multipletests
+    runs = _timed_runs([1_000 * (s + 1) for s in range(8)], [50_000] * 4 + [3_000 * (s + 1) for s in range(4)])
+    extra = runs[runs["method"] == "pascanu"].assign(method="sgr", rule="random", iterations=50_000, solved=False)
+    table = analysis.plan_comparisons(pd.concat([runs, extra]), None, [("sgr/top", "pascanu"),
+                                                                       ("sgr/top", "sgr/random")])
+    assert table["p_holm"].tolist() == pytest.approx(list(multipletests(table["p_logrank"], method="holm")[1]))
+
+
+def test_the_screen_rule_keeps_stable_variants_and_takes_the_lowest_test_error():
+    rows = []
+    for seed in range(5):
+        for name, rho, norm, err in (("sgr/random", 0.95, 1.0, 0.7), ("a", 1.1, 0.5, 0.40), ("b", 1.5, 1.0, 0.1),
+                                     ("c", 1.0, 1e-5, 0.2), ("d", 1.0, 0.9, 0.45)):
+            rows.append(dict(setting=name, seed=seed, check=5_000, spectral_radius=rho, long_term_norm=norm,
+                             clipped_checks=0.0, test_error=err, relative_long_term_norm=norm))
+    name, medians, how = analysis.screen_choice(pd.DataFrame(rows), references=("sgr/random",))
+    assert name == "a" and medians["kept"].to_dict() == {"a": True, "b": False, "c": False, "d": True}
+    assert "2 of 4 variants" in how
+    none_kept = pd.DataFrame([r for r in rows if r["setting"] in ("sgr/random", "b", "c")])
+    name, _, how = analysis.screen_choice(none_kept, references=("sgr/random",))
+    assert name == "b" and "fallback" in how
