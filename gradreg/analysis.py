@@ -22,7 +22,10 @@ from scipy import stats
 
 __all__ = ["METHOD_ORDER", "method_label", "label_of", "results_table", "finished_runs", "wilson_interval",
            "exact_test", "narrowest_significant_split", "summarise", "comparisons", "verdict", "report",
-           "curves_on_grid", "step_logs", "histories", "final_states", "long_term_gain", "TESTED", "CONTROLS"]
+           "curves_on_grid", "step_logs", "histories", "final_states", "long_term_gain", "TESTED", "CONTROLS",
+           "arm_label", "plan_pairs", "time_to_solve", "kaplan_meier", "curve_areas", "compare_arms", "arm_verdict",
+           "plan_comparisons", "verdict_sentence", "screen_table", "screen_choice", "EQUIVALENCE_MARGIN",
+           "SCREEN_CHECKS"]
 
 #: the order methods appear in, in tables, legends and on axes
 METHOD_ORDER = ("sgd", "clip", "pascanu", "sgr/top", "sgr/random", "sgr/band", "sgr/weighted",
@@ -355,6 +358,13 @@ def long_term_gain(steps: pd.DataFrame, label: str = "sgr/top", reference: str =
 EQUIVALENCE_MARGIN = (0.5, 2.0)
 #: The iterations at which the screen is read (section 11.6)
 SCREEN_CHECKS = (500, 2_000, 5_000)
+
+
+def plan_pairs(variant: str | None = None) -> list[tuple[str, str]]:
+    """The comparisons of section 11.1: C1 sgr/top against sgr/random, C2 against pascanu, and
+    C3, C4 the same for the carried-forward variant's label, when there is one."""
+    pairs = [(TESTED, control) for control in CONTROLS]
+    return pairs + ([(variant, control) for control in CONTROLS] if variant else [])
 
 
 def time_to_solve(runs: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ is colour-blind safe and prints in grey scale.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -64,7 +65,8 @@ FIGURE_FORMATS = ("png", "pdf")
 
 
 def method_color(label: str) -> str:
-    return METHOD_COLORS.get(label, OKABE_ITO["grey"])
+    """The colour of a method label; an arm ("lstm [optimizer=adam,...]") takes its method's."""
+    return METHOD_COLORS.get(label.split(" [")[0], OKABE_ITO["grey"])
 
 
 def use_style() -> None:
@@ -720,6 +722,40 @@ def plot_run_histories(history: pd.DataFrame, runs: pd.DataFrame, task: str, len
         axes[1].text(0.5, 0.5, f"no {', '.join(labels)} runs at {task} T={length} yet",
                      ha="center", va="center", transform=axes[1].transAxes)
     fig.suptitle(f"Solved and failed runs over training: {task}, T = {length}")
+    return fig
+
+
+def plot_time_to_solve(km: pd.DataFrame, labels=None, title: str = "Time to solve"):
+    """Kaplan-Meier curves: the fraction of runs still unsolved against iterations, one panel
+    per (task, length), the arms overlaid (a step line, its 95% band shaded; an arm with
+    settings of its own, drawn thicker and solid). km: `gradreg.analysis.kaplan_meier`."""
+    if labels is not None:
+        km = km[km["label"].isin(labels)]
+    tasks, lengths = sorted(set(km["task"])), sorted(set(km["length"].astype(int)))
+    fig, axes = plt.subplots(max(len(tasks), 1), max(len(lengths), 1), figsize=(4.3 * max(len(lengths), 1),
+                             3.5 * max(len(tasks), 1)), squeeze=False, sharey=True)
+    for (i, task), (j, length) in itertools.product(enumerate(tasks), enumerate(lengths)):
+        ax = axes[i, j]
+        cell = km[(km["task"] == task) & (km["length"] == length)]
+        if cell.empty:
+            ax.set_visible(False)
+            continue
+        for label in ordered(cell["label"]):
+            curve = cell[cell["label"] == label]
+            color, arm = method_color(label), " [" in label
+            first = curve.iloc[0]
+            ax.step(curve["time"], curve["unsolved"], where="post", color=color, linewidth=2.2 if arm else 1.4,
+                    dashes=() if arm else (METHOD_DASHES.get(label) or ()),
+                    label=f"{label} ({int(first['solved'])}/{int(first['runs'])})")
+            ax.fill_between(curve["time"], curve["low"], curve["high"], step="post", color=color, alpha=0.07,
+                            linewidth=0)
+        ax.set_title(f"{task.replace('_', ' ')}, T = {length}", fontsize=10)
+        ax.set_xlabel("iterations")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7, loc="lower left", title="solved/runs", title_fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("runs not yet solved")
+    fig.suptitle(title)
     return fig
 
 

@@ -1,10 +1,11 @@
 # %% [markdown]
-# # 6. Long-range dependencies: success rate against length
+# # 6. Long-range dependencies: time to solve, and success against length
 #
 # The question the paper asks: as the lag to bridge grows, which training method still solves
 # the task, how reliably, and at what cost? For each method and task length we train several
-# independent runs (seeds) and count how many solve the task (test error $\le 1\%$ on fresh
-# sequences) within an iteration budget.
+# independent runs (seeds) and ask how soon each solves the task (test error $\le 1\%$ on
+# fresh sequences) within an iteration budget. How the runs are judged was fixed before the
+# runs that decide it, in the analysis plan (`docs/method.md` section 11).
 #
 # The runs come from a sweep results file (`python -m gradreg sweep --profile paper
 # --results data/results/paper.csv`, resumable, possibly on a Dask cluster). With
@@ -26,6 +27,7 @@ workers = None            # processes, when the runs are computed here
 
 # %% kind="setup"
 import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import display
 
 from gradreg import analysis, plotting
@@ -42,6 +44,79 @@ table, source = long_range.long_range_results(profile, results=results, results_
 print(f"{len(table)} runs, from: {source}")
 print("tasks:", sorted(table["task"].unique()), "| lengths:", sorted(table["length"].unique()),
       "| methods:", sorted(table["label"].unique()))
+
+from pathlib import Path
+
+from gradreg.results import history_path, load_history
+
+history_file = history_path(source) if Path(str(source)).is_file() else None
+history = load_history(history_file) if history_file is not None and history_file.exists() else None
+sweeps = long_range.committed_sweeps(results_dir)   # the plan's other sweeps, where committed
+print("committed sweeps of the plan:", {name: len(runs) for name, (runs, _) in sweeps.items()})
+
+# %% [markdown]
+# ## Time to solve: the primary endpoint
+#
+# A run either solves at some iteration $t_i$ or reaches the budget unsolved; then all we know is
+# that its time to solve exceeds the budget: it is **censored** there. The **Kaplan–Meier**
+# estimate of the fraction of runs still unsolved after $t$ iterations multiplies, over the
+# iterations $t_j \le t$ at which some run solved, the fraction of the runs still training then
+# that did not solve:
+#
+# $$\hat S(t) = \prod_{t_j \le t} \Big(1 - \frac{d_j}{n_j}\Big),$$
+#
+# with $d_j$ runs solved at $t_j$ among the $n_j$ still unsolved just before. Unlike a success
+# rate it uses *when* a run solved, not only whether. Two arms are compared by the **log-rank
+# test** (at each $t_j$, the solved runs expected in each arm if both solved at the same rate,
+# summed; stratified by $T$ when several lengths are pooled) and the **hazard ratio** of a Cox
+# model: above 1, the first arm solves sooner (`gradreg.analysis.compare_arms`, statsmodels).
+# The shaded bands are 95% Hall–Wellner bands: with 5 runs per arm they are wide.
+#
+# The curves below are the long-range cells ($T \ge 100$); the positive control (an LSTM
+# trained with Adam and a forget-gate bias of 5, `control` profile) is drawn beside the
+# methods where its runs are committed.
+
+# %%
+long_cells = table[table["length"] >= analysis.CLAIM_MIN_LENGTH]
+control_runs = sweeps["control"][0] if "control" in sweeps else table.iloc[0:0]
+km = analysis.kaplan_meier(pd.concat([long_cells, control_runs], ignore_index=True))
+fig = plotting.plot_time_to_solve(km, title="Runs not yet solved against iterations (Kaplan–Meier, 95% band)")
+plotting.save_figure(fig, "06_time_to_solve", output_dir)
+plt.show()
+
+# %% [markdown]
+# ## The verdict per comparison
+#
+# The plan's comparisons: `sgr/top` against its same-cost control `sgr/random` and against
+# Pascanu's SGD-CR, per task over $T \ge 100$. Each log-rank p-value is Holm-adjusted within its
+# task's family; the verdict is *better* or *worse* (adjusted $p < 0.05$, in the hazard ratio's
+# direction), *equivalent* (the ratio's 95% interval inside $[0.5, 2]$) or *undecided*. Beside
+# it, the secondary endpoints: the seed-paired Wilcoxon test of the areas under the test-error
+# curves (their median difference: below 0, the first arm's error was lower) and Fisher's test
+# of the solved counts with Newcombe's interval of their difference.
+#
+# The committed paper grid (seeds 0–4) is **exploratory**: these comparisons were looked at
+# before the plan was written. The **confirmatory** verdict comes from the `confirm` profile
+# alone (seeds 5–16 at temporal order $T = 100$) once it is complete.
+
+# %%
+columns = ["task", "first", "second", "solved_first", "runs_first", "solved_second", "runs_second", "hazard_ratio",
+           "hr_low", "hr_high", "p_logrank", "p_holm", "verdict", "median_area_difference", "p_area", "p_fisher",
+           "diff_low", "diff_high"]
+exploratory = analysis.plan_comparisons(table, history, analysis.plan_pairs())
+if len(exploratory):
+    display(exploratory[columns].round(4))
+    for row in exploratory.to_dict("records"):
+        print("exploratory:", analysis.verdict_sentence(row))
+if "confirm" in sweeps:
+    confirm_runs, confirm_history = sweeps["confirm"]
+    arms = sorted(confirm_runs["label"].unique())
+    variant = next((a for a in arms if a not in ("sgr/top", *analysis.CONTROLS)), None)
+    confirmatory = analysis.plan_comparisons(confirm_runs, confirm_history, analysis.plan_pairs(variant),
+                                             tasks=["temporal_order"])
+    display(confirmatory[columns].round(4))
+    for row in confirmatory.to_dict("records"):
+        print(f"confirmatory ({len(confirm_runs)} runs so far):", analysis.verdict_sentence(row))
 
 # %% [markdown]
 # ## Success rates with honest error bars
@@ -109,15 +184,9 @@ print(analysis.verdict(table))
 # where the run solved, dotted where it failed (no runs: the figure says so).
 
 # %%
-from pathlib import Path
-
-from gradreg.results import history_path, load_history
-
-history_file = history_path(source) if Path(str(source)).is_file() else None
-if history_file is None or not history_file.exists():
+if history is None:
     print("no check histories for these runs (computed here, or a results file without its history)")
 else:
-    history = load_history(history_file)
     fig = plotting.plot_run_histories(history, table, "temporal_order", 100)
     plotting.save_figure(fig, "06_sgr_runs_T100", output_dir)
     plt.show()
