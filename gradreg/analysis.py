@@ -395,7 +395,7 @@ def kaplan_meier(runs: pd.DataFrame) -> pd.DataFrame:
                 rows.append(dict(start, time=float(t), unsolved=float(s), low=float(lo), high=float(hi)))
         last = rows[-1]
         rows.append(dict(last, time=float(g["time"].max())))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["task", "length", "label", "runs", "solved", "time", "unsolved", "low", "high"])
 
 
 def curve_areas(runs: pd.DataFrame, history: pd.DataFrame, budget: int, check_every: int = 100) -> pd.DataFrame:

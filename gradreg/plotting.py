@@ -732,6 +732,11 @@ def plot_time_to_solve(km: pd.DataFrame, labels=None, title: str = "Time to solv
     if labels is not None:
         km = km[km["label"].isin(labels)]
     tasks, lengths = sorted(set(km["task"])), sorted(set(km["length"].astype(int)))
+    if not tasks:
+        fig, ax = plt.subplots(figsize=(6.0, 3.0))
+        ax.text(0.5, 0.5, "no runs to draw", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     fig, axes = plt.subplots(max(len(tasks), 1), max(len(lengths), 1), figsize=(4.3 * max(len(lengths), 1),
                              3.5 * max(len(tasks), 1)), squeeze=False, sharey=True)
     for (i, task), (j, length) in itertools.product(enumerate(tasks), enumerate(lengths)):
@@ -756,6 +761,39 @@ def plot_time_to_solve(km: pd.DataFrame, labels=None, title: str = "Time to solv
     for ax in axes[:, 0]:
         ax.set_ylabel("runs not yet solved")
     fig.suptitle(title)
+    return fig
+
+
+def plot_screen(table: pd.DataFrame, at: int, references=(), chosen: str | None = None):
+    """The screen (docs/method.md section 11.6) at iteration `at`: per setting (rows), each
+    seed's test error, rho(W_rec), minibatch long-term norm relative to sgr/random and fraction
+    of checks above the clip threshold (dots), their median (bar); the references in grey, the
+    carried-forward setting in vermillion. table: `gradreg.analysis.screen_table`."""
+    t = table[table["check"] == at]
+    names = list(dict.fromkeys(t["setting"]))
+    panels = (("test_error", "test error", "linear"), ("spectral_radius", r"$\rho(W_{rec})$", "linear"),
+              ("relative_long_term_norm", "long-term norm / sgr/random's", "log"),
+              ("clipped_checks", "checks with grad norm > clip", "linear"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(15.0, 0.32 * len(names) + 1.6), sharey=True)
+    ys = {name: k for k, name in enumerate(names)}
+    for ax, (column, xlabel, scale) in zip(axes, panels):
+        for name in names:
+            values = t.loc[t["setting"] == name, column].dropna()
+            if scale == "log":
+                values = values[values > 0]
+            color = (OKABE_ITO["vermillion"] if name == chosen else
+                     OKABE_ITO["grey"] if name in references else OKABE_ITO["blue"])
+            ax.scatter(values, [ys[name]] * len(values), color=color, s=14, alpha=0.7)
+            if len(values):
+                ax.scatter([values.median()], [ys[name]], marker="|", s=220, color=color, linewidths=2.5)
+        ax.set_xscale(scale)
+        ax.set_xlabel(xlabel)
+    axes[0].set_yticks(range(len(names)))
+    axes[0].set_yticklabels(names)
+    axes[0].invert_yaxis()
+    axes[1].axvline(1.2, color=OKABE_ITO["grey"], linewidth=0.8, linestyle=":")
+    axes[2].axvline(1e-3, color=OKABE_ITO["grey"], linewidth=0.8, linestyle=":")
+    fig.suptitle(f"The screen at {at:,} iterations: temporal order, T = 100 (dots: seeds, bar: median)")
     return fig
 
 

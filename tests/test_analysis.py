@@ -243,3 +243,36 @@ def test_the_screen_rule_keeps_stable_variants_and_takes_the_lowest_test_error()
     none_kept = pd.DataFrame([r for r in rows if r["setting"] in ("sgr/random", "b", "c")])
     name, _, how = analysis.screen_choice(none_kept, references=("sgr/random",))
     assert name == "b" and "fallback" in how
+
+
+def test_the_screen_verdict_waits_for_every_setting_then_names_the_variant(tmp_path):
+    """A hand-made screen: every setting of the profile with checks at 100..5,000; `pool-8` is
+    the one that keeps rho low and the long-term norm up with the lowest test error, `no-clip`
+    has a lower error but rho 1.5. Without one seed of `band` the rule waits."""
+    import matplotlib.pyplot as plt
+
+    from gradreg import plotting
+    from gradreg.experiments import sensitivity
+    from gradreg.profiles import SCREEN_REFERENCES, profile_configs, setting_name
+    from gradreg.results import config_key
+    error = {"no-clip": 0.1, "pool-8": 0.3}
+    runs, history = [], []
+    for c in profile_configs("screen"):
+        name = setting_name(c)
+        key = dict(zip(("task", "length", "method", "rule", "seed", "arm"), config_key(c)))
+        runs.append(dict(key, solved=False, iterations=5_000, examples=0, seconds=0.0, final_error=0.5,
+                         diverged=False, device="cpu", error=""))
+        for it in range(100, 5_001, 100):
+            history.append(dict(key, iteration=it, test_error=error.get(name, 0.6), grad_norm=0.5,
+                                spectral_radius=1.5 if name == "no-clip" else 0.95,
+                                minibatch_long_term_norm=1e-6 if name == "lag-80" else 1.0))
+    runs, history = pd.DataFrame(runs), pd.DataFrame(history)
+    table, chosen, medians, how = sensitivity.screen_verdict(runs, history)
+    assert chosen == "pool-8" and not medians.loc["no-clip", "kept"] and not medians.loc["lag-80", "kept"]
+    assert set(medians.index) == set(table["setting"]) - set(SCREEN_REFERENCES)
+    assert table.loc[table["setting"] == "pool-8", "relative_long_term_norm"].eq(1.0).all()
+    fig = plotting.plot_screen(table, 5_000, references=SCREEN_REFERENCES, chosen=chosen)
+    plt.close(fig)
+    partial = runs[~((runs["rule"] == "band") & (runs["seed"] == 4))]
+    _, chosen, _, how = sensitivity.screen_verdict(partial, history)
+    assert chosen is None and "band" in how

@@ -10,6 +10,7 @@
     training     05, 06  the configs of a comparison of methods
     long_range   06  the committed sweep results, or the runs to make
     protocols    07  Pascanu's conventions against the authors'
+    sensitivity  08  the screen of our reading's free choices, and the variant carried forward
     explorer     the interactive explorer's numbers (`gradreg.explore` draws them)
 
 Runs go through `gradreg.runs.run_configs`; tables of runs are `gradreg.analysis`'s.
