@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -187,6 +188,22 @@ def test_the_two_cheapest_solved_rows_of_paper_csv_reproduce_bit_for_bit():
     for row, result in zip(solved.itertuples(), results):
         got = (result.solved, result.iterations, result.examples, result.final_error)
         assert got == (True, int(row.iterations), int(row.examples), float(row.final_error)), row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["screen", "control", "confirm", "long"])
+def test_the_cheapest_solved_row_of_each_plan_profile_reproduces_bit_for_bit(profile):
+    """The profiles of the analysis plan (docs/method.md section 11): each committed file's
+    cheapest solved row, rerun from its key with the current code, is the same row."""
+    path = Path(f"data/results/{profile}.csv")
+    df = load_results(path) if path.is_file() else None
+    if df is None or not (df["solved"] & (df["error"] == "")).any():
+        pytest.skip(f"no solved row committed in {path} yet")
+    row = df[df["solved"] & (df["error"] == "")].sort_values("iterations").iloc[0]
+    config = {config_key(c): c for c in profile_configs(profile)}[row_key(row)]
+    result = train(config, progress=False, step_logs=False)
+    got = (result.solved, result.iterations, result.examples, result.final_error)
+    assert got == (True, int(row["iterations"]), int(row["examples"]), float(row["final_error"])), row_key(row)
 
 
 @pytest.mark.parametrize("profile", ["paper", "authors"])

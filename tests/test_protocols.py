@@ -14,7 +14,7 @@ from gradreg import SRN, TrainConfig, make_task, train, train_many
 from gradreg.config import FROM_PROTOCOL, PROTOCOL_FIELDS, PROTOCOLS, Seeds
 from gradreg.passes import run_pass, stacked_params, weighted_grads
 from gradreg.profiles import profile_configs
-from gradreg.results import config_key, load_results
+from gradreg.results import config_key, load_results, row_key
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -329,7 +329,7 @@ def test_the_cheapest_solved_row_of_each_method_in_authors_csv_reproduces_bit_fo
     assert set(solved["method"]) == {"sgd", "sgr"}
     configs = {config_key(c): c for c in profile_configs("authors")}
     for row in solved.itertuples():
-        result = train(configs[(row.task, int(row.length), row.method, row.rule, int(row.seed))])
+        result = train(configs[row_key(row._asdict())])
         got = (result.solved, result.iterations, result.examples, result.final_error, result.test_success)
         assert got == (True, int(row.iterations), int(row.examples), float(row.final_error),
                        float(row.test_success)), row
