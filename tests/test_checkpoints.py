@@ -179,7 +179,7 @@ def test_a_checkpoint_of_the_old_pickle_format_is_set_aside_unread(tmp_path):
     assert_identical(got, train(c))
 
 
-@pytest.mark.parametrize("profile", ["paper", "authors"])
+@pytest.mark.parametrize("profile", ["paper", "authors", "screen", "control", "confirm", "long"])
 def test_every_committed_checkpoint_is_a_run_in_flight_that_its_sweep_will_take_up(profile):
     """data/results/<profile>-checkpoints/ travels with the results, so that a sweep goes on in a
     fresh clone: each file must be the state of a run its profile has not written yet, under the
