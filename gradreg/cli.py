@@ -13,7 +13,8 @@ traceback, and the exit code says whose it is:
          malformed notebook source
     130  interrupted (Ctrl-C); a sweep keeps every finished row: rerun it to resume
 
-GRADREG_TRACEBACK=1 in the environment shows the traceback of an unexpected error.
+GRADREG_TRACEBACK=1 (or true, yes, on) in the environment shows the traceback of an unexpected
+error; 0 or anything else does not.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import math
 import os
 import sys
 import typing
+from pathlib import Path
 
 from .config import FROM_PROTOCOL, PROTOCOLS, TrainConfig
 
@@ -264,9 +266,34 @@ def run_sweep_command(args) -> int:
     return 0
 
 
+def _results_to_read(path: str) -> str:
+    """`path` when it names a results file that exists; else a ValueError that says what it is
+    (a typo must not read as an empty sweep)."""
+    p = Path(path)
+    try:
+        p.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"results file {path} is a loop of symbolic links; give the CSV of a sweep") from None
+        blocker = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+        if blocker is not None:
+            raise ValueError(f"results file {path} cannot exist: {blocker} is a file, not a directory") from None
+        if exc.errno == errno.ENOENT:
+            raise ValueError(f"results file {path} does not exist; check the path (a sweep creates it when it "
+                             "starts)") from None
+        raise
+    if p.is_dir():
+        raise ValueError(f"results file {path} is a directory; give the CSV of a sweep, e.g. {p / 'paper.csv'}")
+    if not p.is_file():
+        raise ValueError(f"results file {path} is not a regular file; give the CSV of a sweep")
+    return path
+
+
 def run_status(args) -> int:
+    from .profiles import profile_configs
     from .sweep import sweep_status
-    print(sweep_status(args.profile, args.results, batch=not args.no_batch))
+    profile_configs(args.profile)         # an unknown profile first: it is the first argument
+    print(sweep_status(args.profile, _results_to_read(args.results), batch=not args.no_batch))
     return 0
 
 
@@ -274,7 +301,7 @@ def run_drop(args) -> int:
     from .analysis import label_of
     from .results import KEY, drop_runs, load_results
     cells = {_parse_cell(text) for text in args.cell}
-    df = load_results(args.results)
+    df = load_results(_results_to_read(args.results))
     present = set(zip(df["task"], df["length"]))
     missing = sorted(cells - present)
     if missing:
@@ -299,7 +326,7 @@ def run_drop(args) -> int:
 def run_report(args) -> int:
     from .analysis import report
     from .results import load_results
-    print(report(load_results(args.results)))
+    print(report(load_results(_results_to_read(args.results))))
     return 0
 
 
@@ -372,7 +399,7 @@ class _Interrupted(KeyboardInterrupt):
 
 # OSErrors that mean the path given is wrong (a file to read that is not there, a directory
 # where a file belongs, ...), not that the machine refused it
-_BAD_PATH_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EEXIST)
+_BAD_PATH_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EEXIST, errno.ELOOP)
 
 
 def _one_line(error: BaseException) -> str:
@@ -387,6 +414,15 @@ def _os_error_line(error: OSError) -> str:
     return _one_line(error)
 
 
+def _replace_what_cannot_be_encoded() -> None:
+    # a terminal (or PYTHONIOENCODING) that cannot show a character gets "?" for it, not a crash
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if encoding not in ("utf8", "utf8sig") and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="replace")
+
+
 def _fail(line: str, code: int) -> int:
     print(f"error: {line}", file=sys.stderr)
     return code
@@ -394,6 +430,7 @@ def _fail(line: str, code: int) -> int:
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
+    _replace_what_cannot_be_encoded()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -409,6 +446,8 @@ def main(argv=None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
         return 0
+    except UnicodeError as error:  # text of a file or of the terminal, not an argument of the user's
+        return _fail(f"{_one_line(error)}; use UTF-8 (PYTHONIOENCODING=utf-8)", 1)
     except ValueError as error:  # UsageError too: a bad argument
         return _fail(_one_line(error), 2)
     except OSError as error:  # gradreg's EnvironmentFault, or the system's own
@@ -418,8 +457,10 @@ def main(argv=None) -> int:
     except MemoryError:
         return _fail("out of memory; lower the length, test_size, batch_size or hidden_size", 1)
     except Exception as error:
-        if os.environ.get("GRADREG_TRACEBACK"):
+        if os.environ.get("GRADREG_TRACEBACK", "").strip().lower() in _TRUE:
             raise
+        if isinstance(error, RuntimeError) and str(error).startswith("Symlink loop"):    # pathlib's resolve()
+            return _fail(f"{_one_line(error)}; give a path that is not a loop of symbolic links", 2)
         if "out of memory" in str(error).lower():  # torch.OutOfMemoryError (CUDA), allocator failures
             return _fail(f"{_one_line(error)[:300]}; lower the length, test_size, batch_size or "
                          "hidden_size", 1)

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import pandas as pd
 import torch
@@ -129,6 +130,8 @@ def train_many(configs: list[TrainConfig], progress: bool = False, on_check=None
     if not isinstance(step_logs, bool):
         raise ValueError(f"step_logs must be True or False, got {step_logs!r}")
     check_memory(configs)     # one line, before anything is allocated, when it cannot fit
+    if checkpoints is not None:
+        ckpt.check_directory(checkpoints)    # before any run starts, not at its first checkpoint
     results: dict[int, TrainResult] = {}
     for members in batch_groups(configs):
         group = _Group([configs[i] for i in members], progress, on_check, on_result,
@@ -149,6 +152,7 @@ class _Run:
         c = self.config = config
         self.step_logs = step_logs
         self.seeds = Seeds(c.seed, device)
+        self.device = device
         self.lag = check_lag(c.lag, task.steps)
         readout_kind = getattr(task, "readout", "last")
         if c.method == "lstm":
@@ -212,6 +216,9 @@ class _Run:
         missing = [n for n in names + ("generators", "params", "velocity") if n not in state]
         if missing:
             return f"it lacks {', '.join(missing)}"
+        reason = ckpt.problem(state, self.config, self.device)
+        if reason is not None:
+            return reason
         if self.step_logs and len(state["step_rows"]) != state["it"]:
             return "it holds no step logs (a sweep's run keeps none) and this run keeps them"
         shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
@@ -219,6 +226,8 @@ class _Run:
             saved = state[part]
             if not isinstance(saved, dict) or {n: tuple(v.shape) for n, v in saved.items()} != shapes:
                 return f"its {part} are not this run's parameters by name and shape"
+        if state.get("kept") is not None and {n: tuple(v.shape) for n, v in state["kept"].items()} != shapes:
+            return "its kept network is not this run's parameters by name and shape"
         if not isinstance(state["generators"], dict) or set(state["generators"]) != set(Seeds.NAMES):
             return f"its generators are not {', '.join(Seeds.NAMES)}"
         return None
@@ -459,7 +468,11 @@ class _Group:
             else:
                 params = {n: self.params[n][k] for n in PARAM_NAMES}
                 velocity = {n: self.velocity[n][k] for n in PARAM_NAMES}
-            ckpt.save(r.checkpoint, r.state(params, velocity))
+            try:
+                ckpt.save(r.checkpoint, r.state(params, velocity))
+            except ckpt.EnvironmentFault as fault:      # a full disk costs the checkpoint, not the run
+                warnings.warn(f"{fault}; the run goes on, and a stop now loses what it did since its "
+                              "last checkpoint", RuntimeWarning, stacklevel=2)
 
     def _point_models(self) -> None:
         """Each active run's model parameters become views of its slice of the stacked tensors."""
@@ -567,7 +580,11 @@ class _Group:
             if self.on_result is not None:
                 self.on_result(result)
             if r.checkpoint is not None:     # after on_result: the row is on its way
-                ckpt.remove(r.checkpoint)
+                try:
+                    ckpt.remove(r.checkpoint)
+                except OSError as exc:      # a sweep skips a run whose row is written: the file is harmless
+                    warnings.warn(f"checkpoint {r.checkpoint} of an ended run not deleted ({exc.strerror or exc})",
+                                  RuntimeWarning, stacklevel=2)
 
     # ------------------------------------------------------------------ the test checks
 

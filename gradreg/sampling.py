@@ -102,6 +102,10 @@ def inclusion_probabilities(scores: Tensor, n: int, alpha: float = 1.0) -> Tenso
         s = s.clamp_min(s.max() * 1e-12)
     else:
         log_w = alpha * torch.log(base)                          # -inf for a zero score
+        if not bool(torch.isfinite(log_w[base > 0]).all()):
+            # alpha log s overflows (alpha = 1e308) to +-inf, and inf - inf is NaN; relative to
+            # the largest score it is <= 0 and the largest is 0
+            log_w = alpha * (torch.log(base) - torch.log(base.max()))
     pi = torch.zeros_like(base)
     certain = torch.zeros_like(base, dtype=torch.bool)
     for _ in range(base.numel()):

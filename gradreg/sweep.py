@@ -139,10 +139,25 @@ def run_config(config: TrainConfig, checkpoints=None, checkpoint_seconds: float 
 
         from .engine import train
         torch.set_num_threads(1)
+        checkpoints = _usable_checkpoints(checkpoints)
         result = train(config, checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds, step_logs=False)
         return {**result.to_row(), "error": "", "history": _history_records(result)}
     except Exception as exc:  # the sweep records it and goes on
         return _error_row(config, exc, time.perf_counter() - start)
+
+
+def _usable_checkpoints(checkpoints):
+    """`checkpoints`, or None with a warning when that directory cannot be written on this
+    worker (the sweep checked it before it started; a fault since then costs the checkpoints,
+    never the rows)."""
+    if checkpoints is None:
+        return None
+    try:
+        ckpt.check_directory(checkpoints)
+    except (OSError, ValueError) as fault:
+        warnings.warn(f"{fault}; the runs go on without checkpoints", RuntimeWarning, stacklevel=3)
+        return None
+    return checkpoints
 
 
 def _history_records(result) -> list[dict]:
@@ -180,6 +195,7 @@ def run_unit(configs: list[TrainConfig], queue: str | None = None, checkpoints=N
 
     from .engine import train_many
     torch.set_num_threads(1)
+    checkpoints = _usable_checkpoints(checkpoints)
     rows: dict[tuple, dict] = {}
     channel = None
     if queue is not None:
@@ -479,10 +495,18 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
         lines += [f"  {row_key(r)}: {r['error']}" for r in errors.to_dict("records")]
     pending = [c for c in configs if config_key(c) not in done]
     directory = checkpoints_dir(results)
-    flying, reached = [], {}
+    flying, unusable, reached = [], [], {}
     for c in pending:
-        path = ckpt.checkpoint_path(directory, c, resolve_device(c.device))
+        device = resolve_device(c.device)
+        path = ckpt.checkpoint_path(directory, c, device)
         state = ckpt.peek(path) if path.is_file() else None
+        if state is None and path.is_file():
+            reason = "it cannot be read as a checkpoint"
+        else:
+            reason = None if state is None else ckpt.problem(state, c, device)
+        if reason is not None:      # looked at, not moved: status changes nothing
+            unusable.append(f"  {path.name}: {reason}")
+            continue
         if state is not None:
             reached[config_key(c)] = state["it"]
             # the time the state was saved (a clone's files carry the time of the clone)
@@ -491,6 +515,10 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     if flying:
         lines.append(f"{len(flying)} run(s) in flight, each goes on from its checkpoint in {directory}:")
         lines += flying
+    if unusable:
+        lines.append(f"{len(unusable)} checkpoint(s) in {directory} cannot be used; the sweep sets each aside "
+                     "(*.unreadable) and starts its run afresh:")
+        lines += unusable
     if pending:
         lines.append(work_left(pending, rows, reached))
     units = _units(pending, batch)
@@ -563,10 +591,13 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
         resume = None
         if checkpoint_minutes is not None:
             resume = (str(checkpoints_dir(results)), 60.0 * checkpoint_minutes)
+            if pending:     # before any run starts: a fault here would cost every run its row
+                ckpt.check_directory(resume[0])
             if Path(resume[0]).is_dir():     # a run killed after its row was written left its file
                 for c in configs:
                     if config_key(c) in done:
-                        ckpt.remove_key(resume[0], c)
+                        with contextlib.suppress(OSError):     # stale files, harmless where they stay
+                            ckpt.remove_key(resume[0], c)
         if pending:
             _run_pending(pending, out, total=len(configs), already=len(configs) - len(pending),
                          scheduler=scheduler, workers=workers, progress=progress,

@@ -255,7 +255,7 @@ def test_cli_unexpected_error_is_one_line(capsys, monkeypatch):
 
 def test_cli_train_too_large_for_memory_is_refused_before_allocating(capsys):
     code, lines = run_cli(capsys, "train", "--length", "1000000000", "--no-progress")
-    one_line(lines, code, 2, "T=1000000000 needs about", "TB of memory", "available", "lower length")
+    one_line(lines, code, 2, "T=1000000000 needs about", "TB of memory", "available", "or length (1,000,000,000)")
 
 
 def test_check_memory_counts_the_test_set_the_step_and_the_sgr_gradients(monkeypatch):
