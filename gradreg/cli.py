@@ -38,6 +38,10 @@ class UsageError(ValueError):
     pass
 
 
+class ResultsMissing(UsageError, FileNotFoundError):
+    """A results file to read that is not there (the user's path: exit 2)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own errors: one line, exit 2
         raise UsageError(f"{self.prog}: {message}")
@@ -245,6 +249,8 @@ def _parse_cell(text: str) -> tuple[str, int]:
 
 def run_sweep_command(args) -> int:
     from .sweep import load_results, run_sweep
+    with contextlib.suppress(FileNotFoundError):     # a new results file is the sweep's to make
+        _results_to_read(args.results)               # a loop of links, a directory, a path under a file
     cells = None if args.cell is None else [_parse_cell(text) for text in args.cell]
     if args.device is not None:
         from .config import resolve_device
@@ -279,8 +285,8 @@ def _results_to_read(path: str) -> str:
         if blocker is not None:
             raise ValueError(f"results file {path} cannot exist: {blocker} is a file, not a directory") from None
         if exc.errno == errno.ENOENT:
-            raise ValueError(f"results file {path} does not exist; check the path (a sweep creates it when it "
-                             "starts)") from None
+            raise ResultsMissing(f"results file {path} does not exist; check the path (a sweep creates it "
+                                 "when it starts)") from None
         raise
     if p.is_dir():
         raise ValueError(f"results file {path} is a directory; give the CSV of a sweep, e.g. {p / 'paper.csv'}")

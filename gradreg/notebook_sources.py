@@ -113,13 +113,12 @@ def _read_text(path: Path) -> str:
 def build(path, text: str | None = None) -> nbformat.NotebookNode:
     """The clean notebook of the source `path` (NN_name.py; `text`: its content, read from
     `path` when None)."""
-    import jupytext
-
     path = Path(path)
     stem = path.stem
     if not re.fullmatch(r"[0-9][0-9]_\w+", stem):
         raise ValueError(f"{path.name}: a notebook source is named NN_name.py")
     text = _read_text(path) if text is None else text
+    import jupytext
     source_nb = jupytext.reads(text, fmt="py:percent")
     extra = sorted(set(source_nb.metadata) - {"jupytext"})
     if extra:
