@@ -5,12 +5,14 @@ Every TrainConfig field is an option of `train`. Every error is one line on stde
 traceback, and the exit code says whose it is:
 
     0    done
-    1    a fault of the environment: a file or directory that cannot be written, a Dask
-         scheduler that cannot be reached, a results file locked by another sweep, too little
-         memory, a notebook that failed, notebooks or the README's results out of date (--check)
-    2    a bad argument: an unknown name, a value out of range, a path that is a directory
-         or lies under a file, a malformed scheduler address, a corrupt results file, a
-         malformed notebook source
+    1    a fault of the environment: a file or directory that cannot be written (a sweep's
+         checkpoints directory included, checked before any run starts), a Dask scheduler that
+         cannot be reached, a results file locked by another sweep, too little memory, a
+         notebook that failed, notebooks or the README's results out of date (--check)
+    2    a bad argument: an unknown name, a value out of range, a path that is a directory,
+         lies under a file or is a loop of symbolic links, a file to read that is not there, a
+         malformed scheduler address, a corrupt results file (a NUL byte included), a
+         malformed notebook source, a README or notebook that is not UTF-8
     130  interrupted (Ctrl-C); a sweep keeps every finished row: rerun it to resume
 
 GRADREG_TRACEBACK=1 (or true, yes, on) in the environment shows the traceback of an unexpected

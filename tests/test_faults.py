@@ -656,7 +656,7 @@ def test_student_and_slides_never_empty_a_directory_they_did_not_write(tmp_path,
 
 def test_report_of_a_missing_or_corrupt_file_exits_2(tmp_path, capsys):
     code, lines = run_cli(capsys, "report", str(tmp_path / "missing.csv"))
-    one_line(lines, code, 2, "missing.csv", "No such file")
+    one_line(lines, code, 2, "missing.csv", "does not exist")
     bad = tmp_path / "bad.csv"
     bad.write_text(HEADER + "hello world\n")
     code, lines = run_cli(capsys, "report", str(bad))
@@ -670,7 +670,7 @@ def test_report_of_a_missing_or_corrupt_file_exits_2(tmp_path, capsys):
     (["sweep", "--profile", "smoke", "--results", "RESULTS", "--seed", "9"],
      "seed 9 is not in this sweep; allowed: 0, 1"),
     (["sweep", "--profile", "smoke", "--results", "RESULTS", "--seed", "x"], "--seed: invalid int value: 'x'"),
-    (["drop", "--results", "RESULTS", "--cell", "adding:50"], "r.csv: No such file or directory"),
+    (["drop", "--results", "RESULTS", "--cell", "adding:50"], "r.csv does not exist; check the path"),
     (["drop", "--results", "data/results/paper.csv", "--cell", "adding:7"],
      "cell adding:7 has no rows in data/results/paper.csv; cells there: adding:50"),
     (["drop", "--results", "data/results/paper.csv", "--cell", "adding:50", "--method", "sgr/best"],
