@@ -103,6 +103,8 @@ def check_directory(directory) -> Path:
     if isinstance(directory, bool) or not isinstance(directory, (str, os.PathLike)):
         raise TypeError(f"checkpoints must be a directory path (str or Path) or None, got "
                         f"{type(directory).__name__} {directory!r}")
+    if not str(directory).strip():       # Path("") is the working directory: never meant
+        raise ValueError("checkpoints directory path is empty; give a directory, or None for no checkpoints")
     path = Path(directory)
     if path.exists() and not path.is_dir():
         raise ValueError(f"checkpoints directory {path} is a file, not a directory; "

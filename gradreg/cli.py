@@ -277,6 +277,8 @@ def run_sweep_command(args) -> int:
 def _results_to_read(path: str) -> str:
     """`path` when it names a results file that exists; else a ValueError that says what it is
     (a typo must not read as an empty sweep)."""
+    if not path.strip():
+        raise ValueError("results file path is empty; give the CSV of a sweep, e.g. data/results/paper.csv")
     p = Path(path)
     try:
         p.stat()
@@ -314,13 +316,19 @@ def run_drop(args) -> int:
     missing = sorted(cells - present)
     if missing:
         raise ValueError(f"cell {missing[0][0]}:{missing[0][1]} has no rows in {args.results}; cells there: "
-                         + ", ".join(f"{t}:{n}" for t, n in sorted(present)))
+                         + (", ".join(f"{t}:{n}" for t, n in sorted(present)) or "none (it has no rows)"))
     labels = [label_of(row) for row in df[["method", "rule"]].to_dict("records")]
     if args.methods is not None:
         known = sorted(set(labels))
         unknown = [m for m in args.methods if m not in known]
         if unknown:
             raise ValueError(f"method {unknown[0]!r} has no rows in {args.results}; allowed: {', '.join(known)}")
+    if args.seeds is not None:
+        known = sorted(set(df.loc[[(t, n) in cells for t, n in zip(df["task"], df["length"])], "seed"]))
+        unknown = [s for s in args.seeds if s not in known]
+        if unknown:
+            raise ValueError(f"seed {unknown[0]} has no rows in the chosen cells of {args.results}; allowed: "
+                             f"{', '.join(map(str, known))}")
     chosen = df[[(t, n) in cells and (args.seeds is None or s in args.seeds)
                  and (args.methods is None or label in args.methods)
                  for t, n, s, label in zip(df["task"], df["length"], df["seed"], labels)]]

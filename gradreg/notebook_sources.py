@@ -189,6 +189,9 @@ def render(path) -> str:
 
 def _pairs(directory) -> list[tuple[Path, Path]]:
     directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"notebook directory {directory} " + ("is a file" if directory.exists() else "does not exist")
+                         + "; give the directory of the notebook sources (NN_name.py)")
     found = sources(directory)
     if not found:
         raise ValueError(f"no notebook sources (NN_name.py) in {directory}")

@@ -485,6 +485,12 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     configs = _as_configs(configs_or_profile)
     results = Path(results)
     rows = load_results(results) if results.is_file() else empty_results()
+    wanted = results_columns(configs)
+    if results.is_file() and results.stat().st_size and tuple(rows.columns) != tuple(wanted):
+        # the keys of the authors' profile are keys of the paper's too: its rows would count
+        raise ValueError(f"{results} is not a results file of this sweep's protocol: its columns are "
+                         f"{', '.join(rows.columns)}, this sweep writes {', '.join(wanted)}; give the results "
+                         "file of this profile")
     rows = rows_of(rows, {config_key(c) for c in configs})
     done = {row_key(r) for r in rows[list(KEY)].to_dict("records")}
     lines = [f"{results}: {len(done)} of {len(configs)} runs written ({written_by_length(configs, done)})"]

@@ -225,3 +225,49 @@ def test_only_a_true_gradreg_traceback_shows_the_traceback(value, shown, capsys,
 def test_a_run_too_large_for_memory_names_the_field_that_makes_it_so(args, words, capsys):
     code, lines = run_cli(capsys, "train", "--no-progress", "--device", "cpu", *args)
     one_line(lines, code, 2, "of memory", *words)
+
+
+# ------------------------------------------------------------------ more inputs on the same commands
+
+def test_an_empty_results_path_is_named_as_empty(capsys):
+    for args in (["status", "--profile", "smoke", "--results", ""], ["report", ""]):
+        code, lines = run_cli(capsys, *args)
+        one_line(lines, code, 2, "results file path is empty")
+
+
+def test_status_refuses_a_results_file_of_the_other_protocol(tmp_path, capsys):
+    """The authors' profile's keys are keys of the paper profile too: its rows must not count."""
+    path = tmp_path / "paper.csv"
+    path.write_text(HEADER + "".join(ROWS))
+    code, lines = run_cli(capsys, "status", "--profile", "authors", "--results", path)
+    one_line(lines, code, 2, str(path), "not a results file of this sweep's protocol", "test_success")
+
+
+def test_drop_of_a_seed_with_no_rows_names_the_seeds_there(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER + "".join(ROWS))
+    code, lines = run_cli(capsys, "drop", "--results", path, "--cell", "temporal_order:10", "--seed", "-1")
+    one_line(lines, code, 2, "seed -1 has no rows", "allowed: 0, 1")
+    assert path.read_text() == HEADER + "".join(ROWS)
+
+
+def test_drop_from_a_file_without_rows_says_so(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER)
+    code, lines = run_cli(capsys, "drop", "--results", path, "--cell", "adding:10")
+    one_line(lines, code, 2, "cells there: none (it has no rows)")
+
+
+@pytest.mark.parametrize("kind,words", [("missing", "does not exist"), ("file", "is a file")])
+def test_a_notebook_directory_that_is_not_one_says_what_it_is(kind, words, tmp_path, capsys):
+    path = tmp_path / "nb"
+    if kind == "file":
+        path.write_text("mine")
+    code, lines = run_cli(capsys, "notebooks", "--check", "--notebook-dir", path)
+    one_line(lines, code, 2, f"notebook directory {path} {words}")
+
+
+def test_a_checkpoints_argument_that_is_an_empty_path_is_refused():
+    from gradreg import TrainConfig, train
+    with pytest.raises(ValueError, match="checkpoints directory path is empty"):
+        train(TrainConfig(max_iterations=1, device="cpu"), checkpoints="")
