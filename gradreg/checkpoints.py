@@ -105,7 +105,12 @@ def check_directory(directory) -> Path:
                         f"{type(directory).__name__} {directory!r}")
     if not str(directory).strip():       # Path("") is the working directory: never meant
         raise ValueError("checkpoints directory path is empty; give a directory, or None for no checkpoints")
+    if "\0" in str(directory):
+        raise ValueError(f"checkpoints directory {str(directory)!r} holds a NUL character; give another path")
     path = Path(directory)
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"checkpoints directory {path} is a symbolic link to nothing (or a loop of links); "
+                         "fix the link or choose another directory")
     if path.exists() and not path.is_dir():
         raise ValueError(f"checkpoints directory {path} is a file, not a directory; "
                          "move it away or choose another directory")

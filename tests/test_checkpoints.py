@@ -427,3 +427,33 @@ def test_status_names_a_checkpoint_that_cannot_be_used_and_leaves_it(what, damag
     assert lines[2].startswith(f"  {path.name}: ")
     assert not any("in flight" in line for line in lines)
     assert path.read_bytes() == before
+
+
+def test_a_checkpoints_folder_that_is_a_dangling_link_or_holds_a_nul_is_named(tmp_path):
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for name in ("loop1", "dangling"):
+        with pytest.raises(ValueError, match=f"{name} is a symbolic link to nothing"):
+            ckpt.check_directory(tmp_path / name)
+    with pytest.raises(ValueError, match="holds a NUL character"):
+        ckpt.check_directory(f"{tmp_path}/a\0b")
+
+
+def test_a_checkpoints_folder_behind_a_symbolic_link_is_used(saved_state, tmp_path):
+    _, fresh = saved_state
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(Stop):
+        train(SGD, callback=lambda row: stop_at(20)(SGD, row), checkpoints=tmp_path / "link", checkpoint_seconds=0)
+    assert len(list((tmp_path / "real").glob("*.pt"))) == 1
+    assert_identical(train(SGD, checkpoints=tmp_path / "link"), fresh[SGD.stopping])
+
+
+def test_a_checkpoint_file_that_is_a_directory_is_set_aside(saved_state, tmp_path):
+    _, fresh = saved_state
+    path = ckpt.checkpoint_path(tmp_path, SGD, torch.device("cpu"))
+    path.mkdir()
+    with pytest.warns(RuntimeWarning, match="cannot be used"):
+        assert_identical(train(SGD, checkpoints=tmp_path), fresh[SGD.stopping])
+    assert path.with_name(path.name + ".unreadable").is_dir()
