@@ -173,16 +173,21 @@ def load(path: Path, unfit=None) -> dict | None:
         if reason is not None:
             raise ValueError(reason)
     except Exception as exc:
-        aside = path.with_name(path.name + ".unreadable")
-        try:
-            os.replace(path, aside)
-            where = f"moved to {aside.name}"
-        except OSError as move:     # left where it is: the run's first checkpoint replaces it
-            where = f"not moved aside ({move.strerror or move})"
-        warnings.warn(f"checkpoint {path} cannot be used ({exc}); {where}, the run starts afresh",
-                      RuntimeWarning, stacklevel=2)
+        set_aside(path, exc, stacklevel=3)
         return None
     return state
+
+
+def set_aside(path: Path, reason, stacklevel: int = 2) -> None:
+    """Rename the checkpoint at `path` to `*.unreadable`, with a warning that gives `reason`."""
+    aside = path.with_name(path.name + ".unreadable")
+    try:
+        os.replace(path, aside)
+        where = f"moved to {aside.name}"
+    except OSError as move:     # left where it is: the run's first checkpoint replaces it
+        where = f"not moved aside ({move.strerror or move})"
+    warnings.warn(f"checkpoint {path} cannot be used ({reason}); {where}, the run starts afresh",
+                  RuntimeWarning, stacklevel=stacklevel + 1)
 
 
 def _count(value) -> bool:

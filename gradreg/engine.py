@@ -428,16 +428,22 @@ class _Group:
         self.lstm = c.method == "lstm"
         self.draw = c.draw_size
         self.runs = [_Run(cfg, self.task, self.device, self.dtype, step_logs) for cfg in configs]
-        self.active = list(self.runs)
         self.progress, self.on_check, self.on_result = progress, on_check, on_result
         self.checkpoint_seconds = checkpoint_seconds
         restored = {}
         if checkpoints is not None:
-            for r in self.runs:
+            for k, r in enumerate(self.runs):
                 r.checkpoint = ckpt.checkpoint_path(checkpoints, r.config, self.device)
                 state = ckpt.load(r.checkpoint, unfit=r.unfit)
-                if state is not None:
+                if state is None:
+                    continue
+                try:
                     restored[id(r)] = r.restore(state, self.device)
+                except Exception as exc:    # a misfit unfit() missed: the run, half taken over, is made anew
+                    ckpt.set_aside(r.checkpoint, exc)
+                    fresh = self.runs[k] = _Run(r.config, self.task, self.device, self.dtype, step_logs)
+                    fresh.checkpoint = r.checkpoint
+        self.active = list(self.runs)
         if self.lstm:
             run = self.runs[0]
             run.velocity = [torch.zeros_like(p) for p in run.model.parameters()]

@@ -457,3 +457,18 @@ def test_a_checkpoint_file_that_is_a_directory_is_set_aside(saved_state, tmp_pat
     with pytest.warns(RuntimeWarning, match="cannot be used"):
         assert_identical(train(SGD, checkpoints=tmp_path), fresh[SGD.stopping])
     assert path.with_name(path.name + ".unreadable").is_dir()
+
+
+def test_a_checkpoint_that_fails_while_taken_over_is_set_aside_and_the_run_made_anew(saved_state, tmp_path,
+                                                                                   monkeypatch):
+    """A misfit that the checks miss fails in `_Run.restore`, half way: the run is made again."""
+    states, fresh = saved_state
+    state = dict(states[SGD.stopping])
+    state["generators"] = dict(state["generators"], validation=torch.tensor([1, 2, 3], dtype=torch.uint8))
+    path = ckpt.checkpoint_path(tmp_path, SGD, torch.device("cpu"))
+    torch.save(state, path)
+    monkeypatch.setattr(_Run, "unfit", lambda self, state: None)
+    with pytest.warns(RuntimeWarning, match="cannot be used"):
+        got = train_many([SGD, dataclasses.replace(SGD, seed=1)], checkpoints=tmp_path)
+    assert_identical(got[0], fresh[SGD.stopping])
+    assert path.with_name(path.name + ".unreadable").exists()
