@@ -24,14 +24,24 @@ The file's name carries a hash of the run's full config (every field, the protoc
 choices and the device included), so a changed setting never resumes from another setting's
 state. Files are written to a temporary name, fsynced and renamed over the old one: a kill at
 any instant leaves the previous checkpoint or the new one, never half of one. A file that
-cannot be read, or whose state does not fit its run (another layout of the state, other
-parameters), is renamed to `*.unreadable` with a warning, and its run starts afresh.
+cannot be read, or whose state does not fit its run in any field (another layout of the state,
+other parameters by name, shape or dtype, parameters that are not finite, counters of the wrong
+kind, an iteration beyond the budget, generator states that are not its generators'), is renamed
+to `*.unreadable` with a warning, and its run starts afresh.
+
+The directory is checked before any run starts (`check_directory`): one that cannot be made or
+written is refused in one line. A checkpoint that cannot be saved while the runs train (a full
+disk) costs that checkpoint, with a warning, never the run.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
+import math
+import numbers
 import os
 import time
 import warnings
@@ -40,7 +50,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import TrainConfig
+from .config import DTYPES, Seeds, TrainConfig
+from .results import EnvironmentFault
 
 #: Bumped whenever the layout of a run's state changes: a file of another format is not used.
 #: (1: a pickle, with step logs; 2: torch.save of plain data.)
@@ -88,15 +99,65 @@ def _plain(value):
     return value
 
 
+# errnos that say the directory given is the wrong kind of path (the user's to fix), not that
+# the machine refused to write there
+_NOT_A_DIRECTORY = (errno.EEXIST, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP)
+
+
+def check_directory(directory) -> Path:
+    """Make `directory` (with its parents) and prove that a file can be written there, before
+    any run starts: ValueError when the path cannot be a directory (a file, a path under a
+    file), EnvironmentFault when it cannot be made or written (permissions, a read-only or
+    full filesystem). Each names the directory in one line."""
+    if isinstance(directory, bool) or not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"checkpoints must be a directory path (str or Path) or None, got "
+                        f"{type(directory).__name__} {directory!r}")
+    if not str(directory).strip():       # Path("") is the working directory: never meant
+        raise ValueError("checkpoints directory path is empty; give a directory, or None for no checkpoints")
+    if "\0" in str(directory):
+        raise ValueError(f"checkpoints directory {str(directory)!r} holds a NUL character; give another path")
+    path = Path(directory)
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"checkpoints directory {path} is a symbolic link to nothing (or a loop of links); "
+                         "fix the link or choose another directory")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"checkpoints directory {path} is a file, not a directory; "
+                         "move it away or choose another directory")
+    probe = path / f".write-test-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in _NOT_A_DIRECTORY or isinstance(exc, (FileExistsError, NotADirectoryError)):
+            raise ValueError(f"checkpoints directory {path} cannot be made ({reason}: part of the path is "
+                             "not a directory); choose another directory") from None
+        raise EnvironmentFault(f"checkpoints directory {path} cannot be written ({reason}); free space, "
+                               "fix its permissions or choose another directory") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+    return path
+
+
 def save(path: Path, state: dict) -> None:
-    """Write `state` atomically (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `state` atomically (temporary file, fsync, rename); a fault while writing raises
+    EnvironmentFault and leaves the previous checkpoint as it was."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format": FORMAT, "saved": time.time(), **_plain(state)}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, "saved": time.time(), **_plain(state)}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:      # torch's writer reports a full disk as RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise EnvironmentFault(f"checkpoint {path} not saved ({' '.join(str(exc).split())})") from exc
 
 
 def _read(path: Path) -> dict:
@@ -121,12 +182,96 @@ def load(path: Path, unfit=None) -> dict | None:
         if reason is not None:
             raise ValueError(reason)
     except Exception as exc:
-        aside = path.with_name(path.name + ".unreadable")
-        os.replace(path, aside)
-        warnings.warn(f"checkpoint {path} cannot be used ({exc}); moved to {aside.name}, the run starts afresh",
-                      RuntimeWarning, stacklevel=2)
+        set_aside(path, exc, stacklevel=3)
         return None
     return state
+
+
+def set_aside(path: Path, reason, stacklevel: int = 2) -> None:
+    """Rename the checkpoint at `path` to `*.unreadable`, with a warning that gives `reason`."""
+    aside = path.with_name(path.name + ".unreadable")
+    try:
+        os.replace(path, aside)
+        where = f"moved to {aside.name}"
+    except OSError as move:     # left where it is: the run's first checkpoint replaces it
+        where = f"not moved aside ({move.strerror or move})"
+    warnings.warn(f"checkpoint {path} cannot be used ({reason}); {where}, the run starts afresh",
+                  RuntimeWarning, stacklevel=stacklevel + 1)
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _seconds(value) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            and value >= 0)
+
+
+def _tensors(value, dtype: torch.dtype) -> str | None:
+    """Why `value` is not a dict of finite tensors of `dtype` by name (None: it is)."""
+    if not isinstance(value, dict) or not all(isinstance(v, torch.Tensor) for v in value.values()):
+        return "not tensors by name"
+    wrong = [n for n, v in value.items() if v.dtype != dtype]
+    if wrong:
+        return f"{wrong[0]} is {str(value[wrong[0]].dtype).removeprefix('torch.')}, not " \
+               f"{str(dtype).removeprefix('torch.')}"
+    bad = [n for n, v in value.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        return f"{bad[0]} holds values that are not finite"
+    return None
+
+
+def problem(state: dict, config: TrainConfig, device) -> str | None:
+    """Why a saved state cannot be `config`'s run on `device` in any field that the config alone
+    decides (None: it can): the kinds of its counters and logs, its iteration within the
+    budget, its parameters' and moments' dtype and finiteness, its generator states.
+    (The engine adds the parameters' names and shapes, which its model decides.)"""
+    it = state.get("it")
+    if not _count(it):
+        return f"its iteration {it!r} is not a count"
+    if it >= config.max_iterations:
+        return f"its iteration {it:,} is not below the run's budget of {config.max_iterations:,}"
+    for name in ("examples", "wrong", "counted"):
+        if name in state and not _count(state[name]):
+            return f"its {name} {state[name]!r} is not a count"
+    for name in ("seconds", "wall"):
+        if name in state and not _seconds(state[name]):
+            return f"its {name} {state[name]!r} is not a number of seconds"
+    for name in ("history", "step_rows", "since_check"):
+        if name in state and not (isinstance(state[name], list) and all(isinstance(r, dict) for r in state[name])):
+            return f"its {name} is not a list of rows"
+    dtype = DTYPES[config.dtype]
+    for part in ("params", "velocity", "second_moment"):
+        if part in state:
+            reason = _tensors(state[part], dtype)
+            if reason is not None:
+                return f"its {part}: {reason}"
+    if config.stopping == "validation":
+        if "best_mse" in state and not (isinstance(state["best_mse"], numbers.Real)
+                                        and not isinstance(state["best_mse"], bool)
+                                        and not math.isnan(state["best_mse"])):
+            return f"its best_mse {state['best_mse']!r} is not a number"
+        if state.get("kept") is not None:
+            reason = _tensors(state["kept"], dtype)
+            if reason is not None:
+                return f"its kept network: {reason}"
+        kept_it = state.get("kept_iteration")
+        if kept_it is not None and not (_count(kept_it) and kept_it <= it):
+            return f"its kept_iteration {kept_it!r} is not an iteration up to {it}"
+    generators = state.get("generators")
+    if generators is not None:
+        if not isinstance(generators, dict) or set(generators) != set(Seeds.NAMES):
+            return f"its generators are not {', '.join(Seeds.NAMES)}"
+        fresh = Seeds(0, torch.device(device))
+        for name in Seeds.NAMES:
+            saved = generators[name]
+            try:        # a trial on a generator of the run's kind: the run's own are not touched
+                getattr(fresh, name).set_state(saved)
+            except Exception:
+                kind = f"{len(saved)} bytes" if isinstance(saved, torch.Tensor) else type(saved).__name__
+                return f"its {name} generator state ({kind}) is not a state of this run's {name} generator"
+    return None
 
 
 def peek(path: Path) -> dict | None:

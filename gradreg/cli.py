@@ -5,15 +5,18 @@ Every TrainConfig field is an option of `train`. Every error is one line on stde
 traceback, and the exit code says whose it is:
 
     0    done
-    1    a fault of the environment: a file or directory that cannot be written, a Dask
-         scheduler that cannot be reached, a results file locked by another sweep, too little
-         memory, a notebook that failed, notebooks or the README's results out of date (--check)
-    2    a bad argument: an unknown name, a value out of range, a path that is a directory
-         or lies under a file, a malformed scheduler address, a corrupt results file, a
-         malformed notebook source
+    1    a fault of the environment: a file or directory that cannot be written (a sweep's
+         checkpoints directory included, checked before any run starts), a Dask scheduler that
+         cannot be reached, a results file locked by another sweep, too little memory, a
+         notebook that failed, notebooks or the README's results out of date (--check)
+    2    a bad argument: an unknown name, a value out of range, a path that is a directory,
+         lies under a file or is a loop of symbolic links, a file to read that is not there, a
+         malformed scheduler address, a corrupt results file (a NUL byte included), a
+         malformed notebook source, a README or notebook that is not UTF-8
     130  interrupted (Ctrl-C); a sweep keeps every finished row: rerun it to resume
 
-GRADREG_TRACEBACK=1 in the environment shows the traceback of an unexpected error.
+GRADREG_TRACEBACK=1 (or true, yes, on) in the environment shows the traceback of an unexpected
+error; 0 or anything else does not.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import math
 import os
 import sys
 import typing
+from pathlib import Path
 
 from .config import FROM_PROTOCOL, PROTOCOLS, TrainConfig
 
@@ -34,6 +38,10 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 class UsageError(ValueError):
     pass
+
+
+class ResultsMissing(UsageError, FileNotFoundError):
+    """A results file to read that is not there (the user's path: exit 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -243,6 +251,8 @@ def _parse_cell(text: str) -> tuple[str, int]:
 
 def run_sweep_command(args) -> int:
     from .sweep import load_results, run_sweep
+    with contextlib.suppress(FileNotFoundError):     # a new results file is the sweep's to make
+        _results_to_read(args.results)               # a loop of links, a directory, a path under a file
     cells = None if args.cell is None else [_parse_cell(text) for text in args.cell]
     if args.device is not None:
         from .config import resolve_device
@@ -264,9 +274,36 @@ def run_sweep_command(args) -> int:
     return 0
 
 
+def _results_to_read(path: str) -> str:
+    """`path` when it names a results file that exists; else a ValueError that says what it is
+    (a typo must not read as an empty sweep)."""
+    if not path.strip():
+        raise ValueError("results file path is empty; give the CSV of a sweep, e.g. data/results/paper.csv")
+    p = Path(path)
+    try:
+        p.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"results file {path} is a loop of symbolic links; give the CSV of a sweep") from None
+        blocker = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+        if blocker is not None:
+            raise ValueError(f"results file {path} cannot exist: {blocker} is a file, not a directory") from None
+        if exc.errno == errno.ENOENT:
+            raise ResultsMissing(f"results file {path} does not exist; check the path (a sweep creates it "
+                                 "when it starts)") from None
+        raise
+    if p.is_dir():
+        raise ValueError(f"results file {path} is a directory; give the CSV of a sweep, e.g. {p / 'paper.csv'}")
+    if not p.is_file():
+        raise ValueError(f"results file {path} is not a regular file; give the CSV of a sweep")
+    return path
+
+
 def run_status(args) -> int:
+    from .profiles import profile_configs
     from .sweep import sweep_status
-    print(sweep_status(args.profile, args.results, batch=not args.no_batch))
+    profile_configs(args.profile)         # an unknown profile first: it is the first argument
+    print(sweep_status(args.profile, _results_to_read(args.results), batch=not args.no_batch))
     return 0
 
 
@@ -274,18 +311,24 @@ def run_drop(args) -> int:
     from .analysis import label_of
     from .results import KEY, drop_runs, load_results
     cells = {_parse_cell(text) for text in args.cell}
-    df = load_results(args.results)
+    df = load_results(_results_to_read(args.results))
     present = set(zip(df["task"], df["length"]))
     missing = sorted(cells - present)
     if missing:
         raise ValueError(f"cell {missing[0][0]}:{missing[0][1]} has no rows in {args.results}; cells there: "
-                         + ", ".join(f"{t}:{n}" for t, n in sorted(present)))
+                         + (", ".join(f"{t}:{n}" for t, n in sorted(present)) or "none (it has no rows)"))
     labels = [label_of(row) for row in df[["method", "rule"]].to_dict("records")]
     if args.methods is not None:
         known = sorted(set(labels))
         unknown = [m for m in args.methods if m not in known]
         if unknown:
             raise ValueError(f"method {unknown[0]!r} has no rows in {args.results}; allowed: {', '.join(known)}")
+    if args.seeds is not None:
+        known = sorted(set(df.loc[[(t, n) in cells for t, n in zip(df["task"], df["length"])], "seed"]))
+        unknown = [s for s in args.seeds if s not in known]
+        if unknown:
+            raise ValueError(f"seed {unknown[0]} has no rows in the chosen cells of {args.results}; allowed: "
+                             f"{', '.join(map(str, known))}")
     chosen = df[[(t, n) in cells and (args.seeds is None or s in args.seeds)
                  and (args.methods is None or label in args.methods)
                  for t, n, s, label in zip(df["task"], df["length"], df["seed"], labels)]]
@@ -299,7 +342,7 @@ def run_drop(args) -> int:
 def run_report(args) -> int:
     from .analysis import report
     from .results import load_results
-    print(report(load_results(args.results)))
+    print(report(load_results(_results_to_read(args.results))))
     return 0
 
 
@@ -372,7 +415,7 @@ class _Interrupted(KeyboardInterrupt):
 
 # OSErrors that mean the path given is wrong (a file to read that is not there, a directory
 # where a file belongs, ...), not that the machine refused it
-_BAD_PATH_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EEXIST)
+_BAD_PATH_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EEXIST, errno.ELOOP)
 
 
 def _one_line(error: BaseException) -> str:
@@ -387,6 +430,15 @@ def _os_error_line(error: OSError) -> str:
     return _one_line(error)
 
 
+def _replace_what_cannot_be_encoded() -> None:
+    # a terminal (or PYTHONIOENCODING) that cannot show a character gets "?" for it, not a crash
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if encoding not in ("utf8", "utf8sig") and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="replace")
+
+
 def _fail(line: str, code: int) -> int:
     print(f"error: {line}", file=sys.stderr)
     return code
@@ -394,6 +446,7 @@ def _fail(line: str, code: int) -> int:
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
+    _replace_what_cannot_be_encoded()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -409,6 +462,8 @@ def main(argv=None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
         return 0
+    except UnicodeError as error:  # text of a file or of the terminal, not an argument of the user's
+        return _fail(f"{_one_line(error)}; use UTF-8 (PYTHONIOENCODING=utf-8)", 1)
     except ValueError as error:  # UsageError too: a bad argument
         return _fail(_one_line(error), 2)
     except OSError as error:  # gradreg's EnvironmentFault, or the system's own
@@ -418,8 +473,10 @@ def main(argv=None) -> int:
     except MemoryError:
         return _fail("out of memory; lower the length, test_size, batch_size or hidden_size", 1)
     except Exception as error:
-        if os.environ.get("GRADREG_TRACEBACK"):
+        if os.environ.get("GRADREG_TRACEBACK", "").strip().lower() in _TRUE:
             raise
+        if isinstance(error, RuntimeError) and str(error).startswith("Symlink loop"):    # pathlib's resolve()
+            return _fail(f"{_one_line(error)}; give a path that is not a loop of symbolic links", 2)
         if "out of memory" in str(error).lower():  # torch.OutOfMemoryError (CUDA), allocator failures
             return _fail(f"{_one_line(error)[:300]}; lower the length, test_size, batch_size or "
                          "hidden_size", 1)

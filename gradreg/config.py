@@ -359,12 +359,12 @@ def check_memory(config, extra_bytes: int = 0) -> int:
     configs = [config] if isinstance(config, TrainConfig) else list(config)
     if not configs:
         return 0
-    need, parts, group = -1, "", None
+    need, parts, group, lever = -1, "", None, ""
     for members in batch_groups(configs):
         g = [configs[i] for i in members]
-        n, p = _group_bytes(g)
+        n, p, v = _group_bytes(g)
         if n > need:
-            need, parts, group = n, p, g
+            need, parts, group, lever = n, p, g, v
     need += int(extra_bytes)
     if extra_bytes:
         parts += f", other {_gb(extra_bytes)}"
@@ -373,8 +373,7 @@ def check_memory(config, extra_bytes: int = 0) -> int:
         c = group[0]
         runs = f" ({len(group)} runs as one program)" if len(group) > 1 else ""
         raise ValueError(f"{c.task} T={c.length}{runs} needs about {_gb(need)} of memory ({parts}) but "
-                         f"{_gb(free)} is {where}; lower length, test_size, hidden_size or "
-                         "batch_size x pool_factor")
+                         f"{_gb(free)} is {where}; {lever}")
     return need
 
 
@@ -412,13 +411,25 @@ def _group_bytes(group: list) -> tuple[int, str]:
                 sgr += draw * P * 8 + draw * draw * 8
     steady = K * test_kept + max(test_check, step + sgr)
     need = max(drawn(max(sets)) + (K - 1) * test_kept, steady)
+    # the field whose part is largest is the one to lower (the set drawn, or the step's batch)
+    shares = {name: K * n * (S * I * item + y_bytes) + (drawn(n) if n == max(sets) else 0)
+              for name, n in (("test_size", c.test_size), ("validation_size", c.validation_size),
+                              ("train_set_size", c.train_set_size)) if n}
+    shares["batch"] = step + sgr
+    largest = max(shares, key=shares.get)
+    if largest == "batch":
+        fields = f"batch_size x pool_factor ({c.batch_size} x {c.pool_factor})" if draw != c.batch_size \
+            else f"batch_size ({c.batch_size})"
+        lever = f"the step is the largest part: lower {fields}, hidden_size ({H}) or length ({c.length:,})"
+    else:
+        lever = f"{largest} ({getattr(c, largest):,}) is the largest part: lower {largest} or length ({c.length:,})"
     parts = f"test set{'s' if K > 1 or len(sets) > 1 else ''} {_gb(K * test_kept)}"
     if need > steady:
         parts += f" ({_gb(need)} while drawn)"
     parts += f", one step {_gb(step)}"
     if sgr:
         parts += f", SGR per-example long-term gradients {_gb(sgr)}"
-    return need, parts
+    return need, parts, lever
 
 
 def resolve_device(name: str) -> torch.device:

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import pandas as pd
 import torch
@@ -132,6 +133,8 @@ def train_many(configs: list[TrainConfig], progress: bool = False, on_check=None
     if not isinstance(step_logs, bool):
         raise ValueError(f"step_logs must be True or False, got {step_logs!r}")
     check_memory(configs)     # one line, before anything is allocated, when it cannot fit
+    if checkpoints is not None:
+        ckpt.check_directory(checkpoints)    # before any run starts, not at its first checkpoint
     results: dict[int, TrainResult] = {}
     for members in batch_groups(configs):
         group = _Group([configs[i] for i in members], progress, on_check, on_result,
@@ -152,6 +155,7 @@ class _Run:
         c = self.config = config
         self.step_logs = step_logs
         self.seeds = Seeds(c.seed, device)
+        self.device = device
         self.lag = check_lag(c.lag, task.steps)
         readout_kind = getattr(task, "readout", "last")
         if c.method == "lstm":
@@ -223,6 +227,9 @@ class _Run:
         missing = [n for n in names + ("generators", "params") + self.moments if n not in state]
         if missing:
             return f"it lacks {', '.join(missing)}"
+        reason = ckpt.problem(state, self.config, self.device)
+        if reason is not None:
+            return reason
         if self.step_logs and len(state["step_rows"]) != state["it"]:
             return "it holds no step logs (a sweep's run keeps none) and this run keeps them"
         shapes = {n: tuple(p.shape) for n, p in self.model.named_parameters()}
@@ -230,6 +237,8 @@ class _Run:
             saved = state[part]
             if not isinstance(saved, dict) or {n: tuple(v.shape) for n, v in saved.items()} != shapes:
                 return f"its {part} are not this run's parameters by name and shape"
+        if state.get("kept") is not None and {n: tuple(v.shape) for n, v in state["kept"].items()} != shapes:
+            return "its kept network is not this run's parameters by name and shape"
         if not isinstance(state["generators"], dict) or set(state["generators"]) != set(Seeds.NAMES):
             return f"its generators are not {', '.join(Seeds.NAMES)}"
         return None
@@ -442,16 +451,22 @@ class _Group:
         self.lstm = c.method == "lstm"
         self.draw = c.draw_size
         self.runs = [_Run(cfg, self.task, self.device, self.dtype, step_logs) for cfg in configs]
-        self.active = list(self.runs)
         self.progress, self.on_check, self.on_result = progress, on_check, on_result
         self.checkpoint_seconds = checkpoint_seconds
         restored = {}
         if checkpoints is not None:
-            for r in self.runs:
+            for k, r in enumerate(self.runs):
                 r.checkpoint = ckpt.checkpoint_path(checkpoints, r.config, self.device)
                 state = ckpt.load(r.checkpoint, unfit=r.unfit)
-                if state is not None:
+                if state is None:
+                    continue
+                try:
                     restored[id(r)] = r.restore(state, self.device)
+                except Exception as exc:    # a misfit unfit() missed: the run, half taken over, is made anew
+                    ckpt.set_aside(r.checkpoint, exc)
+                    fresh = self.runs[k] = _Run(r.config, self.task, self.device, self.dtype, step_logs)
+                    fresh.checkpoint = r.checkpoint
+        self.active = list(self.runs)
         if self.lstm:
             run = self.runs[0]
             run.velocity = [torch.zeros_like(p) for p in run.model.parameters()]
@@ -495,7 +510,11 @@ class _Group:
                 params = {n: self.params[n][k] for n in PARAM_NAMES}
                 velocity = {n: self.velocity[n][k] for n in PARAM_NAMES}
                 second = {n: self.second[n][k] for n in PARAM_NAMES} if adam else None
-            ckpt.save(r.checkpoint, r.state(params, velocity, second))
+            try:
+                ckpt.save(r.checkpoint, r.state(params, velocity, second))
+            except ckpt.EnvironmentFault as fault:      # a full disk costs the checkpoint, not the run
+                warnings.warn(f"{fault}; the run goes on, and a stop now loses what it did since its "
+                              "last checkpoint", RuntimeWarning, stacklevel=2)
 
     def _point_models(self) -> None:
         """Each active run's model parameters become views of its slice of the stacked tensors."""
@@ -605,7 +624,11 @@ class _Group:
             if self.on_result is not None:
                 self.on_result(result)
             if r.checkpoint is not None:     # after on_result: the row is on its way
-                ckpt.remove(r.checkpoint)
+                try:
+                    ckpt.remove(r.checkpoint)
+                except OSError as exc:      # a sweep skips a run whose row is written: the file is harmless
+                    warnings.warn(f"checkpoint {r.checkpoint} of an ended run not deleted ({exc.strerror or exc})",
+                                  RuntimeWarning, stacklevel=2)
 
     # ------------------------------------------------------------------ the test checks
 

@@ -101,16 +101,24 @@ def _failing(where: str):
     return fail
 
 
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of `path`; a file of another encoding is a ValueError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                         "save it as UTF-8") from None
+
+
 def build(path, text: str | None = None) -> nbformat.NotebookNode:
     """The clean notebook of the source `path` (NN_name.py; `text`: its content, read from
     `path` when None)."""
-    import jupytext
-
     path = Path(path)
     stem = path.stem
     if not re.fullmatch(r"[0-9][0-9]_\w+", stem):
         raise ValueError(f"{path.name}: a notebook source is named NN_name.py")
-    text = path.read_text() if text is None else text
+    text = _read_text(path) if text is None else text
+    import jupytext
     source_nb = jupytext.reads(text, fmt="py:percent")
     extra = sorted(set(source_nb.metadata) - {"jupytext"})
     if extra:
@@ -181,6 +189,9 @@ def render(path) -> str:
 
 def _pairs(directory) -> list[tuple[Path, Path]]:
     directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"notebook directory {directory} " + ("is a file" if directory.exists() else "does not exist")
+                         + "; give the directory of the notebook sources (NN_name.py)")
     found = sources(directory)
     if not found:
         raise ValueError(f"no notebook sources (NN_name.py) in {directory}")
@@ -197,9 +208,9 @@ def write(directory=NOTEBOOK_DIR, log=print) -> list[Path]:
     written = []
     for source, target in _pairs(directory):
         text = render(source)
-        if target.is_file() and target.read_text() == text:
+        if target.is_file() and _read_text(target) == text:
             continue
-        target.write_text(text)
+        target.write_text(text, encoding="utf-8")
         written.append(target)
         log(f"wrote {target}")
     for name in _orphans(directory):
@@ -211,5 +222,5 @@ def stale(directory=NOTEBOOK_DIR) -> list[str]:
     """The committed notebooks that differ from what their sources make (or are missing), and
     numbered notebooks that have no source; empty when all are in sync."""
     out = [target.name for source, target in _pairs(directory)
-           if not target.is_file() or target.read_text() != render(source)]
+           if not target.is_file() or _read_text(target) != render(source)]
     return out + [f"{name} (no source)" for name in _orphans(directory)]

@@ -361,7 +361,9 @@ def bptt(model, task, x: Tensor, y: Tensor, keep_u: bool = False) -> BPTTRecord:
 
 
 def check_compatible(model, task, x: Tensor, y: Tensor) -> None:
-    """ValueError unless the model and the batch (x, y) fit the task."""
+    """ValueError unless the model and the batch (x, y) fit the task; TypeError for an argument
+    of the wrong kind."""
+    _check_kinds(model, task, x, y)
     expected = (task.steps, task.input_size)
     if x.ndim != 3 or tuple(x.shape[1:]) != expected:
         raise ValueError(f"x of shape {tuple(x.shape)} does not fit task {task.name!r}; "
@@ -380,3 +382,32 @@ def check_compatible(model, task, x: Tensor, y: Tensor) -> None:
     if getattr(task, "readout", "last") == "all" and model.readout != "all":
         raise ValueError(f"task {task.name!r} scores every step: it needs readout='all', "
                          f"got readout={model.readout!r}")
+
+
+def _check_kinds(model, task, x, y) -> None:
+    """TypeError for an argument of the wrong kind, ValueError for a wrong dtype or device,
+    each naming the argument (before any of them is used)."""
+    if not all(isinstance(getattr(model, name, None), torch.Tensor) for name in PARAM_NAMES):
+        raise TypeError(f"model must be a gradreg SRN (parameters {', '.join(PARAM_NAMES)}), got "
+                        f"{type(model).__name__}; an LSTM has no per-example passes here")
+    if isinstance(task, str) or not all(hasattr(task, a) for a in ("steps", "input_size", "output_size", "kind")):
+        raise TypeError(f"task must be a task object (gradreg.make_task(name, length)), got "
+                        f"{type(task).__name__} {task!r}"[:200])
+    for name, value in (("x", x), ("y", y)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}; "
+                            f"convert it with torch.as_tensor({name})")
+    device = model.W_in.device
+    for name, value in (("x", x), ("y", y)):
+        if value.device != device:
+            raise ValueError(f"{name} is on device {value.device} but the model is on {device}; "
+                             f"move it with {name}.to({str(device)!r})")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"x must be a floating-point tensor (the task's one-hot inputs), got {x.dtype}")
+    if task.kind == "classification":
+        if y.dtype not in (torch.int64, torch.bool) and not y.dtype.is_floating_point:
+            raise ValueError(f"y holds {str(y.dtype).removeprefix('torch.')} class labels; pass int64 "
+                             "(y.long())")
+    elif not y.dtype.is_floating_point:
+        raise ValueError(f"y must be a floating-point tensor of targets for task {task.name!r}, got "
+                         f"{str(y.dtype).removeprefix('torch.')}")

@@ -11,6 +11,7 @@ README is what the committed files give.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -234,9 +235,15 @@ def update_readme(readme="README.md", results_dir="data/results", check: bool = 
     """Write the results section into `readme` between RESULTS_BEGIN and RESULTS_END; returns
     True when the file changed (with `check`: would change, and nothing is written)."""
     readme = Path(readme)
+    if readme.is_dir():
+        raise ValueError(f"README {readme} is a directory; give the README file, e.g. {readme / 'README.md'}")
     if not readme.is_file():
-        raise ValueError(f"README {readme} does not exist")
-    text = readme.read_text()
+        raise ValueError(f"README {readme} does not exist (or is not a regular file); give the README file")
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"README {readme} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                         f"{exc.start}); save it as UTF-8") from None
     a, b = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
     if a < 0 or b < a:
         raise ValueError(f"{readme} has no results section between the markers {RESULTS_BEGIN!r} "
@@ -245,7 +252,9 @@ def update_readme(readme="README.md", results_dir="data/results", check: bool = 
     if new == text:
         return False
     if not check:
-        tmp = readme.with_name(readme.name + ".tmp")
-        tmp.write_text(new)
-        tmp.replace(readme)
+        target = readme.resolve()    # a symbolic link keeps naming the file, which is rewritten
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(new, encoding="utf-8")
+        shutil.copymode(target, tmp)
+        tmp.replace(target)
     return True

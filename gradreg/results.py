@@ -52,6 +52,7 @@ import gzip
 import io
 import math
 import os
+import stat
 import warnings
 import zlib
 from pathlib import Path
@@ -237,6 +238,10 @@ def _parse_results(path, data: bytes):
         return COLUMNS, []
     lines = data.split(b"\n")
     tail = lines.pop()                          # b"" when the file ends with its newline
+    for number, line in enumerate(lines, start=1):
+        if b"\0" in line:      # csv would read it as text: a damaged file must not pass for results
+            raise ValueError(f"{path}, line {number}: a NUL byte; this is not a results file as a sweep "
+                             "writes it (a damaged copy?); restore it or fix that line")
     header = lines[0] if lines else tail
     columns = _header_columns(header)
     if columns is None:
@@ -272,6 +277,8 @@ def _replace_file(path: Path, data: bytes) -> None:
     tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     try:
         with open(tmp, "xb") as f:
+            with contextlib.suppress(FileNotFoundError):    # the new file keeps the old one's permissions
+                os.fchmod(f.fileno(), stat.S_IMODE(os.stat(target).st_mode))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

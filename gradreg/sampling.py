@@ -101,7 +101,11 @@ def inclusion_probabilities(scores: Tensor, n: int, alpha: float = 1.0) -> Tenso
             s = torch.ones_like(s)
         s = s.clamp_min(s.max() * 1e-12)
     else:
-        log_w = alpha * torch.log(base)                          # -inf for a zero score
+        log_s = torch.log(base)
+        log_w = alpha * log_s                          # -inf for a zero score
+        # alpha log s overflows to +-inf for alpha = 1e308, and inf - inf is NaN: then each
+        # round takes log s relative to the largest uncapped score before multiplying by alpha
+        overflow = not bool(torch.isfinite(log_w[base > 0]).all())
     pi = torch.zeros_like(base)
     certain = torch.zeros_like(base, dtype=torch.bool)
     for _ in range(base.numel()):
@@ -109,8 +113,14 @@ def inclusion_probabilities(scores: Tensor, n: int, alpha: float = 1.0) -> Tenso
         if representable:
             share = s * ~certain
         else:   # relative to the largest uncapped weight, so that none underflows to an equal share
-            rest = log_w.masked_fill(certain, -math.inf)
-            share = torch.exp(rest - rest.max()).clamp_min(1e-12).masked_fill(certain, 0.0)
+            if overflow:
+                relative = alpha * (log_s - log_s.masked_fill(certain, -math.inf).max())
+            else:
+                rest = log_w.masked_fill(certain, -math.inf)
+                relative = rest - rest.max()
+            # NaN only where every uncapped score is 0 (-inf - -inf): those share alike
+            relative = torch.nan_to_num(relative, nan=0.0, posinf=0.0)
+            share = torch.exp(relative).clamp_min(1e-12).masked_fill(certain, 0.0)
         pi = torch.where(certain, torch.ones_like(base), left * share / share.sum())
         over = (pi > 1) & ~certain
         if not over.any():

@@ -157,8 +157,8 @@ def _per_example_stats(model: SRN, task, x: Tensor, y: Tensor, lag: int | None =
                        block: int | None = None) -> PerExampleStats:
     """per_example_stats with the reduction forced: path "direct" or "gram" (norms only),
     `chunk` steps per piece of the backward pass, `block` examples at a time (norms only)."""
-    lag = check_lag(lag, task.steps)
     check_compatible(model, task, x, y)
+    lag = check_lag(lag, task.steps)
     if path not in (None, "direct", "gram"):
         raise ValueError(f"unknown path {path!r}; allowed: direct, gram")
     if path == "gram" and (not norms_only or keep_record):

@@ -142,10 +142,25 @@ def run_config(config: TrainConfig, checkpoints=None, checkpoint_seconds: float 
 
         from .engine import train
         torch.set_num_threads(1)
+        checkpoints = _usable_checkpoints(checkpoints)
         result = train(config, checkpoints=checkpoints, checkpoint_seconds=checkpoint_seconds, step_logs=False)
         return {**result.to_row(), "error": "", "history": _history_records(result)}
     except Exception as exc:  # the sweep records it and goes on
         return _error_row(config, exc, time.perf_counter() - start)
+
+
+def _usable_checkpoints(checkpoints):
+    """`checkpoints`, or None with a warning when that directory cannot be written on this
+    worker (the sweep checked it before it started; a fault since then costs the checkpoints,
+    never the rows)."""
+    if checkpoints is None:
+        return None
+    try:
+        ckpt.check_directory(checkpoints)
+    except (OSError, ValueError) as fault:
+        warnings.warn(f"{fault}; the runs go on without checkpoints", RuntimeWarning, stacklevel=3)
+        return None
+    return checkpoints
 
 
 def _history_records(result) -> list[dict]:
@@ -183,6 +198,7 @@ def run_unit(configs: list[TrainConfig], queue: str | None = None, checkpoints=N
 
     from .engine import train_many
     torch.set_num_threads(1)
+    checkpoints = _usable_checkpoints(checkpoints)
     rows: dict[tuple, dict] = {}
     channel = None
     if queue is not None:
@@ -472,6 +488,12 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     configs = _as_configs(configs_or_profile)
     results = Path(results)
     rows = load_results(results) if results.is_file() else empty_results()
+    wanted = results_columns(configs)
+    if results.is_file() and results.stat().st_size and tuple(rows.columns) != tuple(wanted):
+        # the keys of the authors' profile are keys of the paper's too: its rows would count
+        raise ValueError(f"{results} is not a results file of this sweep's protocol: its columns are "
+                         f"{', '.join(rows.columns)}, this sweep writes {', '.join(wanted)}; give the results "
+                         "file of this profile")
     rows = rows_of(rows, {config_key(c) for c in configs})
     done = {row_key(r) for r in rows[list(KEY)].to_dict("records")}
     lines = [f"{results}: {len(done)} of {len(configs)} runs written ({written_by_length(configs, done)})"]
@@ -482,10 +504,18 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
         lines += [f"  {row_key(r)}: {r['error']}" for r in errors.to_dict("records")]
     pending = [c for c in configs if config_key(c) not in done]
     directory = checkpoints_dir(results)
-    flying, reached = [], {}
+    flying, unusable, reached = [], [], {}
     for c in pending:
-        path = ckpt.checkpoint_path(directory, c, resolve_device(c.device))
+        device = resolve_device(c.device)
+        path = ckpt.checkpoint_path(directory, c, device)
         state = ckpt.peek(path) if path.is_file() else None
+        if state is None and path.is_file():
+            reason = "it cannot be read as a checkpoint"
+        else:
+            reason = None if state is None else ckpt.problem(state, c, device)
+        if reason is not None:      # looked at, not moved: status changes nothing
+            unusable.append(f"  {path.name}: {reason}")
+            continue
         if state is not None:
             reached[config_key(c)] = state["it"]
             # the time the state was saved (a clone's files carry the time of the clone)
@@ -494,6 +524,10 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     if flying:
         lines.append(f"{len(flying)} run(s) in flight, each goes on from its checkpoint in {directory}:")
         lines += flying
+    if unusable:
+        lines.append(f"{len(unusable)} checkpoint(s) in {directory} cannot be used; the sweep sets each aside "
+                     "(*.unreadable) and starts its run afresh:")
+        lines += unusable
     if pending:
         lines.append(work_left(pending, rows, reached))
     units = _units(pending, batch)
@@ -569,10 +603,13 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
         resume = None
         if checkpoint_minutes is not None:
             resume = (str(checkpoints_dir(results)), 60.0 * checkpoint_minutes)
+            if pending:     # before any run starts: a fault here would cost every run its row
+                ckpt.check_directory(resume[0])
             if Path(resume[0]).is_dir():     # a run killed after its row was written left its file
                 for c in configs:
                     if config_key(c) in done:
-                        ckpt.remove_key(resume[0], c)
+                        with contextlib.suppress(OSError):     # stale files, harmless where they stay
+                            ckpt.remove_key(resume[0], c)
         if pending:
             _run_pending(pending, out, total=len(configs), already=len(configs) - len(pending),
                          scheduler=scheduler, workers=workers, progress=progress,

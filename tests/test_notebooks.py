@@ -187,6 +187,9 @@ def test_cli_notebooks_writes_checks_and_refuses(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: 04_tasks.py: cell 7 (line 26): kind='checks'")
     assert cli.main(["notebooks", "--check", "--notebook-dir", str(tmp_path / "missing")]) == 2
+    assert "missing does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["notebooks", "--check", "--notebook-dir", str(tmp_path / "empty")]) == 2
     assert "no notebook sources" in capsys.readouterr().err
 
 

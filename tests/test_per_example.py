@@ -1,8 +1,11 @@
 """per_example_stats against a plain autograd reference, one example at a time, in float64."""
+import re
+
 import pytest
 import torch
 
 import gradreg
+from gradreg.baselines import LSTMNet
 from gradreg.model import ACTIVATIONS
 from gradreg.passes import bptt
 
@@ -305,3 +308,57 @@ def test_norms_only_peak_memory_stays_under_twice_the_hidden_states():
                          timeout=300, check=True)
     ratio = float(out.stdout.strip().splitlines()[-1])
     assert ratio <= 2.0, f"peak memory {ratio:.2f}x the hidden states"
+
+
+# ------------------------------------------------------------------ bad input (issues 13 and 34)
+
+def _problem():
+    task = gradreg.make_task("temporal_order", 12)
+    x, y = task.sample(6, generator=torch.Generator().manual_seed(0))
+    model = gradreg.SRN(task.input_size, 8, task.output_size, generator=torch.Generator().manual_seed(0))
+    return model, task, x, y
+
+
+def test_per_example_stats_labels_out_of_range_and_empty_batch():
+    task = gradreg.make_task("temporal_order", 20)
+    x, y = task.sample(8, generator=torch.Generator().manual_seed(0))
+    model = gradreg.SRN(task.input_size, 10, task.output_size, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"class labels must lie in 0\.\.3.*from 7 to 7"):
+        gradreg.per_example_stats(model, task, x, torch.full_like(y, 7), lag=5)
+    with pytest.raises(ValueError, match=r"class labels must lie in 0\.\.3"):
+        gradreg.bptt(model, task, x, y - 10)
+    with pytest.raises(ValueError, match="empty batch"):
+        gradreg.per_example_stats(model, task, x[:0], y[:0], lag=5)
+
+
+@pytest.mark.parametrize("change,error,words", [
+    (lambda m, t, x, y: (m, t, x.numpy(), y), TypeError, "x must be a torch.Tensor, got ndarray"),
+    (lambda m, t, x, y: (m, t, x.tolist(), y), TypeError, "x must be a torch.Tensor, got list"),
+    (lambda m, t, x, y: (m, t, x, y.numpy()), TypeError, "y must be a torch.Tensor, got ndarray"),
+    (lambda m, t, x, y: (m, t, x, y.tolist()), TypeError, "y must be a torch.Tensor, got list"),
+    (lambda m, t, x, y: (m, "temporal_order", x, y), TypeError, "task must be a task object"),
+    (lambda m, t, x, y: (m, None, x, y), TypeError, "got NoneType None"),
+    (lambda m, t, x, y: (LSTMNet(t.input_size, 8, t.output_size), t, x, y), TypeError,
+     "model must be a gradreg SRN"),
+    (lambda m, t, x, y: (m.state_dict(), t, x, y), TypeError, "got OrderedDict"),
+    (lambda m, t, x, y: (m, t, x, y.int()), ValueError, "y holds int32 class labels; pass int64"),
+    (lambda m, t, x, y: (m, t, x, y.to(torch.uint8)), ValueError, "y holds uint8 class labels"),
+    (lambda m, t, x, y: (m, t, x.long(), y), ValueError, "x must be a floating-point tensor"),
+    (lambda m, t, x, y: (m, t, x.to("meta"), y), ValueError, "x is on device meta but the model is on cpu"),
+    (lambda m, t, x, y: (m, t, x, y.to("meta")), ValueError, "y is on device meta"),
+])
+def test_per_example_stats_names_an_argument_of_the_wrong_kind_dtype_or_device(change, error, words):
+    model, task, x, y = change(*_problem())
+    with pytest.raises(error, match=re.escape(words)):
+        gradreg.per_example_stats(model, task, x, y, lag=5)
+    with pytest.raises(error, match=re.escape(words)):
+        bptt(model, task, x, y)
+
+
+def test_per_example_stats_of_a_regression_task_wants_float_targets():
+    task = gradreg.make_task("adding", 12)
+    x, y = task.sample(4, generator=torch.Generator().manual_seed(0))
+    model = gradreg.SRN(task.input_size, 8, task.output_size, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="y must be a floating-point tensor of targets for task 'adding', got int64"):
+        gradreg.per_example_stats(model, task, x, y.long(), lag=5)
+    assert gradreg.per_example_stats(model, task, x.double(), y, lag=5) is not None   # x is cast to the model's
