@@ -360,11 +360,14 @@ EQUIVALENCE_MARGIN = (0.5, 2.0)
 SCREEN_CHECKS = (500, 2_000, 5_000)
 
 
-def plan_pairs(variant: str | None = None) -> list[tuple[str, str]]:
-    """The comparisons of section 11.1: C1 sgr/top against sgr/random, C2 against pascanu, and
-    C3, C4 the same for the carried-forward variant's label, when there is one."""
+def plan_pairs(variant: str | None = None, variant_control: str | None = None) -> list[tuple[str, str]]:
+    """The comparisons of section 11.1: C1 sgr/top against sgr/random, C2 against pascanu, and,
+    for the carried-forward variant's label, C3 against its own same-cost control (amendment 2;
+    default sgr/random) and C4 against pascanu."""
     pairs = [(TESTED, control) for control in CONTROLS]
-    return pairs + ([(variant, control) for control in CONTROLS] if variant else [])
+    if variant:
+        pairs += [(variant, variant_control or CONTROLS[0]), (variant, CONTROLS[1])]
+    return pairs
 
 
 def time_to_solve(runs: pd.DataFrame) -> pd.DataFrame:

@@ -25,10 +25,11 @@
     control section 11.7, the positive control: lstm trained with Adam (lr 1e-3, clip 1) and a
             forget-gate bias of 5, adding and temporal_order at T = 100 and 200, seeds 0-4: 20 runs.
     confirm section 11.2, the confirmatory runs: temporal_order T = 100, seeds 5-16, sgr/top,
-            sgr/random, pascanu and the screen's carried-forward variant (CARRIED_FORWARD, once
-            named): 36 runs, 48 with it.
+            sgr/random, pascanu, and once the screen has named it the carried-forward variant
+            (CARRIED_FORWARD) with its own control (`variant_control`, amendment 2): 36 runs,
+            up to 60 with them.
     long    section 11.8: temporal_order T = 100, seeds 0-4, 250,000 iterations (LONG_MAX_ITERATIONS),
-            pascanu, sgr/random, sgr/top and the carried-forward variant; then T = 150: 30 runs, 40 with it.
+            pascanu, sgr/random, sgr/top and the variant with its control; then T = 150.
 
 The files of screen, control, confirm and long have the `arm` column (PROFILES_WITH_ARMS): a
 run's arm names the settings it changes (TrainConfig.arm), so variants of one method differ.
@@ -40,13 +41,14 @@ chernodub: see `gradreg.config.PROTOCOLS`).
 """
 from __future__ import annotations
 
-from .analysis import method_label
+from .analysis import arm_label, method_label
 from .config import TrainConfig
 
 __all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
            "AUTHORS_MAX_ITERATIONS", "SCREEN_MAX_ITERATIONS", "LONG_MAX_ITERATIONS", "PAPER_METHODS",
            "AUTHORS_METHODS", "SCREEN_SETTINGS", "SCREEN_REFERENCES", "CARRIED_FORWARD", "CONTROL_SETTINGS",
-           "PROFILES_WITH_ARMS", "profile_configs", "setting_name"]
+           "PROFILES_WITH_ARMS", "profile_configs", "setting_name", "variant_control",
+           "variant_labels"]
 
 #: Iterations per run in the paper profile: a run not solved by then counts as failed.
 #: Each SGR iteration processes M = 4 n = 80 sequences, each baseline iteration n = 20.
@@ -117,11 +119,7 @@ def setting_name(run) -> str:
         probe = TrainConfig(task="temporal_order", length=100, method=m, rule=r, **settings)
         if method_label(m, r) == label and probe.arm == (arm or ""):
             return name
-    return f"{label} {arm}" if arm else label
-
-
-def _settings(names) -> list[tuple]:
-    return [SCREEN_SETTINGS[name] for name in names]
+    return arm_label(method, rule, arm)
 
 
 def _grid(tasks, lengths, methods, seeds, **common) -> list[TrainConfig]:
@@ -145,17 +143,46 @@ SWEEP_PROFILES = {
                             max_iterations=SCREEN_MAX_ITERATIONS),
     "control": lambda: _grid(("adding", "temporal_order"), (100, 200), (("lstm", "top", CONTROL_SETTINGS),),
                              range(5), max_iterations=PAPER_MAX_ITERATIONS),
-    "confirm": lambda: _grid(("temporal_order",), (100,), _settings(_confirmed_arms()), range(5, 17),
+    "confirm": lambda: _grid(("temporal_order",), (100,), _confirmed_arms(), range(5, 17),
                              max_iterations=PAPER_MAX_ITERATIONS),
-    "long": lambda: _grid(("temporal_order",), (100, 150), _settings(_confirmed_arms(("pascanu", "sgr/random",
-                                                                                       "sgr/top"))),
+    "long": lambda: _grid(("temporal_order",), (100, 150), _confirmed_arms(("pascanu", "sgr/random", "sgr/top")),
                           range(5), max_iterations=LONG_MAX_ITERATIONS),
 }
 
 
-def _confirmed_arms(fixed=("sgr/top", "sgr/random", "pascanu")) -> tuple[str, ...]:
-    """The fixed arms, then the carried-forward variant once the screen has named it."""
-    return fixed + ((CARRIED_FORWARD,) if CARRIED_FORWARD else ())
+#: The settings that steer only the selection: a random choice from the pool ignores them
+SELECTION_ONLY = ("lag", "importance_weights")
+
+
+def variant_control(name: str) -> tuple[str, str, dict]:
+    """The same-cost control of a screen setting (docs/method.md section 11, amendment 2):
+    sgr/random with the setting's training settings (optimiser, clipping, pool, momentum, lr),
+    without those that steer only the selection."""
+    _, _, settings = SCREEN_SETTINGS[name]
+    return ("sgr", "random", {k: v for k, v in settings.items() if k not in SELECTION_ONLY})
+
+
+def variant_labels() -> tuple[str | None, str | None]:
+    """The analysis labels (`analysis.label_of`) of the carried-forward variant and of its
+    same-cost control (None, None before the screen has named it)."""
+    if not CARRIED_FORWARD:
+        return None, None
+    labels = []
+    for method, rule, settings in (SCREEN_SETTINGS[CARRIED_FORWARD], variant_control(CARRIED_FORWARD)):
+        labels.append(arm_label(method, rule, TrainConfig(method=method, rule=rule, **settings).arm))
+    return labels[0], labels[1]
+
+
+def _confirmed_arms(fixed=("sgr/top", "sgr/random", "pascanu")) -> list[tuple]:
+    """The fixed arms, then, once the screen has named it, the carried-forward variant and its
+    own control where that is not plain sgr/random."""
+    arms = [SCREEN_SETTINGS[name] for name in fixed]
+    if CARRIED_FORWARD:
+        arms.append(SCREEN_SETTINGS[CARRIED_FORWARD])
+        control = variant_control(CARRIED_FORWARD)
+        if control[2]:
+            arms.append(control)
+    return arms
 
 
 def _authors_grid() -> list[TrainConfig]:

@@ -33,6 +33,7 @@ from IPython.display import display
 from gradreg import analysis, plotting
 from gradreg.experiments import long_range
 from gradreg.experiments.settings import notebook_settings, setup
+from gradreg.profiles import variant_labels
 
 dev = setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = notebook_settings("06_long_range", profile)
@@ -110,10 +111,9 @@ if len(exploratory):
         print("exploratory:", analysis.verdict_sentence(row))
 if "confirm" in sweeps:
     confirm_runs, confirm_history = sweeps["confirm"]
-    arms = sorted(confirm_runs["label"].unique())
-    variant = next((a for a in arms if a not in ("sgr/top", *analysis.CONTROLS)), None)
-    confirmatory = analysis.plan_comparisons(confirm_runs, confirm_history, analysis.plan_pairs(variant),
-                                             tasks=["temporal_order"])
+    variant, variant_control = variant_labels()      # the screen's pick and its own control (amendment 2)
+    confirmatory = analysis.plan_comparisons(confirm_runs, confirm_history,
+                                             analysis.plan_pairs(variant, variant_control), tasks=["temporal_order"])
     display(confirmatory[columns].round(4))
     for row in confirmatory.to_dict("records"):
         print(f"confirmatory ({len(confirm_runs)} runs so far):", analysis.verdict_sentence(row))

@@ -276,3 +276,13 @@ def test_the_screen_verdict_waits_for_every_setting_then_names_the_variant(tmp_p
     partial = runs[~((runs["rule"] == "band") & (runs["seed"] == 4))]
     _, chosen, _, how = sensitivity.screen_verdict(partial, history)
     assert chosen is None and "band" in how
+
+
+def test_the_variants_own_control_keeps_its_training_settings_and_drops_the_selections():
+    import gradreg.profiles as profiles
+    assert profiles.variant_control("adam") == ("sgr", "random", {"optimizer": "adam", "lr": 1e-3})
+    assert profiles.variant_control("lag-80") == ("sgr", "random", {})
+    assert profiles.variant_control("weighted-ht") == ("sgr", "random", {})
+    assert analysis.plan_pairs("sgr/top [optimizer=adam]", "sgr/random [optimizer=adam]")[2:] == [
+        ("sgr/top [optimizer=adam]", "sgr/random [optimizer=adam]"), ("sgr/top [optimizer=adam]", "pascanu")]
+    assert analysis.plan_pairs("sgr/band")[2] == ("sgr/band", "sgr/random")
