@@ -478,6 +478,17 @@ def work_left(pending: list[TrainConfig], rows: pd.DataFrame, reached: dict[tupl
     return line
 
 
+def sweep_columns(configs_or_profile, configs, results) -> tuple[str, ...]:
+    """The columns of the results file a sweep of these configs writes: those of its protocol,
+    with `arm` for the profiles that vary settings (PROFILES_WITH_ARMS) and for an existing file
+    that has it (a file of arms takes runs without one too)."""
+    columns = results_columns(configs, arms=True if isinstance(configs_or_profile, str)
+                              and configs_or_profile in PROFILES_WITH_ARMS else None)
+    if ARM[0] not in columns and file_columns(results) == columns + ARM:
+        columns += ARM
+    return columns
+
+
 def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     """Where a sweep stands, in a few lines, without running or changing anything: the rows
     written (per length, in submission order), the error rows (a rerun skips them: delete a row
@@ -488,12 +499,13 @@ def sweep_status(configs_or_profile, results, batch: bool = True) -> str:
     configs = _as_configs(configs_or_profile)
     results = Path(results)
     rows = load_results(results) if results.is_file() else empty_results()
-    wanted = results_columns(configs)
-    if results.is_file() and results.stat().st_size and tuple(rows.columns) != tuple(wanted):
+    wanted = sweep_columns(configs_or_profile, configs, results)
+    found = file_columns(results)
+    if results.is_file() and results.stat().st_size and found != wanted:
         # the keys of the authors' profile are keys of the paper's too: its rows would count
         raise ValueError(f"{results} is not a results file of this sweep's protocol: its columns are "
-                         f"{', '.join(rows.columns)}, this sweep writes {', '.join(wanted)}; give the results "
-                         "file of this profile")
+                         f"{', '.join(found or rows.columns)}, this sweep writes {', '.join(wanted)}; give the "
+                         "results file of this profile")
     rows = rows_of(rows, {config_key(c) for c in configs})
     done = {row_key(r) for r in rows[list(KEY)].to_dict("records")}
     lines = [f"{results}: {len(done)} of {len(configs)} runs written ({written_by_length(configs, done)})"]
@@ -587,10 +599,7 @@ def run_sweep(configs_or_profile, results, scheduler=None, workers=None, progres
                                                and checkpoint_minutes > 0):
         raise ValueError(f"checkpoint_minutes must be None or a number > 0, got {checkpoint_minutes!r}")
     wanted = {config_key(c) for c in configs}
-    columns = results_columns(configs, arms=True if isinstance(configs_or_profile, str)
-                              and configs_or_profile in PROFILES_WITH_ARMS else None)
-    if file_columns(results) == columns + ARM:     # a file of arms takes runs without one too
-        columns += ARM
+    columns = sweep_columns(configs_or_profile, configs, results)
     out = ResultsFile(results, columns)
     try:
         out.history = HistoryFile(history_path(results), history_columns(columns))
