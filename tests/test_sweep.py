@@ -307,7 +307,7 @@ def test_status_says_what_is_written_what_failed_what_is_in_flight_and_what_come
     lines = sweep_status(configs, path).splitlines()
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before        # it changes nothing
     assert lines[0] == f"{path}: 2 of 5 runs written (T = 10: 2 of 3, T = 12: 0 of 2)"
-    assert lines[1].startswith("1 error row(s)") and "'clip', '', 1)" in lines[2] and "RuntimeError: boom" in lines[2]
+    assert lines[1].startswith("1 error row(s)") and "'clip', '', 1, '')" in lines[2] and "RuntimeError: boom" in lines[2]
     assert lines[3].startswith("1 run(s) in flight")
     assert lines[4].startswith("  temporal_order T=12 clip seed 0: iteration 99 of 200, saved ")
     # what is left, at most: seed 2 at T = 10 and seed 1 at T = 12 whole, seed 0 at T = 12 from 99,
@@ -388,7 +388,7 @@ def test_trailing_partial_line_is_dropped_then_repaired(tmp_path, scheduler):
     path.write_text(HEADER + rows + fragment)
 
     df = load_results(path)
-    assert keys_of(df) == [("temporal_order", 10, "sgd", "", 0), ("temporal_order", 10, "sgr", "top", 0)]
+    assert keys_of(df) == [("temporal_order", 10, "sgd", "", 0, ""), ("temporal_order", 10, "sgr", "top", 0, "")]
     assert df["solved"].tolist() == [True, False] and df["diverged"].tolist() == [False, True]
     assert df["iterations"].tolist() == [200, 100]               # the first of the duplicates
     assert math.isnan(df["final_error"][1]) and df["rule"][0] == "" and df["error"][0] == ""
@@ -473,7 +473,7 @@ def test_batched_sweep_gives_the_rows_and_histories_of_separate_runs(tmp_path, s
     separate = run_sweep(configs, results=tmp_path / "a.csv", scheduler=scheduler, progress=False,
                          batch=False)
     batched = run_sweep(configs, results=tmp_path / "b.csv", scheduler=scheduler, progress=False)
-    columns = [c for c in COLUMNS if c != "seconds"]
+    columns = [c for c in COLUMNS if c != "seconds"] + ["arm"]
     key = list(KEY)
     pd.testing.assert_frame_equal(separate[columns].sort_values(key).reset_index(drop=True),
                                   batched[columns].sort_values(key).reset_index(drop=True))
