@@ -10,7 +10,11 @@ who uses nbgrader can take the notebooks as assignments, while nothing here need
 * a **check cell** (``nbgrader.grade`` and not ``solution``) holds asserts; it passes with the
   solution and fails on the stub (`check_exercises` runs both editions and says so);
 * ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS`` regions are dropped from the student
-  edition, as nbgrader does.
+  edition, as nbgrader does. A check shows no value an answer could copy: what it compares
+  with is computed and not printed, and where the comparison itself would give the answer
+  away (a reference computed the way the answer is), it sits in a hidden region;
+  `check_copied_answers` runs the answers of `COPIED_ANSWERS`, copied from what checks once
+  showed, and confirms that each is rejected.
 
     build_student("build/student")         # = python -m gradreg student   (make student)
     build_slides("build/slides")           # = python -m gradreg slides    (make slides)
@@ -286,7 +290,7 @@ def build_student(output_dir="build/student", source_dir=NOTEBOOK_DIR, archive: 
     for name in STUDENT_DATA:
         shutil.copy2(Path(data_dir) / name, results / name)
     log(f"student edition: {len(written)} notebooks, {exercises} exercises, {solutions} solution cells replaced "
-        f"by stubs -> {output_dir}")
+        f"by stubs, README.md, data/results/ ({', '.join(STUDENT_DATA)}) -> {output_dir}")
     if archive:
         zipped = shutil.make_archive(str(output_dir), "zip", root_dir=output_dir.parent, base_dir=output_dir.name)
         log(f"  and {zipped}")

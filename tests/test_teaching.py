@@ -7,8 +7,14 @@
 * the exercises: with the solutions every check cell passes, in the student edition every
   check cell fails (each exercise run alone after the set-up cell, so a failure comes from
   the stub, not from a missing earlier cell);
+* the checks give nothing away: the ones that once showed a copyable value keep their
+  reference in hidden tests, which the student edition drops, and the answers copied from
+  what they showed (teaching.COPIED_ANSWERS) fail;
+* the student edition carries the results notebook 06 reads, and a README that says how to
+  install, prepare, do an exercise and hand in;
 * the slides of notebooks 01-03 are produced from the executed notebooks, with figures, speaker
-  notes, no solution code and no hidden plumbing (tests/test_browser.py opens them).
+  notes on the main slides, code that fits a slide, no solution code and no hidden plumbing,
+  and a build log without temporary paths or kernel noise (tests/test_browser.py opens them).
 """
 from __future__ import annotations
 
