@@ -192,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Write the notebooks with every exercise's solution replaced by a "
                                          "stub (nbgrader's markers), a README and a zip of both.")
     student.add_argument("--output-dir", default="build/student", help="(default: build/student)")
+    student.add_argument("--repository", default=None,
+                         help="the address students clone gradreg from, written into their README "
+                              "(default: a placeholder to fill in)")
+    student.add_argument("--hand-in", default=None,
+                         help="where and by when students hand in, written into their README "
+                              "(default: a placeholder to fill in)")
     student.add_argument("--check", action="store_true",
                          help="also run the exercises at the smoke profile: every check must pass with the "
                               "solutions and fail on the stubs, and the answers that copy what a check once showed "
@@ -340,7 +346,9 @@ def run_notebooks(args) -> int:
 
 def run_student(args) -> int:
     from . import teaching
-    teaching.build_student(args.output_dir)
+    texts = {key: value for key, value in (("repository", args.repository), ("hand_in", args.hand_in))
+             if value is not None}
+    teaching.build_student(args.output_dir, **texts)
     if not args.check:
         return 0
     from .notebook_runner import numbered_notebooks

@@ -252,8 +252,9 @@ plt.show()
 # made at the top of its answer cell. Then run the **check** cell under your answer: it fails
 # with a message when the answer is wrong, and otherwise prints what you computed; it never
 # shows the right values, and a grader may run further tests that the student edition leaves
-# out. The exercises use only the set-up cell at the top of the notebook (set `profile =
-# "smoke"` and run it), so they can be done right after it; each runs in seconds.
+# out. The exercises use only the set-up cell at the top of the notebook (set the profile in
+# the parameters cell to smoke, run that cell and the set-up cell), so they can be done right
+# after it; each runs in seconds.
 
 # %% [markdown] slide="notes"
 # *For the lecturer.* 2.2 is core homework (the long-term score by hand); 2.1 and 2.3 for the

@@ -309,10 +309,13 @@ def test_solutions_pass_and_stubs_fail():
 
 
 def test_cli_student_and_bad_slides_options(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "gradreg", "student", "--output-dir", str(tmp_path / "s")],
+    done = subprocess.run([sys.executable, "-m", "gradreg", "student", "--output-dir", str(tmp_path / "s"),
+                           "--repository", "https://example.org/gradreg.git", "--hand-in", "by mail, Friday"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "s" / "01_vanishing_gradients.ipynb").is_file()
+    readme = (tmp_path / "s" / "README.md").read_text()
+    assert "git clone https://example.org/gradreg.git gradreg" in readme and "by mail, Friday" in readme
     for option in (["--reveal", "bogus"], ["--profile", "huge"]):
         done = subprocess.run([sys.executable, "-m", "gradreg", "slides", "--output-dir", str(tmp_path / "x"),
                                *option], capture_output=True, text=True, cwd=ROOT)
