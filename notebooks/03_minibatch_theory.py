@@ -366,7 +366,7 @@ print(f"||sum_i w_i g_i||^2: from the Gram matrix {predicted:.10g}, from the ste
 # Take synthetic gradients $g_i = \mu + \varepsilon_i \in \mathbb{R}^{50}$ with
 # $\mu = (0.1, \dots, 0.1)$ and $\varepsilon_i \sim N(0, I)$, so $\|\mu\|^2 = 0.5$ and
 # $\sigma^2 = E\|\varepsilon_i\|^2 = 50$. For $n = 1, 4, 16, 64$ draw 2,000 independent
-# minibatches of $n$ (with `generator=gen`) and store
+# minibatches of $n$ (with `generator=gen`, a seeded generator the answer cell makes) and store
 #
 # * `samples`, a dict from $n$ to the $(2000,)$ tensor of the minibatches' $\|\bar g_B\|^2$,
 # * `measured`, a dict from $n$ to their mean, the Monte Carlo estimate of $E\|\bar g_B\|^2$.
@@ -415,8 +415,9 @@ print("Monte Carlo E||mean g||^2:", ", ".join(f"n={n}: {v:.3f}" for n, v in meas
 # With `importance=True` each chosen one gets the weight $1/(M\pi_i)$, which makes
 # $\sum_{j \in B} w_j v_j$ an unbiased estimate of the pool mean $\frac1M\sum_i v_i$ of any
 # per-example quantity $v$; the plain mean of the chosen ones is not. Check it for $v_i$ the
-# norm of example $i$'s full gradient (`v`, made in the answer cell from a pool of 80 sequences): draw 2,000 selections of $n = 20$ from the
-# pool of $M = 80$ with `gradreg.sampling.select_weighted(s, 20, importance=..., generator=gen)`
+# norm of example $i$'s full gradient: the answer cell makes the pool of $M = 80$ sequences, its
+# scores `s`, `v` and a seeded generator `gen`. Draw 2,000 selections of $n = 20$ from it with
+# `gradreg.sampling.select_weighted(s, 20, importance=..., generator=gen)`
 # and store, as $(2000,)$ tensors, `ht` (each draw's $\sum_j w_j v_{i_j}$ with
 # `importance=True`) and `plain` (the same with `importance=False`, where the weights are
 # $1/n$). Then say in the cell after the check why, for $v = s$ itself, every single draw
