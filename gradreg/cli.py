@@ -200,9 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Write the notebooks with every exercise's solution replaced by a "
                                          "stub (nbgrader's markers), a README and a zip of both.")
     student.add_argument("--output-dir", default="build/student", help="(default: build/student)")
+    student.add_argument("--repository", default=None,
+                         help="the address students clone gradreg from, written into their README "
+                              "(default: a placeholder to fill in)")
+    student.add_argument("--hand-in", default=None,
+                         help="where and by when students hand in, written into their README "
+                              "(default: a placeholder to fill in)")
     student.add_argument("--check", action="store_true",
                          help="also run the exercises at the smoke profile: every check must pass with the "
-                              "solutions and fail on the stubs (exit 1 otherwise)")
+                              "solutions and fail on the stubs, and the answers that copy what a check once showed "
+                              "(teaching.COPIED_ANSWERS) must fail (exit 1 otherwise)")
 
     slides = sub.add_parser("slides", help="reveal.js slides of notebooks 01-03",
                             description="Execute notebooks 01-03 at a profile and convert them to reveal.js "
@@ -382,7 +389,9 @@ def run_notebooks(args) -> int:
 
 def run_student(args) -> int:
     from . import teaching
-    teaching.build_student(args.output_dir)
+    texts = {key: value for key, value in (("repository", args.repository), ("hand_in", args.hand_in))
+             if value is not None}
+    teaching.build_student(args.output_dir, **texts)
     if not args.check:
         return 0
     from .notebook_runner import numbered_notebooks
@@ -398,6 +407,11 @@ def run_student(args) -> int:
                                                                  f"failed: {r['error']}: {r['message']}"))
             else:
                 print(f"{edition}: {r['grade_id']} " + ("fails on the stub" if student else "passes"))
+    for r in teaching.check_copied_answers(notebooks):
+        if r["rejected"]:
+            print(f"copied answer: {r['grade_id']} rejects {r['what']} ({r['error']}: {r['message']})")
+        else:
+            failed.append(f"copied answer: {r['grade_id']} accepts {r['what']}")
     for line in failed:
         print("FAILED", line, file=sys.stderr)
     return 1 if failed else 0

@@ -44,7 +44,8 @@ def _make_dirs(path: Path, what: str) -> None:
 def _ipc_kernel_manager(directory: str):
     """A kernel manager whose kernel talks over IPC (Unix sockets under `directory`) instead of
     TCP on localhost, so ipykernel has no reason for its "Kernel is running over TCP without
-    encryption" warning: nothing is silenced, the warning's cause is avoided."""
+    encryption" warning: nothing is silenced, the warning's cause is avoided. At shutdown it
+    asks the kernel to stop without interrupting it first (see `_async_interrupt_kernel`)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -53,19 +54,29 @@ def _ipc_kernel_manager(directory: str):
             kwargs.setdefault("ip", os.path.join(directory, "kernel"))
             super().__init__(**kwargs)
 
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client sends SIGINT before every shutdown request; our kernels have run
+            # their last cell by then, and a SIGINT that lands while the kernel is still busy
+            # with its last message prints a KeyboardInterrupt traceback into the build log.
+            # The shutdown request (and, if that goes unanswered, SIGTERM and SIGKILL) remains.
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
     return IPCKernelManager
 
 
 def run_notebooks(profile: str = "quick", output_dir="figures", build_dir="build", notebooks=None,
                   log=print, kernel_name: str = "python3", parameters: dict | None = None,
-                  timeout: float | None = None) -> list[Path]:
+                  timeout: float | None = None, list_figures: bool = True) -> list[Path]:
     """Execute every numbered notebook with papermill at `profile`; figures go to
     `output_dir`, executed copies to `build_dir`/notebooks/. Returns the figure files written.
 
     The kernel is "python3", which Jupyter resolves to the interpreter running this
     function (sys.executable): run it from the project's .venv and the notebooks use the
     .venv. `notebooks`: names or paths to run a subset (default: all numbered ones).
-    `parameters`: extra papermill parameters; `timeout`: seconds allowed per cell.
+    `parameters`: extra papermill parameters; `timeout`: seconds allowed per cell;
+    `list_figures`: log each figure's path at the end (off where they go to a temporary folder).
     A failing cell raises NotebookFailed (a RuntimeError) naming the notebook and the cell.
     The kernels run over IPC where the OS has Unix sockets (see `_ipc_kernel_manager`).
     """
@@ -115,8 +126,9 @@ def run_notebooks(profile: str = "quick", output_dir="figures", build_dir="build
             written.extend(new)
             log(f"[{profile}] {path.name}: {time.perf_counter() - start:.1f} s, "
                 f"{sum(p.suffix == '.png' for p in new)} figures")
-    for p in written:
-        log(f"  {p}")
+    if list_figures:
+        for p in written:
+            log(f"  {p}")
     return written
 
 

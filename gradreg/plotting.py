@@ -164,14 +164,21 @@ def plot_bound_check(profiles: pd.DataFrame, summary: pd.DataFrame):
     """
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.2))
     ax = axes[0]
-    worst = profiles.groupby(["activation", "lag"], sort=False)["max_over_bound"].max().reset_index()
+    # lag 0 left out: there measured and bound are the same number, the ratio is 1 by definition
+    later = profiles[profiles["lag"] > 0]
+    worst = later.groupby(["activation", "lag"], sort=False)["max_over_bound"].max().reset_index()
+    # tanh's curve lies on the identity's (near 0, tanh is the identity): the identity is drawn
+    # wide and pale underneath, the others dashed on top
+    styles = {"identity": dict(linewidth=4.5, alpha=0.45, zorder=1), "tanh": dict(linestyle=(0, (4, 2)), zorder=3),
+              "relu": dict(linestyle=(0, (1, 1.5)), zorder=3)}
     for act, sub in worst.groupby("activation", sort=False):
-        ax.plot(sub["lag"], sub["max_over_bound"], color=ACTIVATION_COLORS.get(act), label=act)
+        ax.plot(sub["lag"], sub["max_over_bound"], color=ACTIVATION_COLORS.get(act), label=act,
+                **styles.get(act, dict(zorder=2)))
     ax.axhline(1.0, color="black", linewidth=1.2, linestyle="--", label="bound (= 1)")
     ax.set_yscale("log")
     ax.set_xlabel("lag l = S-1-t (steps)")
     ax.set_ylabel("max over examples and radii of measured / bound")
-    ax.set_title("The bound holds at every lag")
+    ax.set_title("The bound holds at every lag (l >= 1)")
     ax.legend(title="activation", loc="lower left")
 
     ax = axes[1]
@@ -393,6 +400,11 @@ def plot_selection(selection: pd.DataFrame, axes=None):
         fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0))
     fig = axes[0].figure
     markers = {"random": "o", "top": "s", "band": "v", "weighted": "D", "greedy": "^"}
+    # the SNRs are unbiased estimates and can be <= 0, which a log axis cannot show: such points
+    # sit on a floor below the smallest positive one, drawn hollow
+    snrs = selection[["snr", "snr_measured"]].to_numpy().ravel()
+    floor = snrs[snrs > 0].min() / 3 if (snrs > 0).any() else 1e-3
+    below = False
     for rule, sub in selection.groupby("rule", sort=False):
         sub = sub.sort_values("pool_factor")
         color = RULE_COLORS.get(rule)
@@ -404,10 +416,18 @@ def plot_selection(selection: pd.DataFrame, axes=None):
             line.set_dashes(dashes)
         axes[0].fill_between(sub["pool_factor"], sub["lt_norm_q25"], sub["lt_norm_q75"], color=color,
                              alpha=0.12, linewidth=0)
-        line, = axes[1].plot(sub["pool_factor"], sub["snr"], **style)
+        line, = axes[1].plot(sub["pool_factor"], sub["snr"].where(sub["snr"] > 0), **style)
         if dashes[0] is not None:
             line.set_dashes(dashes)
-        axes[1].scatter(sub["pool_factor"], sub["snr_measured"], marker="x", s=40, color=color, zorder=4)
+        positive = sub["snr_measured"] > 0
+        axes[1].scatter(sub["pool_factor"][positive], sub["snr_measured"][positive], marker="x", s=40, color=color,
+                        zorder=4)
+        for column, marker in (("snr", style["marker"]), ("snr_measured", "X")):
+            low = sub[sub[column] <= 0]
+            if len(low):
+                below = True
+                axes[1].scatter(low["pool_factor"], [floor] * len(low), marker=marker, s=40, facecolors="none",
+                                edgecolors=color, zorder=4)
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(selection["pool_factor"].unique()))
@@ -418,7 +438,8 @@ def plot_selection(selection: pd.DataFrame, axes=None):
     axes[0].set_ylabel(r"minibatch long-term norm $\|\mathrm{mean}_B\, g^{\geq\tau}\|$")
     axes[0].set_title("Long-term signal the step receives (median, IQR)")
     axes[1].set_ylabel(r"long-term SNR $\|\mu_B\|^2 / (\sigma_B^2/n)$")
-    axes[1].set_title("Long-term signal-to-noise ratio\n(lines: noise model; x: measured over repeats)")
+    axes[1].set_title("Long-term signal-to-noise ratio\n(lines: noise model; x: measured over repeats"
+                      + ("; hollow: <= 0)" if below else ")"))
     axes[0].legend(title="rule")
     return fig
 

@@ -10,7 +10,11 @@ who uses nbgrader can take the notebooks as assignments, while nothing here need
 * a **check cell** (``nbgrader.grade`` and not ``solution``) holds asserts; it passes with the
   solution and fails on the stub (`check_exercises` runs both editions and says so);
 * ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS`` regions are dropped from the student
-  edition, as nbgrader does.
+  edition, as nbgrader does. A check shows no value an answer could copy: what it compares
+  with is computed and not printed, and where the comparison itself would give the answer
+  away (a reference computed the way the answer is), it sits in a hidden region;
+  `check_copied_answers` runs the answers of `COPIED_ANSWERS`, copied from what checks once
+  showed, and confirms that each is rejected.
 
     build_student("build/student")         # = python -m gradreg student   (make student)
     build_slides("build/slides")           # = python -m gradreg slides    (make slides)
@@ -46,6 +50,23 @@ BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 TEXT_STUB = "YOUR ANSWER HERE"
+
+#: answers a student could write by copying what an earlier version of a check cell printed or
+#: asserted, with no computation: (solution grade id, what was copied, the code that replaces
+#: the solution region). `check_copied_answers` confirms that the check cells reject each one.
+COPIED_ANSWERS = (
+    ("nb01_ex1_solution", "rho = 0.95 from the sparse init, gelfand from norm2 and rho",
+     "norm2 = torch.linalg.matrix_norm(W, ord=2).item()\nrho = 0.95\n"
+     "gelfand = {1: norm2, 10: norm2, 100: 0.95}"),
+    ("nb01_ex2_solution", "bptt's own deltas returned instead of the recursion",
+     "return rec.delta[:-1]"),
+    ("nb03_ex3_solution", "the prediction ||mu||^2 + sigma^2/n as the measurement, n_star = 101",
+     "measured = {n: 0.5 + 50 / n for n in (1, 4, 16, 64)}\nn_star = 101"),
+    ("nb03_ex3_solution", "the prediction with made-up scatter as the sample",
+     "samples = {n: 0.5 + 50 / n + 0.01 * torch.randn(2000, generator=gen, dtype=torch.float64)\n"
+     "           for n in (1, 4, 16, 64)}\n"
+     "measured = {n: s.mean().item() for n, s in samples.items()}\nn_star = 101"),
+)
 
 #: the notebooks that become slides
 SLIDE_NOTEBOOKS = ("01_vanishing_gradients", "02_per_example_estimation", "03_minibatch_theory")
@@ -128,36 +149,90 @@ def strip_cell(cell):
 
 def student_notebook(nb):
     """The student edition of a notebook (a copy): every cell through `strip_cell`, and the
-    figures written next to the notebook (output_dir "figures") rather than to ../figures."""
+    figures written next to the notebook (output_dir "figures") rather than to ../figures, and
+    the results read from data/results beside it rather than from ../data/results."""
     nb = copy.deepcopy(nb)
     nb.cells = [strip_cell(c) for c in nb.cells]
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             cell.source = re.sub(r'^output_dir = "\.\./figures"', 'output_dir = "figures"  ', cell.source,
                                  flags=re.M)
+            # the edition carries data/results/ beside the notebooks (STUDENT_DATA)
+            cell.source = re.sub(r'^results_dir = "\.\./data/results"', 'results_dir = "data/results"  ',
+                                 cell.source, flags=re.M)
     return nb
 
+
+#: what of data/results/ the edition carries: the sweep notebook 06 reads (the paper's grid), with
+#: the learning curves of its runs and the folder's README
+STUDENT_DATA = ("paper.csv", "paper-history.csv.gz", "README.md")
+DATA_DIR = NOTEBOOK_DIR.parent / "data" / "results"
+
+#: the address students install gradreg from: the lecturer fills it in (README of the edition)
+REPOSITORY_PLACEHOLDER = "<REPOSITORY-URL: the lecturer fills in the address of the gradreg repository>"
 
 STUDENT_README = """\
 # gradreg: student edition
 
 These are the notebooks of `gradreg` (a reproduction of Chernodub & Nowicki 2016,
 sampling-based gradient regularization for recurrent networks) with the answers to the
-exercises taken out. Each exercise at the end of notebooks 01-05 has
+exercises taken out. `data/results/` holds the results of the paper's sweep, which
+notebook 06 reads.
+
+## Before class: install gradreg (once)
+
+You need Python 3.11 or newer, git and make. In a terminal, in the folder that should hold
+gradreg:
+
+    git clone {repository} gradreg
+    make -C gradreg venv
+
+The second command makes a virtual environment `gradreg/.venv` with gradreg, JupyterLab
+and their pinned versions, and the Jupyter kernel "gradreg (.venv)"; it downloads PyTorch
+and takes several minutes, so do it before class. Then unzip
+`student.zip`, and in a terminal in the unzipped `student` folder start JupyterLab with
+`<path to>/gradreg/.venv/bin/jupyter lab`. Open `01_vanishing_gradients.ipynb`, choose the
+kernel "gradreg (.venv)", set `profile = "smoke"` in the parameters cell and run it and the
+set-up cell under it (the first two code cells). If they run without an error, you are
+ready: bring this set-up to class, where exercise 1.2 is done.
+
+## Doing an exercise
+
+The exercises are at the end of notebooks 01-05. For each notebook:
+
+1. in the parameters cell at the top, set `profile = "smoke"`;
+2. run that cell and the set-up cell under it;
+3. go to the section "Exercises" at the end. You do not need to run the cells in between:
+   every exercise uses only what the set-up cell defines, and each runs in seconds.
+
+Each exercise has
 
 * a question (markdown),
-* a cell for your answer: replace `raise NotImplementedError()` by your code
-  (a few lines against `gradreg`); some exercises also ask for a written answer,
-  in a markdown cell that says `YOUR ANSWER HERE`,
-* a check cell of asserts under it: run it; it passes silently when your answer is right
-  (and prints what you computed), and fails with a message otherwise.
+* a cell for your answer: replace `raise NotImplementedError()` by your code (a few lines
+  against `gradreg`); the lines above `# YOUR CODE HERE` make the data the question names:
+  keep them; some exercises also ask for a written answer, in a markdown cell that says
+  `YOUR ANSWER HERE`,
+* a check cell under it: run it. It fails with a message when your answer is wrong, and
+  otherwise prints the values you computed. It does not tell you the right values, and
+  passing it is not the whole grade: the grader runs further tests, and reads the written
+  answers.
 
-You need `gradreg` installed (`pip install -e .` in its repository, or `make lab` there,
-which also starts JupyterLab with the kernel "gradreg (.venv)"). Run each notebook from the
-top (the exercises use the set-up cell at its top: `gradreg`, `torch`, `make_model`, `seed`,
-`dev`); every exercise runs in seconds. The `profile` parameter sizes the rest of the
-notebook: `smoke` runs in seconds, `quick` in minutes.
+The rest of each notebook (derivations, figures, notebook 05's training runs) is there to
+read and to run when you like; at `profile = "quick"` it takes minutes per notebook.
+
+## Handing in
+
+Save each notebook you worked on (the .ipynb files, with your code and written answers;
+outputs may stay) and hand them in as your lecturer asks:
+
+    {hand_in}
+
+Keep the file names. Do not edit the check cells or the questions: the grader runs the check cells as they were
+handed out.
 """
+
+#: how the work is handed in: the lecturer fills it in
+HAND_IN_PLACEHOLDER = "<HAND-IN: the lecturer fills in where and by when>"
 
 
 def _fresh_dir(output_dir: Path, ours: set[str]) -> None:
@@ -184,14 +259,21 @@ def _fresh_dir(output_dir: Path, ours: set[str]) -> None:
         raise
 
 
-def build_student(output_dir="build/student", source_dir=NOTEBOOK_DIR, archive: bool = True, log=print) -> list[Path]:
+def build_student(output_dir="build/student", source_dir=NOTEBOOK_DIR, archive: bool = True, log=print,
+                  data_dir=DATA_DIR, repository: str = REPOSITORY_PLACEHOLDER,
+                  hand_in: str = HAND_IN_PLACEHOLDER) -> list[Path]:
     """Write the student edition of every notebook in `source_dir` to `output_dir` (emptied
-    first), with a README; `archive`: also output_dir + ".zip". Returns the notebooks written."""
+    first), with a README (naming `repository` and how to `hand_in`) and data/results/ (the
+    files `STUDENT_DATA` of `data_dir`); `archive`: also output_dir + ".zip". Returns the
+    notebooks written."""
     output_dir = Path(output_dir)
     sources = sorted(Path(source_dir).glob("*.ipynb"))
     if not sources:
         raise ValueError(f"no notebooks in {source_dir}")
-    _fresh_dir(output_dir, {p.name for p in sources} | {"README.md", ".ipynb_checkpoints"})
+    missing = [name for name in STUDENT_DATA if not (Path(data_dir) / name).is_file()]
+    if missing:
+        raise ValueError(f"{data_dir} lacks {', '.join(missing)}, which the student edition carries")
+    _fresh_dir(output_dir, {p.name for p in sources} | {"README.md", ".ipynb_checkpoints", "data"})
     written, solutions, exercises = [], 0, 0
     for path in sources:
         nb = nbformat.read(str(path), as_version=4)
@@ -202,9 +284,13 @@ def build_student(output_dir="build/student", source_dir=NOTEBOOK_DIR, archive: 
         target = output_dir / path.name
         nbformat.write(student, str(target))
         written.append(target)
-    (output_dir / "README.md").write_text(STUDENT_README)
+    (output_dir / "README.md").write_text(STUDENT_README.format(repository=repository, hand_in=hand_in))
+    results = output_dir / "data" / "results"
+    results.mkdir(parents=True)
+    for name in STUDENT_DATA:
+        shutil.copy2(Path(data_dir) / name, results / name)
     log(f"student edition: {len(written)} notebooks, {exercises} exercises, {solutions} solution cells replaced "
-        f"by stubs -> {output_dir}")
+        f"by stubs, README.md, data/results/ ({', '.join(STUDENT_DATA)}) -> {output_dir}")
     if archive:
         zipped = shutil.make_archive(str(output_dir), "zip", root_dir=output_dir.parent, base_dir=output_dir.name)
         log(f"  and {zipped}")
@@ -232,13 +318,20 @@ def exercise_cells_in(path) -> int:
     return sum(is_check(c) for c in nb.cells)
 
 
+def _exercise_of(cell) -> str:
+    """"nb01_ex1" for every cell of exercise 1.1 ("" for a cell of no exercise)."""
+    return nbgrader_meta(cell).get("grade_id", "").rsplit("_", 1)[0]
+
+
 def check_exercises(notebooks, profile: str = "smoke", student: bool = False, timeout: float = 300,
-                    output_dir=None) -> list[dict]:
+                    output_dir=None, answers: dict | None = None, exercises=None) -> list[dict]:
     """Run the exercises of `notebooks` (paths) in one kernel: per notebook its parameters
     cell (with `profile`), its set-up cell and its exercise cells, after a namespace reset.
-    `student`: strip the solutions first. Returns one dict per check cell: notebook, grade_id,
-    passed, error (the exception's name, "" when it passed) and message; and one per solution
-    cell (kind "solution") with its error. Nothing is raised for a failing cell."""
+    `student`: strip the solutions first. `answers`: solution grade id -> code that replaces
+    that cell's solution region (indented like the marker). `exercises`: run only these
+    ("nb01_ex1", ...). Returns one dict per check cell: notebook, grade_id, passed, error
+    (the exception's name, "" when it passed) and message; and one per solution cell (kind
+    "solution") with its error. Nothing is raised for a failing cell."""
     from nbclient import NotebookClient
     if profile not in NOTEBOOK_PROFILES:
         raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(NOTEBOOK_PROFILES)}")
@@ -254,7 +347,15 @@ def check_exercises(notebooks, profile: str = "smoke", student: bool = False, ti
             run.cells.append(nbformat.v4.new_code_cell("%reset -f"))
             origin.append(None)
             for cell in exercise_cells(nb):
+                if exercises is not None and nbgrader_meta(cell) and _exercise_of(cell) not in exercises:
+                    continue
                 cell = copy.deepcopy(cell)
+                grade_id = nbgrader_meta(cell).get("grade_id")
+                if answers and grade_id in answers:
+                    cell.source, found = _replace_regions(cell.source, BEGIN_SOLUTION, END_SOLUTION,
+                                                          answers[grade_id])
+                    if not found:
+                        raise ValueError(f"{grade_id}: no solution region to replace")
                 if "parameters" in cell.get("metadata", {}).get("tags", []):
                     cell.source += f'\nprofile = {profile!r}\noutput_dir = {str(out)!r}'
                 run.cells.append(cell)
@@ -274,6 +375,28 @@ def check_exercises(notebooks, profile: str = "smoke", student: bool = False, ti
                             kind="check" if is_check(cell) else "solution", passed=not errors,
                             error=errors[0]["ename"] if errors else "",
                             message=errors[0]["evalue"] if errors else "", output=text.strip()))
+    return results
+
+
+def check_copied_answers(notebooks, copied=COPIED_ANSWERS, profile: str = "smoke", timeout: float = 300) -> list[dict]:
+    """Run each copied answer (`COPIED_ANSWERS`) in place of its solution, in the full edition
+    (hidden tests included, as a grader runs them), with only its own exercise. Returns one
+    dict per copied answer: grade_id (of the check), what, rejected (its check cell failed),
+    error and message."""
+    paths = {Path(p).name[:2]: Path(p) for p in notebooks}
+    results = []
+    for solution_id, what, code in copied:
+        exercise = solution_id.rsplit("_", 1)[0]
+        path = paths.get(exercise[2:4])
+        if path is None:
+            raise ValueError(f"{solution_id}: no notebook {exercise[2:4]}_* among those given")
+        run = check_exercises([path], profile=profile, timeout=timeout, answers={solution_id: code},
+                              exercises={exercise})
+        check = next((r for r in run if r["kind"] == "check"), None)
+        if check is None:
+            raise ValueError(f"{solution_id}: its exercise has no check cell")
+        results.append(dict(grade_id=check["grade_id"], what=what, rejected=not check["passed"],
+                            error=check["error"], message=check["message"]))
     return results
 
 
@@ -436,7 +559,7 @@ def build_slides(output_dir="build/slides", profile: str = "quick", notebooks=SL
     with tempfile.TemporaryDirectory(prefix="gradreg-slides-") as tmp:
         if executed_dir is None:
             run_notebooks(profile, output_dir=Path(tmp) / "figures", build_dir=tmp, notebooks=list(notebooks),
-                          log=log)
+                          log=log, list_figures=False)
             executed_dir = Path(tmp) / "notebooks"
         written, items = [], []
         for stem in notebooks:

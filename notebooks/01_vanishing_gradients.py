@@ -12,10 +12,11 @@
 # functions and for recurrent matrices of several spectral radii.
 
 # %% [markdown] slide="notes"
-# Everything here is computed by `gradreg` (`gradreg.bptt`, `gradreg.per_example_stats`,
-# `gradreg.experiments.vanishing.delta_profiles`) and drawn by `gradreg.plotting`; the notebook only calls.
-# The `profile` parameter below sizes the run (`smoke`: seconds, `quick`: the committed
-# figures, `paper`: the full sizes).
+# *For the lecturer.* The question of the hour: why does a recurrent network fail to learn
+# what happened many steps ago? Announce the path: the recursion that carries the error back,
+# a bound on how fast it shrinks, and measurements that show the bound is true but loose, the
+# decay following the spectral radius instead. Everything on these slides was computed when
+# the deck was built.
 
 # %% kind="params"
 profile = "quick"         # smoke (seconds) | quick (minutes) | paper (hours)
@@ -58,7 +59,8 @@ model = make_model(task, cfg.hidden_size, seed, dtype=torch.float64, device=dev)
 x, y = task.sample(8, generator=torch.Generator().manual_seed(seed))
 x, y = x.to(dev, torch.float64), y.to(dev)
 
-print(task, "| steps S =", task.steps, "| input size", task.input_size, "| classes", task.output_size)
+print(task, "| steps S =", task.steps, "| input size", task.input_size,
+      "| classes", task.output_size)
 print(model)
 print("x:", tuple(x.shape), "(batch, S, input)  ->  o = model(x):", tuple(model(x).shape))
 print("spectral radius of W_rec:", round(gradreg.model.spectral_radius(model.W_rec), 4))
@@ -67,9 +69,9 @@ print("spectral radius of W_rec:", round(gradreg.model.spectral_radius(model.W_r
 # ## Backpropagation through time
 #
 # Write $\delta_t := \partial E / \partial z_t$ for the error at the pre-activation of step $t$.
-# $E$ depends on $z_t$ only through $h_t = f(z_t)$, and $h_t$ reaches $E$ in two ways: through
-# the next step's $z_{t+1} = W_{rec} h_t + \dots$ and, at the last step, through the readout.
-# The chain rule gives
+# $E$ depends on $z_t$ only through $h_t = f(z_t)$. The loss is computed from the last output
+# only, so the last state $h_{S-1}$ reaches $E$ through the readout $o$, and every earlier
+# $h_t$ through the next step's $z_{t+1} = W_{rec} h_t + \dots$ alone. The chain rule gives
 #
 # $$\delta_{S-1} = f'(z_{S-1}) \odot W_{out}^\top \frac{\partial E}{\partial o}, \qquad
 # \delta_t = f'(z_t) \odot W_{rec}^\top\, \delta_{t+1} \quad (t < S-1),$$
@@ -94,7 +96,8 @@ print("h:", tuple(rec.h.shape), " delta:", tuple(rec.delta.shape), "  (S, batch,
 t = task.steps - 5
 f_prime = 1 - rec.h[t] ** 2                                      # f'(z_t) for tanh
 recursion = f_prime * (rec.delta[t + 1] @ model.W_rec.detach())  # f'(z_t) * W_rec^T delta_{t+1}
-print(f"delta_{t} == f'(z_{t}) * W_rec^T delta_{t + 1}:", torch.allclose(rec.delta[t], recursion))
+print(f"delta_{t} == f'(z_{t}) * W_rec^T delta_{t + 1}:",
+      torch.allclose(rec.delta[t], recursion))
 
 # sum_t delta_t h_{t-1}^T over the batch is the gradient autograd finds for the summed loss
 stats = gradreg.per_example_stats(model, task, x, y)
@@ -142,8 +145,16 @@ print("sum_i sum_t delta_t h_{t-1}^T == autograd dE/dW_rec:",
 profiles = vanishing.delta_profiles(cfg.task, cfg.length, cfg.activations, cfg.radii, cfg.batch_size,
                                   cfg.hidden_size, seed=seed, device=dev)
 summary = vanishing.decay_summary(profiles)
-display(summary.round(4))
+# three significant digits: the ratios and bounds span 30 orders of magnitude, which rounding to
+# a fixed number of decimals would show as 0
+display(summary.style.format("{:.3g}", subset=list(summary.select_dtypes("number").columns))
+        .format_index("{:g}", level="radius"))
 assert summary["bound_holds"].all(), "the bound was violated"
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* Point at the `spectral_norm` and `spectral_radius` columns: the norm is
+# about twice the radius, so the bound's rate exceeds 1 for every radius of 0.9 and more. Then
+# at `median_ratio_at_lag_...` against `bound_at_lag_...`: many orders of magnitude apart.
 
 # %% [markdown]
 # ### Measured profiles against the bound
@@ -158,6 +169,12 @@ assert summary["bound_holds"].all(), "the bound was violated"
 fig = plotting.plot_delta_profiles(profiles)
 plotting.save_figure(fig, "01_delta_profiles", output_dir)
 plt.show()
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* Point at one panel, one colour: the solid line (measured median) falls
+# while the dashed line of the same colour (the bound) rises. Then compare the slopes of the
+# solid lines across colours: they follow the radius. relu's panel falls faster. (The sigmoid
+# is not drawn: it is exercise 1.3.)
 
 # %% [markdown] slide="subslide"
 # What to read off the figure:
@@ -176,9 +193,9 @@ plt.show()
 #   units grow, $f'(z) = 1 - h^2$ falls below 1 and holds the product back (saturation).
 
 # %% [markdown] slide="subslide"
-# The next figure checks the bound directly (left: for every activation and lag, the largest
-# ratio over all examples and radii of the measured value to the bound; it must stay at or
-# below 1) and compares rates (right: the per-step factor by which the median
+# The next figure checks the bound directly (left: for every activation and lag $l \ge 1$, the
+# largest ratio over all examples and radii of the measured value to the bound; it must stay at
+# or below 1; at $l = 0$ it is 1 by definition) and compares rates (right: the per-step factor by which the median
 # $\|\delta\|$ shrinks, $\mathrm{median}_i\, r_i(l)^{1/l}$ at the largest lag, against the
 # bound's factor $\gamma\|W_{rec}\|_2$ and against $\rho$).
 
@@ -188,17 +205,29 @@ plotting.save_figure(fig, "01_bound_check", output_dir)
 plt.show()
 
 # %% slide="subslide"
-worst = profiles["max_over_bound"].max()
-print(f"largest measured/bound ratio over every network, example and lag: {worst:.3g} (<= 1)")
+# at lag 0 measured and bound are both ||delta_{S-1}||: the ratio is 1 there by definition
+later = profiles[profiles["lag"] > 0]
+worst = later.loc[later["max_over_bound"].idxmax()]
+print("largest measured/bound ratio over every network, example and lag >= 1:",
+      f"{worst['max_over_bound']:.3g} (<= 1; {worst['activation']}, radius {worst['radius']},",
+      f"lag {worst['lag']})")
 display(summary[["spectral_radius", "measured_rate", "bound_rate"]].round(3))
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* Left panel: every curve stays under the line at 1 (the bound holds).
+# Right panel: the measured markers hug the dotted diagonal (rho), far below the dashed line
+# (the bound's rate).
 
 # %% [markdown]
 # ## What this means for training, and for SGR
 #
 # The gradient is a sum over steps. Split it at a lag threshold $\tau$ (by default
 # $\tau = \lfloor S/2 \rfloor$): the **long-term component** $g^{\ge\tau}$ collects the terms
-# of the steps with lag $\ge \tau$, i.e. $t \le S-1-\tau$. By the bound, for a contracting
-# network $g^{\ge\tau}$ is exponentially small in $\tau$ *on average*, and a plain minibatch
+# of the steps with lag $\ge \tau$, i.e. $t \le S-1-\tau$. The bound makes $g^{\ge\tau}$
+# exponentially small in $\tau$ only for a contracting network, $\gamma \|W_{rec}\|_2 < 1$; the
+# default network is not one ($\gamma \|W_{rec}\|_2$ is printed below), so the bound says nothing
+# about it. The measurements do: its error shrinks at about $\rho = 0.95$ per step (Gelfand),
+# so $g^{\ge\tau}$ is still exponentially small in $\tau$ *on average*, and a plain minibatch
 # gradient is dominated by short-term terms.
 #
 # But the deltas differ from example to example: $f'(z_t)$, $h_{t-1}$ and $x_t$ all depend
@@ -209,9 +238,20 @@ default = make_model(task, cfg.hidden_size, seed, device=dev)   # sparse init, r
 xs, ys = task.sample(cfg.batch_size, generator=torch.Generator().manual_seed(seed + 1))
 s = gradreg.per_example_stats(default, task, xs.to(dev), ys.to(dev), norms_only=True)
 r = s.vanishing_ratio().double()
-print(f"tau = {s.lag}: vanishing ratio r_i(tau) over {len(r)} sequences: "
-      f"10% quantile {r.quantile(0.1):.2e}, median {r.median():.2e}, 90% quantile {r.quantile(0.9):.2e}")
-print(f"long-term score s_i(tau): max / median = {(s.long_term_norm.max() / s.long_term_norm.median()):.1f}")
+rho_default = gradreg.model.spectral_radius(default.W_rec)
+norm_default = torch.linalg.matrix_norm(default.W_rec.detach(), ord=2).item()
+print(f"gamma ||W_rec||_2 = {norm_default:.2f} (tanh: gamma = 1), rho = {rho_default:.2f},",
+      f"rho^tau = {rho_default ** s.lag:.1e}")
+print(f"tau = {s.lag}: vanishing ratio r_i(tau) over {len(r)} sequences:",
+      f"10% quantile {r.quantile(0.1):.2e}, median {r.median():.2e},",
+      f"90% quantile {r.quantile(0.9):.2e}")
+lt = s.long_term_norm
+print(f"long-term score s_i(tau): max / median = {(lt.max() / lt.median()):.1f}")
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* Point at the printed gamma ||W_rec||_2, above 1: the bound does not apply
+# to this network, rho does. Then at the quantiles of r_i(tau) and the max / median of the
+# scores: sequences differ, which is what SGR selects on.
 
 # %% [markdown]
 # Sequences differ in how much long-term gradient they carry (the quantiles and the max /
@@ -227,17 +267,22 @@ print(f"long-term score s_i(tau): max / median = {(s.long_term_norm.max() / s.lo
 #
 # Each exercise is answered with a few lines against `gradreg`, in the cell under the question
 # (in the student edition it holds `raise NotImplementedError()`); some also ask for a sentence
-# or two in the markdown cell after it. Then run the **check** cell under your answer: it
-# passes when the answer is right (and prints what you computed) and fails with a message
-# otherwise. The exercises use only the set-up cell at the top of the notebook, so they can be
-# done right after it; each runs in seconds.
+# or two in the markdown cell after it. The names an exercise uses (`x, y`, a model, ...) are
+# made at the top of its answer cell. Then run the **check** cell under your answer: it fails
+# with a message when the answer is wrong, and otherwise prints what you computed; it never
+# shows the right values, and a grader may run further tests that the student edition leaves
+# out. The exercises use only the set-up cell at the top of the notebook (set the profile in
+# the parameters cell to smoke, run that cell and the set-up cell), so they can be done right
+# after it; each runs in seconds.
 
 # %% [markdown] kind="exercise"
 # ### Exercise 1.1: spectral norm, spectral radius and Gelfand's formula
 #
 # The bound uses the spectral norm $\|W_{rec}\|_2$, while the measured decay follows the
-# spectral radius $\rho(W_{rec})$. For the default network's $W_{rec}$ (sparse
-# initialisation, 50 units, float64: `W` below) compute
+# spectral radius $\rho(W_{rec})$. Take the recurrent matrix of a network with the authors'
+# initialisation (Glorot uniform, `init="xavier"`: unlike the sparse one, it does not rescale
+# $W_{rec}$ to a chosen radius; 50 units, float64: `W`, defined at the top of the answer cell)
+# and compute
 #
 # * `norm2`, the spectral norm (the largest singular value),
 # * `rho`, the spectral radius $\max_i |\lambda_i(W)|$,
@@ -247,7 +292,7 @@ print(f"long-term score s_i(tau): max / median = {(s.long_term_norm.max() / s.lo
 
 # %% kind="solution"
 task = gradreg.make_task("temporal_order", 30)
-W = make_model(task, 50, seed, dtype=torch.float64).W_rec.detach()
+W = make_model(task, 50, seed, dtype=torch.float64, init="xavier").W_rec.detach()
 ### BEGIN SOLUTION
 norm2 = torch.linalg.matrix_norm(W, ord=2).item()
 rho = torch.linalg.eigvals(W).abs().max().item()
@@ -258,12 +303,21 @@ gelfand = {l: torch.linalg.matrix_norm(torch.linalg.matrix_power(W, l), ord=2).i
 # %% kind="check"
 import math
 
-assert math.isclose(norm2, torch.linalg.svdvals(W)[0].item(), rel_tol=1e-9), "norm2: the largest singular value of W"
-assert math.isclose(rho, 0.95, rel_tol=1e-9), "rho: the sparse initialisation rescales W_rec to spectral radius 0.95"
 assert sorted(gelfand) == [1, 10, 100], "gelfand: one entry for each of l = 1, 10, 100"
 assert math.isclose(gelfand[1], norm2, rel_tol=1e-9), "gelfand[1] is ||W||_2 itself"
-assert all(g >= rho * (1 - 1e-9) for g in gelfand.values()), "rho(W)^l = rho(W^l) <= ||W^l||_2: no estimate is below rho"
-assert gelfand[100] - rho < (norm2 - rho) / 10, "||W^l||^(1/l) tends to rho as l grows"
+assert all(g >= rho * (1 - 1e-9) for g in gelfand.values()), \
+    "rho(W)^l = rho(W^l) <= ||W^l||_2: no estimate is below rho"
+### BEGIN HIDDEN TESTS
+# numpy's LAPACK calls, not torch's: a reference the answer cannot have shared
+import numpy as np
+
+A = W.numpy()
+assert math.isclose(norm2, np.linalg.svd(A, compute_uv=False)[0], rel_tol=1e-9), "norm2 is not ||W||_2"
+assert math.isclose(rho, np.abs(np.linalg.eigvals(A)).max(), rel_tol=1e-9), "rho is not the spectral radius of W"
+for l, g in gelfand.items():
+    assert math.isclose(g, np.linalg.norm(np.linalg.matrix_power(A, l), 2) ** (1 / l), rel_tol=1e-9), \
+        f"gelfand[{l}] is not ||W^{l}||_2^(1/{l})"
+### END HIDDEN TESTS
 print(f"||W||_2 = {norm2:.3f}, rho = {rho:.3f}; ||W^l||^(1/l): "
       + ", ".join(f"l={l}: {g:.3f}" for l, g in gelfand.items()))
 
@@ -294,6 +348,17 @@ predicted = relu_deltas(rec, relu_net.W_rec.detach())
 assert tuple(predicted.shape) == tuple(rec.delta[:-1].shape), f"expected shape {tuple(rec.delta[:-1].shape)}"
 assert torch.allclose(predicted, rec.delta[:-1], rtol=1e-10, atol=1e-15), "the recursion does not give bptt's deltas"
 off = (rec.h[:-1] == 0).double().mean().item()
+### BEGIN HIDDEN TESTS
+# deltas that bptt never made: an answer that returns rec.delta[:-1] instead of the recursion fails
+from types import SimpleNamespace
+
+noise = torch.randn(rec.delta.shape, generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64)
+W_rec = relu_net.W_rec.detach()
+expected = torch.stack([(rec.h[t] > 0).double() * torch.stack([W_rec.T @ d for d in noise[t + 1]])
+                        for t in range(task.steps - 1)])
+assert torch.allclose(relu_deltas(SimpleNamespace(h=rec.h, delta=noise), W_rec), expected,
+                      rtol=1e-10, atol=1e-15), "relu_deltas does not apply the recursion to the deltas it is given"
+### END HIDDEN TESTS
 print(f"all {task.steps - 1} steps reproduced; {off:.0%} of the units are off (f' = 0) at a typical step, "
       "and block the error there")
 
@@ -302,7 +367,7 @@ print(f"all {task.steps - 1} steps reproduced; {off:.0%} of the units are off (f
 #
 # Write `decay_rate(activation)`: build the default network with that activation
 # (`make_model(task, 50, seed, dtype=torch.float64, activation=activation)`), run
-# `gradreg.per_example_stats` on the 64 sequences `x, y` below (`norms_only=True` is enough),
+# `gradreg.per_example_stats` on the 64 temporal-order sequences `x, y` (T = 30) that the answer cell draws (`norms_only=True` is enough),
 # and return the measured per-step factor $\mathrm{median}_i\, r_i(L)^{1/L}$ at the largest lag
 # $L = S-1$, with $r_i(l) = \|\delta_{i,S-1-l}\| / \|\delta_{i,S-1}\|$ (`stats.delta_norm` is
 # $(B, S)$, column $t$ holds $\|\delta_{i,t}\|$).

@@ -8,6 +8,12 @@
 # checks them against autograd to round-off, looks at how the long-term scores are
 # distributed across sequences, and measures what the batched computation costs.
 
+# %% [markdown] slide="notes"
+# *For the lecturer.* Deck 1 ended with: sequences differ in their long-term gradient. To select
+# on it, SGR needs every example's g_i and its long-term part g_i^{>=tau} at every step, and
+# autograd only gives the batch sum. The claim of this deck: both come out of one batched pass,
+# exactly, at about the cost of a training step.
+
 # %% kind="params"
 profile = "quick"         # smoke (seconds) | quick (minutes) | paper (hours)
 seed = 0
@@ -62,12 +68,18 @@ model = make_model(task, 50, seed, dtype=torch.float64, device=dev)
 x, y = task.sample(cfg.check_batch, generator=torch.Generator().manual_seed(seed))
 x, y = x.to(dev, torch.float64), y.to(dev)
 
-stats = gradreg.per_example_stats(model, task, x, y)            # lag tau = floor(S/2) by default
+stats = gradreg.per_example_stats(model, task, x, y)    # lag tau = floor(S/2) by default
 print("tau =", stats.lag)
 for name, g in stats.grads.items():
     print(f"grads[{name!r}]: {tuple(g.shape)}   (batch, *parameter shape)")
 print("long_term_grads:", {k: tuple(v.shape) for k, v in stats.long_term_grads.items()})
-print("delta_norm:", tuple(stats.delta_norm.shape), " long_term_norm:", tuple(stats.long_term_norm.shape))
+print("delta_norm:", tuple(stats.delta_norm.shape),
+      " long_term_norm:", tuple(stats.long_term_norm.shape))
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* Point at the three sums: the same deltas, multiplied by what multiplied
+# the weight at that step. The long-term part is the same sums cut at t <= S-1-tau. In the
+# output: every grads entry has a leading batch dimension, one gradient per example.
 
 # %% [markdown]
 # ## Exactness: a per-example autograd loop as the reference
@@ -100,10 +112,17 @@ for name, activation in [("temporal_order", "tanh"), ("adding", "relu"), ("noise
     c.insert(0, "setting", f"{name} (S={t_.steps}), {activation}")
     checks.append(c)
 checks = pd.concat(checks, ignore_index=True)
-display(checks.pivot(index="quantity", columns="setting", values="max_relative_error"))
+# two significant digits: an exact match shows as 0, not 0.000000e+00
+display(checks.pivot(index="quantity", columns="setting", values="max_relative_error").style.format("{:.2g}"))
 worst = checks["max_relative_error"].max()
 print(f"max relative error, batched one-pass statistics vs per-example autograd: {worst:.2e}")
 assert worst < 1e-10
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* The copies W^(t) are the trick to say out loud: same function, and
+# autograd then hands out each step's term. In the table, point at the largest entry of each
+# column: round-off (about 1e-15), in all three settings (three code paths: last-step loss,
+# relu, a loss at every step).
 
 # %% [markdown]
 # The errors are at the float64 round-off floor ($\approx 10^{-15}$): the one-pass
@@ -120,14 +139,19 @@ assert worst < 1e-10
 # sequences (1% and 10% if all were equal), and the spread of $\log_{10} s$.
 
 # %%
-scores = estimation.score_distributions("temporal_order", cfg.score_lengths, cfg.score_batch, seed=seed,
-                                     device=dev, progress=True)
+scores = estimation.score_distributions("temporal_order", cfg.score_lengths, cfg.score_batch,
+                                        seed=seed, device=dev, progress=True)
 display(estimation.score_summary(scores, "length").round(3))
 
 # %% slide="subslide" tags=["remove_input"]
 fig = plotting.plot_score_distributions(scores, hue="length", hue_label="task length T")
 plotting.save_figure(fig, "02_score_distributions", output_dir)
 plt.show()
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* Point at the `median` column falling with T (deck 1's vanishing, per
+# example), then at `max/median` and the top-10% share: no heavy tail. The bumps in each curve:
+# leave the why open, it is exercise 2.3.
 
 # %% [markdown] slide="subslide"
 # What the table and the figure say about an **untrained** network:
@@ -136,11 +160,9 @@ plt.show()
 #   vanishing, now per example; the `median` column).
 # * The spread changes far less: relative to its median, the distribution looks much the same
 #   at every length, with no heavy tail (read `max/median`, a few times at most, and the top
-#   10%'s share of the total $\sum_i s_i^2$ against the 10% an equal split would give). It is
-#   multimodal: at initialisation the output is nearly uniform, so the error entering the
-#   last step, $\partial E/\partial o = \mathrm{softmax}(o) - e_y$, is set mainly by the
-#   target class $y$, and the four modes are the four classes (`stats.long_term_norm` grouped
-#   by `y` shows it).
+#   10%'s share of the total $\sum_i s_i^2$ against the 10% an equal split would give).
+# * It is multimodal: look for the separate bumps in each curve. What sets them apart is the
+#   subject of exercise 2.3.
 
 # %% [markdown]
 # ### ... and with training
@@ -152,9 +174,10 @@ plt.show()
 # fresh sequences again with the trained network.
 
 # %%
-config = gradreg.TrainConfig(task="temporal_order", length=cfg.train_length, method="clip", seed=seed,
-                             max_iterations=cfg.train_iterations, check_every=max(1, cfg.train_iterations // 10),
-                             test_size=2000, device=device)
+config = gradreg.TrainConfig(task="temporal_order", length=cfg.train_length, method="clip",
+                             seed=seed, max_iterations=cfg.train_iterations,
+                             check_every=max(1, cfg.train_iterations // 10), test_size=2000,
+                             device=device)
 before_after, result = estimation.scores_before_after(config, cfg.score_batch, progress=True)
 print(result.summary())
 display(estimation.score_summary(before_after, "stage").round(3))
@@ -163,6 +186,10 @@ display(estimation.score_summary(before_after, "stage").round(3))
 fig = plotting.plot_score_distributions(before_after, hue="stage", hue_label=f"temporal_order, T={cfg.train_length}")
 plotting.save_figure(fig, "02_scores_training", output_dir)
 plt.show()
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* Compare the two rows: the median before and after training, and the
+# spread of log10 s. How far the short run got is printed above the table (its test error).
 
 # %% [markdown]
 # What to look for in the two rows: as the network starts to use the early inputs, the
@@ -189,8 +216,9 @@ plt.show()
 #   yields only the batch-mean gradient: the yardstick for "free".
 
 # %% slide="subslide"
-timings = estimation.cost_benchmark("temporal_order", cfg.timing_length, cfg.timing_batches, repeats=cfg.timing_repeats,
-                                 loop_max_batch=cfg.loop_max_batch, seed=seed, device=dev)
+timings = estimation.cost_benchmark("temporal_order", cfg.timing_length, cfg.timing_batches,
+                                    repeats=cfg.timing_repeats, loop_max_batch=cfg.loop_max_batch,
+                                    seed=seed, device=dev)
 display((timings.pivot(index="batch_size", columns="method", values="seconds") * 1e3).round(2)
         .rename_axis(columns="milliseconds per batch"))
 
@@ -199,6 +227,11 @@ fig = plotting.plot_timings(timings)
 fig.axes[0].set_title(f"Gradients of one batch, T={cfg.timing_length}, H=50, {dev.type.upper()}")
 plotting.save_figure(fig, "02_cost", output_dir)
 plt.show()
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* Point at two lines: batched BPTT (every per-example and long-term
+# gradient) and nn.RNN (only the batch mean). They are close; the autograd loop grows with the
+# batch. That is why scoring a pool of 4n at every step is affordable.
 
 # %% [markdown]
 # The per-example loop grows linearly with the batch (one sequential pass per example), and
@@ -215,10 +248,17 @@ plt.show()
 #
 # Each exercise is answered with a few lines against `gradreg`, in the cell under the question
 # (in the student edition it holds `raise NotImplementedError()`); some also ask for a sentence
-# or two in the markdown cell after it. Then run the **check** cell under your answer: it
-# passes when the answer is right (and prints what you computed) and fails with a message
-# otherwise. The exercises use only the set-up cell at the top of the notebook, so they can be
-# done right after it; each runs in seconds.
+# or two in the markdown cell after it. The names an exercise uses (`x, y`, a model, ...) are
+# made at the top of its answer cell. Then run the **check** cell under your answer: it fails
+# with a message when the answer is wrong, and otherwise prints what you computed; it never
+# shows the right values, and a grader may run further tests that the student edition leaves
+# out. The exercises use only the set-up cell at the top of the notebook (set the profile in
+# the parameters cell to smoke, run that cell and the set-up cell), so they can be done right
+# after it; each runs in seconds.
+
+# %% [markdown] slide="notes"
+# *For the lecturer.* 2.2 is core homework (the long-term score by hand); 2.1 and 2.3 for the
+# keen. The data each exercise uses is made at the top of its answer cell in the notebook.
 
 # %% [markdown] kind="exercise"
 # ### Exercise 2.1: one example's gradient, by autograd
@@ -226,7 +266,9 @@ plt.show()
 # Compute the gradient of example `i`'s own loss with plain autograd (forward
 # `model(x[i:i+1])`, `task.loss`, `.backward()`), and store it in `autograd_grads`, a dict from
 # parameter name (`W_in`, `W_rec`, `b`, `W_out`, `b_out`: `model.named_parameters()`) to
-# gradient tensor. The check compares it with row `i` of `per_example_stats`' `grads`.
+# gradient tensor. The check compares it with row `i` of `per_example_stats`' `grads`. (The
+# answer cell makes `task`, temporal order with T = 20, a float64 `model` of 30 units, 8
+# sequences `x, y` and `i = 3`.)
 
 # %% kind="solution"
 task = gradreg.make_task("temporal_order", 20)
@@ -251,7 +293,7 @@ for name, g in stats.grads.items():
 # %% [markdown] kind="exercise"
 # ### Exercise 2.2: the long-term score from the deltas, by hand
 #
-# From the `BPTTRecord` `rec` below (time-major: `rec.x` is $(S, B, I)$, `rec.h` and
+# From the `BPTTRecord` `rec` of 16 temporal-order sequences (T = 20) that the answer cell makes (time-major: `rec.x` is $(S, B, I)$, `rec.h` and
 # `rec.delta` are $(S, B, H)$) compute the long-term scores $s_i(\tau)$ for $\tau = 7$ as a
 # $(B,)$ tensor `scores`: the norm of $g_i^{\ge\tau}$, made of
 # $\sum_{t \le S-1-\tau} \delta_{i,t} x_{i,t}^\top$ (for $W_{in}$),
@@ -283,7 +325,7 @@ print(f"s_i({tau}) of 16 sequences, largest relative error {error:.1e}: {scores[
 # %% [markdown] kind="exercise"
 # ### Exercise 2.3: what the scores of an untrained network depend on
 #
-# `scores` below are the long-term scores $s_i(\tau)$ of 512 fresh temporal-order sequences
+# `scores`, made in the answer cell, are the long-term scores $s_i(\tau)$ of 512 fresh temporal-order sequences
 # (T = 20, untrained default network). Compute
 #
 # * `class_medians`, a dict from target class $y \in \{0, 1, 2, 3\}$ to the median score of the
@@ -312,7 +354,7 @@ frame = pd.DataFrame({"y": y.numpy(), "s": scores.numpy()})
 by_class = frame.groupby("y")["s"].median()
 assert sorted(class_medians) == [0, 1, 2, 3], "one median per class"
 for c, value in by_class.items():   # (torch's median of an even count is the lower middle value; pandas' the mean)
-    assert abs(class_medians[c] - value) <= 0.02 * value, f"class {c}: median {value:.4g}, not {class_medians[c]:.4g}"
+    assert abs(class_medians[c] - value) <= 0.02 * value, f"class {c}: not the median score of its sequences"
 top10 = frame.nlargest(len(frame) // 10, "s")
 assert abs(top_share - (top10["y"] == by_class.idxmax()).mean()) < 0.03, "top_share: not the share of the top class"
 assert top_share > 0.5 and by_class.max() > 2 * by_class.min()

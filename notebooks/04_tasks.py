@@ -100,10 +100,13 @@ plt.show()
 #
 # Each exercise is answered with a few lines against `gradreg`, in the cell under the question
 # (in the student edition it holds `raise NotImplementedError()`); some also ask for a sentence
-# or two in the markdown cell after it. Then run the **check** cell under your answer: it
-# passes when the answer is right (and prints what you computed) and fails with a message
-# otherwise. The exercises use only the set-up cell at the top of the notebook, so they can be
-# done right after it; each runs in seconds.
+# or two in the markdown cell after it. The names an exercise uses (`x, y`, a model, ...) are
+# made at the top of its answer cell. Then run the **check** cell under your answer: it fails
+# with a message when the answer is wrong, and otherwise prints what you computed; it never
+# shows the right values, and a grader may run further tests that the student edition leaves
+# out. The exercises use only the set-up cell at the top of the notebook (set the profile in
+# the parameters cell to smoke, run that cell and the set-up cell), so they can be done right
+# after it; each runs in seconds.
 
 # %% [markdown] kind="exercise"
 # ### Exercise 4.1: how far back must the network look?
@@ -135,7 +138,7 @@ seen_lags = task.steps - 1 - seen
 assert len(lag_ranges) == seen.shape[1], "one (smallest, largest) pair per relevant input"
 for k, (low, high) in enumerate(lag_ranges):
     observed = (seen_lags[:, k].min().item(), seen_lags[:, k].max().item())
-    assert (low, high) == observed, f"input {k}: lags {observed} in 5,000 sequences, not ({low}, {high})"
+    assert (low, high) == observed, f"input {k}: 5,000 sequences show other extreme lags than ({low}, {high})"
 print("lag ranges:", lag_ranges, f"| tau = {task.steps // 2}")
 
 

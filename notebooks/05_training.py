@@ -124,17 +124,20 @@ display(analysis.final_states(results).round(4))
 #
 # Each exercise is answered with a few lines against `gradreg`, in the cell under the question
 # (in the student edition it holds `raise NotImplementedError()`); some also ask for a sentence
-# or two in the markdown cell after it. Then run the **check** cell under your answer: it
-# passes when the answer is right (and prints what you computed) and fails with a message
-# otherwise. The exercises use only the set-up cell at the top of the notebook, so they can be
-# done right after it; each runs in seconds.
+# or two in the markdown cell after it. The names an exercise uses (`x, y`, a model, ...) are
+# made at the top of its answer cell. Then run the **check** cell under your answer: it fails
+# with a message when the answer is wrong, and otherwise prints what you computed; it never
+# shows the right values, and a grader may run further tests that the student edition leaves
+# out. The exercises use only the set-up cell at the top of the notebook (set the profile in
+# the parameters cell to smoke, run that cell and the set-up cell), so they can be done right
+# after it; each runs in seconds.
 
 # %% [markdown] kind="exercise"
 # ### Exercise 5.1: SGR with another lag threshold
 #
 # Train `sgr/top` three times on temporal order at $T = 10$, with the lag threshold
 # $\tau = 1$, $5$ (the default, $\lfloor S/2 \rfloor$) and $9$ ($= S-1$), everything else equal
-# (use `settings` below with `.replace(lag=...)`), and store the results in `runs`, a dict
+# (use `settings`, made in the answer cell, with `.replace(lag=...)`), and store the results in `runs`, a dict
 # from $\tau$ to `TrainResult`. The check compares the runs' costs and their per-step logs
 # (`result.steps`: the minibatch long-term norm and the full gradient norm of every step).
 # Then say in the cell after the check what $\tau$ changes in an SGR step and what it does not.

@@ -7,11 +7,18 @@
 * the exercises: with the solutions every check cell passes, in the student edition every
   check cell fails (each exercise run alone after the set-up cell, so a failure comes from
   the stub, not from a missing earlier cell);
+* the checks give nothing away: the ones that once showed a copyable value keep their
+  reference in hidden tests, which the student edition drops, and the answers copied from
+  what they showed (teaching.COPIED_ANSWERS) fail;
+* the student edition carries the results notebook 06 reads, and a README that says how to
+  install, prepare, do an exercise and hand in;
 * the slides of notebooks 01-03 are produced from the executed notebooks, with figures, speaker
-  notes, no solution code and no hidden plumbing (tests/test_browser.py opens them).
+  notes on the main slides, code that fits a slide, no solution code and no hidden plumbing,
+  and a build log without temporary paths or kernel noise (tests/test_browser.py opens them).
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -130,8 +137,11 @@ def test_student_edition(tmp_path):
     sources = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     assert [p.name for p in written] == [p.name for p in sources]
     assert (out / "README.md").is_file()
+    data = {f"student/data/results/{name}" for name in teaching.STUDENT_DATA}
     with zipfile.ZipFile(tmp_path / "student.zip") as archive:
-        assert {f"student/{p.name}" for p in sources} | {"student/README.md"} <= set(archive.namelist())
+        assert {f"student/{p.name}" for p in sources} | {"student/README.md"} | data <= set(archive.namelist())
+    for name in teaching.STUDENT_DATA:
+        assert (out / "data" / "results" / name).read_bytes() == (ROOT / "data" / "results" / name).read_bytes()
 
     for source_path in sources:
         full = nbformat.read(str(source_path), as_version=4)
@@ -151,10 +161,130 @@ def test_student_edition(tmp_path):
             elif teaching.is_solution(before):
                 assert after.source == teaching.TEXT_STUB
             elif "parameters" in before.metadata.get("tags", []):
-                assert after.source == before.source.replace('output_dir = "../figures"',
-                                                              'output_dir = "figures"  ')
+                assert after.source == before.source.replace('output_dir = "../figures"', 'output_dir = "figures"  ') \
+                    .replace('results_dir = "../data/results"', 'results_dir = "data/results"  ')
+            elif teaching.is_check(before):
+                assert after.source == teaching._replace_regions(before.source, teaching.BEGIN_HIDDEN,
+                                                                 teaching.END_HIDDEN, None)[0]
+                assert teaching.BEGIN_HIDDEN not in after.source
             else:
                 assert after.source == before.source
+
+
+def test_student_edition_reads_its_own_results(tmp_path):
+    """Notebook 06 reads the sweep from its results_dir: in the edition that is data/results
+    beside the notebooks, which the edition carries."""
+    out = tmp_path / "student"
+    teaching.build_student(out, archive=False, log=lambda *args: None)
+    nb = nbformat.read(str(out / "06_long_range.ipynb"), as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    namespace = {}
+    exec(params.source, namespace)
+    assert (out / namespace["results_dir"] / "paper.csv").is_file()
+    assert (out / namespace["results_dir"] / "paper-history.csv.gz").is_file()
+
+
+def test_student_readme(tmp_path):
+    """The students' README: where to install from and the two commands, what to do before
+    class, how to do an exercise at the smoke profile, what a check says, how to hand in."""
+    out = tmp_path / "student"
+    teaching.build_student(out, archive=False, log=lambda *args: None)
+    text = (out / "README.md").read_text()
+    assert teaching.REPOSITORY_PLACEHOLDER in text and teaching.HAND_IN_PLACEHOLDER in text
+    assert f"git clone {teaching.REPOSITORY_PLACEHOLDER} gradreg" in text and "make -C gradreg venv" in text
+    for needed in ("Before class", 'profile = "smoke"', "set-up cell", "Handing in", "data/results"):
+        assert needed in text, needed
+    assert "silently" not in text, "a check that passes prints what was computed: it is not silent"
+    custom = teaching.build_student(tmp_path / "other", archive=False, log=lambda *args: None,
+                                    repository="https://example.org/gradreg.git", hand_in="the course page, by Friday")
+    text = (custom[0].parent / "README.md").read_text()
+    assert "git clone https://example.org/gradreg.git gradreg" in text and "the course page, by Friday" in text
+
+
+#: exercises whose checks keep a secret in nbgrader's hidden-test region
+HIDDEN = ("nb01_ex1_check", "nb01_ex2_check", "nb03_ex3_check")
+
+
+def test_checks_give_nothing_away():
+    """The checks that once showed a value an answer could copy keep their reference in a
+    hidden-test region, which the student edition drops; no copied answer's numbers remain in
+    the student's check cells; no assert message formats a reference value."""
+    checks = {}
+    for stem in WITH_EXERCISES:
+        nb = nbformat.read(str(NOTEBOOK_DIR / f"{stem}.ipynb"), as_version=4)
+        for cell in nb.cells:
+            if teaching.is_check(cell):
+                checks[teaching.nbgrader_meta(cell)["grade_id"]] = cell
+    for grade_id in HIDDEN:
+        source = checks[grade_id].source
+        assert teaching.BEGIN_HIDDEN in source and teaching.END_HIDDEN in source, grade_id
+        student = teaching.strip_cell(checks[grade_id]).source
+        assert teaching.BEGIN_HIDDEN not in student and "assert" in student
+    student_checks = {k: teaching.strip_cell(c).source for k, c in checks.items()}
+    assert "0.95" not in student_checks["nb01_ex1_check"]
+    assert "101" not in student_checks["nb03_ex3_check"] and "50 / n" not in student_checks["nb03_ex3_check"]
+    copied = {solution.replace("_solution", "_check") for solution, _, _ in teaching.COPIED_ANSWERS}
+    assert {"nb01_ex1_check", "nb03_ex3_check"} <= copied <= set(checks)
+    for grade_id, source in student_checks.items():
+        for line in source.splitlines():   # a message naming the right value: "..., not {expected}"
+            assert not re.search(r"assert .*, f\".*\bnot \{", line), f"{grade_id}: {line.strip()}"
+
+
+def test_exercise_prompts_stand_on_a_slide():
+    """An exercise's question is a slide of its own, without its answer cell: it says where
+    its data come from instead of pointing at code "below"."""
+    for stem in WITH_EXERCISES:
+        nb = nbformat.read(str(NOTEBOOK_DIR / f"{stem}.ipynb"), as_version=4)
+        for cell in nb.cells:
+            meta = teaching.nbgrader_meta(cell)
+            if cell.cell_type == "markdown" and meta and not meta.get("grade"):
+                assert " below" not in cell.source, f"{meta['grade_id']} points at code below"
+
+
+def _toy_exercise_notebook(path):
+    """A notebook of one exercise (answer: the square of 7; the hidden test knows 49)."""
+    from gradreg.notebook_sources import NBGRADER
+    params = nbformat.v4.new_code_cell('profile = "quick"\noutput_dir = "."')
+    params.metadata["tags"] = ["parameters"]
+    setup = nbformat.v4.new_code_cell("base = 7")
+    setup.metadata["tags"] = ["setup"]
+    cells = [params, setup]
+    for kind, source in (("exercise", "Square `base`."),
+                         ("solution", "### BEGIN SOLUTION\nanswer = base ** 2\n### END SOLUTION"),
+                         ("check", "assert answer > base\n### BEGIN HIDDEN TESTS\nassert answer == 49\n"
+                                   "### END HIDDEN TESTS\nprint(answer)")):
+        cell = nbformat.v4.new_markdown_cell(source) if kind == "exercise" else nbformat.v4.new_code_cell(source)
+        cell.metadata["nbgrader"] = dict(NBGRADER[kind], grade_id=f"nb09_ex1_{kind}", schema_version=3)
+        cells.append(cell)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_copied_answers_are_run_against_the_hidden_tests(tmp_path):
+    """check_copied_answers puts each copied answer in place of the solution and runs the full
+    check, hidden tests included: an answer that passes the visible asserts only is rejected,
+    the right answer is not."""
+    path = _toy_exercise_notebook(tmp_path / "09_toy.ipynb")
+    copied = (("nb09_ex1_solution", "a number that passes the visible assert", "answer = 50"),
+              ("nb09_ex1_solution", "the right answer", "answer = base * base"))
+    results = teaching.check_copied_answers([path], copied=copied, timeout=60)
+    assert [r["rejected"] for r in results] == [True, False]
+    assert results[0]["grade_id"] == "nb09_ex1_check" and results[0]["error"] == "AssertionError"
+    student = teaching.check_exercises([path], student=True, timeout=60)
+    assert [r["passed"] for r in student] == [False, False]
+
+
+@pytest.mark.slow
+def test_copied_answers_fail():
+    """Every answer of teaching.COPIED_ANSWERS (copied from what a check once showed) fails its
+    check in the full edition, as `python -m gradreg student --check` confirms."""
+    notebooks = [NOTEBOOK_DIR / f"{stem}.ipynb" for stem in WITH_EXERCISES]
+    results = teaching.check_copied_answers(notebooks)
+    assert len(results) == len(teaching.COPIED_ANSWERS)
+    accepted = [f"{r['grade_id']}: {r['what']}" for r in results if not r["rejected"]]
+    assert not accepted, "copied answers accepted:\n" + "\n".join(accepted)
 
 
 @pytest.mark.slow
@@ -179,10 +309,13 @@ def test_solutions_pass_and_stubs_fail():
 
 
 def test_cli_student_and_bad_slides_options(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "gradreg", "student", "--output-dir", str(tmp_path / "s")],
+    done = subprocess.run([sys.executable, "-m", "gradreg", "student", "--output-dir", str(tmp_path / "s"),
+                           "--repository", "https://example.org/gradreg.git", "--hand-in", "by mail, Friday"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "s" / "01_vanishing_gradients.ipynb").is_file()
+    readme = (tmp_path / "s" / "README.md").read_text()
+    assert "git clone https://example.org/gradreg.git gradreg" in readme and "by mail, Friday" in readme
     for option in (["--reveal", "bogus"], ["--profile", "huge"]):
         done = subprocess.run([sys.executable, "-m", "gradreg", "slides", "--output-dir", str(tmp_path / "x"),
                                *option], capture_output=True, text=True, cwd=ROOT)
@@ -211,6 +344,30 @@ def test_slide_metadata():
     assert "notes" in seen, "speaker notes somewhere"
 
 
+#: the longest code line a 1280-pixel slide shows whole (16 px code font, with the prompt)
+SLIDE_LINE = 100
+
+
+def test_slides_fit_and_have_notes():
+    """Code shown on a slide fits its width; every deck has speaker notes on its main slides
+    that say what to point at (not how the notebook is run)."""
+    for stem in teaching.SLIDE_NOTEBOOKS:
+        nb = nbformat.read(str(NOTEBOOK_DIR / f"{stem}.ipynb"), as_version=4)
+        notes = []
+        for cell in nb.cells:
+            kind = cell.metadata.get("slideshow", {}).get("slide_type")
+            if kind == "notes":
+                notes.append(cell.source)
+            if cell.cell_type == "code" and kind != "skip" and "remove_input" not in cell.metadata.get("tags", []):
+                for line in cell.source.splitlines():
+                    assert len(line) <= SLIDE_LINE, f"{stem}: a {len(line)}-character line on a slide: {line!r}"
+        slides = sum(c.metadata.get("slideshow", {}).get("slide_type") == "slide" for c in nb.cells)
+        assert len(notes) >= min(slides, 5), f"{stem}: speaker notes on {len(notes)} of {slides} slides"
+        for text in notes:
+            assert text.startswith("*For the lecturer.*") and len(text) > 150, text[:80]
+            assert "profile" not in text and "gradreg." not in text, "notes about the plumbing"
+
+
 @pytest.mark.slow
 def test_slides_are_built(tmp_path, smoke_notebooks):
     for stem in teaching.SLIDE_NOTEBOOKS:
@@ -236,3 +393,17 @@ def test_slides_are_built(tmp_path, smoke_notebooks):
                 for line in _solution_lines(cell.source):
                     if len(line) >= 12:
                         assert line not in html, f"{stem}: solution line {line!r} on a slide"
+
+
+@pytest.mark.slow
+def test_slides_build_log_is_clean(tmp_path, capfd):
+    """Building the slides (executing the notebooks, smoke profile) logs one line per notebook
+    and a summary: no figure paths in a temporary folder, nothing from the kernels."""
+    lines = []
+    teaching.build_slides(tmp_path / "slides", profile="smoke", reveal="cdn", log=lines.append)
+    captured = capfd.readouterr()
+    assert len(lines) == 2 * len(teaching.SLIDE_NOTEBOOKS) + 1, lines
+    assert not any("gradreg-slides-" in line or line.startswith("  ") for line in lines), lines
+    assert "KeyboardInterrupt" not in captured.err + captured.out
+    assert "Traceback" not in captured.err + captured.out
+

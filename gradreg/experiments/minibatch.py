@@ -122,6 +122,12 @@ def selection_study(model: SRN, task_name: str, length: int, rules, pool_factors
     - snr: the noise model's ||mu_B||^2 / (sigma_B^2 / n), mu_B and sigma_B^2 the mean and
       variance of the selected examples' g_i;
     - snr_measured: ||E m||^2 / E||m - E m||^2 over repeats (no independence assumed).
+
+    Both squared means are estimated without bias: the squared norm of an average of N draws
+    exceeds the squared norm of their expectation by (their variance) / N on average. Left in,
+    that adds about 1/repeats to both SNRs (N = repeats minibatches, or repeats * n examples),
+    as much as a plain minibatch's whole long-term SNR at an untrained network; subtracted, an
+    SNR can come out at or below 0 where the signal is smaller than the noise of its estimate.
     """
     task = make_task(task_name, length)
     device, dtype = model.W_in.device, model.W_in.dtype
@@ -150,14 +156,15 @@ def selection_study(model: SRN, task_name: str, length: int, rules, pool_factors
         S = torch.cat(selected)
         Mb = torch.stack(minibatch)
         mu = S.mean(0)
-        sigma_sq = (S - mu).pow(2).sum(1).mean().item()
+        sigma_sq = (S - mu).pow(2).sum(1).sum().item() / (len(S) - 1)
+        mu_sq = mu.pow(2).sum().item() - sigma_sq / len(S)
         m_mean = Mb.mean(0)
+        m_var = (Mb - m_mean).pow(2).sum(1).sum().item() / (repeats - 1)
         norms = Mb.norm(dim=1).cpu().numpy()
         rows.append(dict(rule=rule, pool_factor=k, pool_size=config.pool_size,
                          lt_norm_median=float(np.median(norms)), lt_norm_q25=float(np.quantile(norms, 0.25)),
                          lt_norm_q75=float(np.quantile(norms, 0.75)),
                          mean_example_norm=S.norm(dim=1).mean().item(),
-                         mu_sq=mu.pow(2).sum().item(), sigma_sq=sigma_sq,
-                         snr=mu.pow(2).sum().item() / (sigma_sq / batch_size),
-                         snr_measured=m_mean.pow(2).sum().item() / (Mb - m_mean).pow(2).sum(1).mean().item()))
+                         mu_sq=mu_sq, sigma_sq=sigma_sq, snr=mu_sq / (sigma_sq / batch_size),
+                         snr_measured=(m_mean.pow(2).sum().item() - m_var / repeats) / m_var))
     return pd.DataFrame(rows)
