@@ -307,7 +307,8 @@ def test_status_says_what_is_written_what_failed_what_is_in_flight_and_what_come
     lines = sweep_status(configs, path).splitlines()
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before        # it changes nothing
     assert lines[0] == f"{path}: 2 of 5 runs written (T = 10: 2 of 3, T = 12: 0 of 2)"
-    assert lines[1].startswith("1 error row(s)") and "'clip', '', 1, '')" in lines[2] and "RuntimeError: boom" in lines[2]
+    assert lines[1].startswith("1 error row(s)") and "'clip', '', 1, '')" in lines[2]
+    assert "RuntimeError: boom" in lines[2]
     assert lines[3].startswith("1 run(s) in flight")
     assert lines[4].startswith("  temporal_order T=12 clip seed 0: iteration 99 of 200, saved ")
     # what is left, at most: seed 2 at T = 10 and seed 1 at T = 12 whole, seed 0 at T = 12 from 99,
