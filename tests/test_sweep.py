@@ -115,6 +115,7 @@ def test_bad_profile_and_duplicate_keys(tmp_path):
 # ---------------------------------------------------------------- the sweep
 
 
+@pytest.mark.slow  # four LocalCluster sweeps
 def test_smoke_sweep_one_seed_of_a_cell_then_the_rest_then_rerun_changes_nothing(tmp_path):
     path = tmp_path / "results" / "smoke.csv"
     expected = [config_key(c) for c in profile_configs("smoke")]
@@ -154,6 +155,7 @@ def test_smoke_sweep_one_seed_of_a_cell_then_the_rest_then_rerun_changes_nothing
                                         for frame in (new, old)))
 
 
+@pytest.mark.slow  # a LocalCluster sweep
 def test_failed_run_becomes_an_error_row_and_the_sweep_goes_on(tmp_path, scheduler):
     path = tmp_path / "r.csv"
     # device cuda:999 passes TrainConfig's checks but makes train raise inside the worker
@@ -227,6 +229,7 @@ def test_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path, schedu
     pd.testing.assert_frame_equal(load_results(path).iloc[:len(partial)], partial)
 
 
+@pytest.mark.slow  # a LocalCluster sweep
 def test_one_worker_runs_the_units_in_submission_order(tmp_path):
     configs = [tiny(m, r, seed=s, max_iterations=50, check_every=50)
                for s in range(3) for m, r in (("sgr", "random"), ("clip", "top"), ("sgr", "top"))]
@@ -242,6 +245,7 @@ def _worker_keeps_memory():
     return gradreg._memory_kept, os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
+@pytest.mark.slow  # a LocalCluster
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
 def test_the_sweeps_workers_keep_freed_memory(monkeypatch):
     """Dask would set MALLOC_TRIM_THRESHOLD_ in its workers, and gradreg then leaves malloc
@@ -323,6 +327,7 @@ def test_status_says_what_is_written_what_failed_what_is_in_flight_and_what_come
     assert main(["status", "--profile", "bogus", "--results", str(path)]) == 2
 
 
+@pytest.mark.slow  # LocalCluster sweeps
 def test_a_sweep_killed_while_its_runs_checkpoint_resumes_to_the_uninterrupted_rows(tmp_path, scheduler):
     configs = [tiny("clip", seed=s, max_iterations=4000, check_every=500) for s in range(2)]
     path = tmp_path / "killed.csv"
@@ -350,6 +355,7 @@ def test_a_sweep_killed_while_its_runs_checkpoint_resumes_to_the_uninterrupted_r
                                   load_history(tmp_path / "uninterrupted-history.csv.gz").drop(columns="seconds"))
 
 
+@pytest.mark.slow  # LocalCluster sweeps
 def test_a_rerun_sweep_goes_on_from_the_checkpoints_of_its_runs_in_flight(tmp_path, scheduler):
     class Stop(Exception):
         pass
@@ -379,6 +385,7 @@ def test_a_rerun_sweep_goes_on_from_the_checkpoints_of_its_runs_in_flight(tmp_pa
 # ---------------------------------------------------------------- the results file
 
 
+@pytest.mark.slow  # a LocalCluster sweep
 def test_trailing_partial_line_is_dropped_then_repaired(tmp_path, scheduler):
     path = tmp_path / "r.csv"
     rows = ("temporal_order,10,sgd,,0,True,200,4000,0.5,0.0,False,cpu,\n"
@@ -468,6 +475,7 @@ def test_rows_survive_kills_at_random_instants(tmp_path):
 # ---------------------------------------------------------------- summaries
 
 
+@pytest.mark.slow  # LocalCluster sweeps
 def test_batched_sweep_gives_the_rows_and_histories_of_separate_runs(tmp_path, scheduler):
     configs = [tiny(seed=s) for s in range(3)] + [tiny("clip", seed=s) for s in range(2)]
     separate = run_sweep(configs, results=tmp_path / "a.csv", scheduler=scheduler, progress=False,
@@ -484,6 +492,7 @@ def test_batched_sweep_gives_the_rows_and_histories_of_separate_runs(tmp_path, s
     assert len(hb.groupby(key)) == 5 and (hb["test_counted"] > 0).all()
 
 
+@pytest.mark.slow  # a LocalCluster sweep
 def test_rows_of_a_batch_are_written_as_their_runs_end(tmp_path, scheduler):
     """A run that ends early is on disk while its companions still train."""
     import threading
