@@ -197,6 +197,34 @@ def _kill_group(proc):
         pass
 
 
+def test_a_tiny_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path):
+    """The fast tier's sweep (make test): one LocalCluster sweep killed after its first row, then
+    resumed on another; the slow tier's tests below check the resumed rows against an
+    uninterrupted sweep's."""
+    configs = [tiny(m, r, seed=s, max_iterations=300, check_every=300)
+               for s in range(2) for m, r in (("sgd", "top"), ("sgr", "top"), ("sgr", "random"))]
+    path = tmp_path / "killed.csv"
+    proc = _sweep_in_subprocess(configs, path)
+    try:
+        deadline = time.monotonic() + 120
+        while not (path.exists() and data_lines(path)):
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no row within 120 s"
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        _kill_group(proc)
+        proc.stderr.close()
+    partial = load_results(path)
+    assert 1 <= len(partial) < len(configs), "the kill should land before the sweep finishes"
+    resumed = run_sweep(configs, results=path, workers=1, progress=False)
+    assert sorted(keys_of(resumed)) == sorted(map(config_key, configs))
+    assert len(data_lines(path)) == len(configs)
+    pd.testing.assert_frame_equal(load_results(path).iloc[:len(partial)], partial)
+
+
+@pytest.mark.slow  # two LocalCluster sweeps besides the killed one
 def test_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path, scheduler):
     configs = [tiny(m, r, seed=s, max_iterations=500, check_every=500)
                for s in range(2) for m, r in (("sgd", "top"), ("sgr", "top"), ("sgr", "random"))]
@@ -260,7 +288,7 @@ def test_the_sweeps_workers_keep_freed_memory(monkeypatch):
     # a batched unit: the furthest-behind of its runs that have checked (300 ends them)
     ("clip", [100, 100, 100, 200, 200, 300]),
     # an LSTM unit trains its runs one after the other: the one in flight, not the one waiting
-    ("lstm", [100, 200, 300, 100, 200, 300]),
+    pytest.param("lstm", [100, 200, 300, 100, 200, 300], marks=pytest.mark.slow),   # LSTM runs are slow here
 ])
 def test_a_unit_in_flight_tells_the_sweep_how_far_its_runs_have_come(method, told, monkeypatch):
     from distributed import Client, LocalCluster, Queue
@@ -438,6 +466,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # two fresh processes
 def test_rows_survive_kills_at_random_instants(tmp_path):
     """SIGKILL a process that appends rows as fast as it can: every row read back is whole."""
     path = tmp_path / "r.csv"
