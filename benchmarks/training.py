@@ -27,7 +27,7 @@ LSTM at most 2x nn.LSTM. `--projection` adds the projected core-hours of the who
 profile, every run counted at its full 50,000 iterations, from these costs.
 
 The script uses only the public API, so `PYTHONPATH=<old checkout> python -m
-benchmarks.training` measures an older engine the same way (the README's "before").
+benchmarks.training` measures an older engine the same way (docs/performance.md's "before").
 """
 from __future__ import annotations
 

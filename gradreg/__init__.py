@@ -36,7 +36,7 @@ def _keep_freed_memory() -> bool:
     """Ask glibc to keep freed blocks (up to 1 GiB each) for reuse instead of handing them back
     to the OS. By default it unmaps (or trims) them, and every training step then page-faults
     its tensors in afresh: a quarter of a sweep's CPU time went to the kernel, and this takes
-    about 30 % off a sweep's wall time (README, Performance). Numbers do not change. The cost:
+    about 30 % off a sweep's wall time (docs/performance.md). Numbers do not change. The cost:
     a process does not give memory back to the OS before it ends, and its threads share one
     malloc arena. Skipped when GRADREG_KEEP_MEMORY=0, and when the user tunes malloc through
     the environment (MALLOC_*_ or GLIBC_TUNABLES)."""

@@ -242,7 +242,7 @@ def _count(x: float) -> str:
 
 
 def report(runs: pd.DataFrame) -> str:
-    """The README's results section as Markdown, from a results table: core-hours, the
+    """The results tables of docs/results.md as Markdown, from a results table: core-hours, the
     success rates with Wilson intervals and medians, the exact tests, and the verdict."""
     s = summarise(runs)
     lines = [f"{len(runs)} runs, {runs['seconds'].sum() / 3600:.1f} core-hours of run time (the `seconds` "

@@ -173,13 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="the results of a sweep as Markdown tables, with the verdict")
     report.add_argument("results", help="a sweep results CSV, e.g. data/results/paper.csv")
 
-    readme = sub.add_parser("readme", help="write the README's results section from the committed results files",
-                            description="Rewrite the part of README.md between its results markers from "
-                                        "data/results/paper.csv (and its history) and authors.csv "
-                                        "(gradreg.readme).")
+    readme = sub.add_parser("readme", help="write the README's headline and docs/results.md from the committed "
+                                           "results files",
+                            description="Rewrite the generated parts, between their markers, of README.md (the "
+                                        "headline) and docs/results.md (every table) from data/results/paper.csv "
+                                        "(and its history) and authors.csv (gradreg.readme).")
     readme.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 when the README's results section is out of date")
+                        help="write nothing; exit 1 when a generated part is out of date")
     readme.add_argument("--readme", default="README.md", help="the README to write (default: README.md)")
+    readme.add_argument("--results-doc", default=None,
+                        help="the full results page to write (default: docs/results.md beside the README)")
     readme.add_argument("--results-dir", default="data/results",
                         help="where paper.csv and authors.csv are (default: data/results)")
 
@@ -355,11 +358,12 @@ def run_report(args) -> int:
 
 def run_readme(args) -> int:
     from .readme import update_readme
-    changed = update_readme(args.readme, args.results_dir, check=args.check)
+    changed = update_readme(args.readme, args.results_dir, check=args.check, results_doc=args.results_doc)
     if args.check and changed:
-        return _fail(f"the results section of {args.readme} is out of date with {args.results_dir} "
-                     "(run python -m gradreg readme)", 1)
-    print(f"{args.readme}: results section " + ("rewritten" if changed else "already up to date"))
+        return _fail(f"the generated parts of {args.readme} or its docs/results.md are out of date with "
+                     f"{args.results_dir} (run python -m gradreg readme)", 1)
+    print(f"{args.readme} and its docs/results.md: generated parts " +
+          ("rewritten" if changed else "already up to date"))
     return 0
 
 

@@ -10,7 +10,7 @@
             seeds 0-4; PAPER_MAX_ITERATIONS = 50,000 iterations per run (TrainConfig's default): 280 runs.
             Projected by `python -m benchmarks.training --projection` with every run counted at
             its full budget: about 56 core-hours on the 2-core development machine, 21 on an
-            idle 16-core host (README, Performance); a run stops early once solved.
+            idle 16-core host (docs/performance.md); a run stops early once solved.
             T = 100 first, then 200 (clip, pascanu, sgr/top and sgr/random on both tasks, then
             sgr/weighted, then sgd and lstm), 150 and 50: the claim is about links at a range of
             about 100 and longer.

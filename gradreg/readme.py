@@ -1,13 +1,18 @@
-"""The README's results section, written from the committed results files.
+"""The generated parts of the documentation, written from the committed results files.
 
-    python -m gradreg readme            # rewrite README.md's results section in place
-    python -m gradreg readme --check    # exit 1 when README.md is not what the files give
+    python -m gradreg readme            # rewrite them in place
+    python -m gradreg readme --check    # exit 1 when any of them is not what the files give
 
-Everything between RESULTS_BEGIN and RESULTS_END in README.md is `results_section`'s output:
-the progress of the paper and authors sweeps, their tables (`analysis.report`,
-`experiments.protocols.protocol_summary`), the verdict, and what the runs' check histories
-say. No number in it is typed by hand, and tests/test_readme.py checks that the committed
-README is what the committed files give.
+Two parts, each between its own markers:
+
+* README.md, between HEADLINE_BEGIN and HEADLINE_END: `headline`'s few sentences (how much of
+  the paper sweep ran, and the verdict);
+* docs/results.md, between RESULTS_BEGIN and RESULTS_END: `results_section`'s output, the
+  progress of the paper and authors sweeps, their tables (`analysis.report`,
+  `experiments.protocols.protocol_summary`), the verdict, and what the runs' check histories say.
+
+No number in them is typed by hand, and tests/test_readme.py checks that the committed files
+are what the committed results give.
 """
 from __future__ import annotations
 
@@ -25,6 +30,10 @@ from .sweep import written_by_length
 
 RESULTS_BEGIN = "<!-- results: written by `python -m gradreg readme` from data/results/; do not edit by hand -->"
 RESULTS_END = "<!-- end of results -->"
+HEADLINE_BEGIN = "<!-- headline: written by `python -m gradreg readme` from data/results/; do not edit by hand -->"
+HEADLINE_END = "<!-- end of headline -->"
+#: Where the full results section lives, relative to the README's folder.
+RESULTS_DOC = Path("docs") / "results.md"
 #: A minibatch long-term gradient norm below this at a run's last check counts as vanished.
 VANISHED = 1e-3
 
@@ -124,7 +133,7 @@ def paper_section(runs: pd.DataFrame, history: pd.DataFrame) -> str:
     hours = runs["seconds"].sum() / 3600
     findings = "\n\n".join(history_findings(runs, history, analysis.CLAIM_MIN_LENGTH)) or \
         f"No run at T ≥ {analysis.CLAIM_MIN_LENGTH} has finished yet."
-    return f"""### The reproduction: `data/results/paper.csv`
+    return f"""## The reproduction: `data/results/paper.csv`
 
 The paper profile (`python -m gradreg sweep --profile paper --results
 data/results/paper.csv`) is temporal order and adding at T = 50, 100, 150, 200;
@@ -140,7 +149,7 @@ then T = 200, 150 and the rest of T = 50, and keeps every run's check history in
 
 **{_progress(runs, "paper")}**, for **{hours:.1f} core-hours** of run time
 (the `seconds` column added up; a run of a batched program counts its share).{_resume_note(runs)} The
-whole profile's projected cost is under Performance.
+whole profile's projected cost is in [performance.md](performance.md).
 
 The tables and the verdict are `gradreg.analysis.report` of the committed file (also printed
 by `python -m gradreg report data/results/paper.csv`):
@@ -152,7 +161,7 @@ runs only; "examples" counts every sequence processed, the whole pool of 80 per
 SGR step and 20 per step for the others. Fisher's exact test is two-sided, on the
 counts of solved and failed runs.)
 
-![success rate against length](figures/06_success_rate.png)
+![success rate against length](../figures/06_success_rate.png)
 
 **What the check histories say** (`data/results/paper-history.csv.gz`; a minibatch long-term
 norm below {VANISHED:g} counts as vanished; chance on temporal order is a test error of 0.75):
@@ -161,7 +170,7 @@ norm below {VANISHED:g} counts as vanished; chance on temporal order is a test e
 
 These numbers are what ran; they are not the paper's, whose full text and code we do not have.
 
-![solved and failed SGR runs at T = 100](figures/06_sgr_runs_T100.png)
+![solved and failed SGR runs at T = 100](../figures/06_sgr_runs_T100.png)
 """
 
 
@@ -191,11 +200,11 @@ def authors_section(authors: pd.DataFrame, paper: pd.DataFrame) -> str:
     done = analysis.finished_runs(authors) if len(authors) else authors
     early = done[done["iterations"] < AUTHORS_MAX_ITERATIONS] if len(done) else done
     short = int((early["test_success"] < 99).sum()) if len(early) else 0
-    return f"""### The authors' protocol: `data/results/authors.csv`
+    return f"""## The authors' protocol: `data/results/authors.csv`
 
 The `authors` profile (`python -m gradreg sweep --profile authors --results
 data/results/authors.csv`) trains under the authors' own conventions (`TrainConfig(protocol="chernodub")`,
-docs/method.md section 7.7: their task generators, hidden {p["hidden_size"]}, summed squared error,
+[method.md](method.md) section 7.7: their task generators, hidden {p["hidden_size"]}, summed squared error,
 momentum {p["momentum"]}, η = {p["lr"]:g}, a fixed training set of {p["train_set_size"]:,}, validation on
 {p["validation_size"]:,} sequences every {p["check_every"]} iterations with the best network kept, stop when
 the validation success exceeds 99%, at most {p["max_iterations"]:,} iterations): adding and temporal
@@ -217,44 +226,87 @@ their budget did so.
 """
 
 
-def results_section(results_dir="data/results") -> str:
-    """The README's results section from `results_dir`'s paper.csv (with its history) and
-    authors.csv, between the markers."""
+def headline(paper: pd.DataFrame, authors: pd.DataFrame) -> str:
+    """The README's short headline (Markdown): how much of the paper sweep ran, and the verdict.
+    Kept apart from `results_section` so that it can be rewritten on its own."""
+    planned = profile_configs("paper")
+    tasks = " and ".join(sorted({c.task.replace("_", " ") for c in planned}))
+    lengths = sorted({c.length for c in planned})
+    methods = len({analysis.label_of(c) for c in planned})
+    seeds = len({c.seed for c in planned})
+    progress = _progress(paper, "paper")
+    authors_progress = _progress(authors, "authors")
+    return (f"**The paper sweep** ({tasks} at T = {lengths[0]}–{lengths[-1]}, {methods} methods, {seeds} seeds "
+            f"each, at most {PAPER_MAX_ITERATIONS:,} iterations per run): {progress[0].lower()}{progress[1:]}, "
+            f"{paper['seconds'].sum() / 3600:.1f} core-hours.\n"
+            f"**Verdict (computed):** {analysis.verdict(paper)}\n"
+            f"Under the authors' own protocol: {authors_progress[0].lower()}{authors_progress[1:]}.\n")
+
+
+def _load(results_dir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """paper.csv, its history and authors.csv of `results_dir`; ValueError when one is missing."""
     results_dir = Path(results_dir)
     paper_csv, authors_csv = results_dir / "paper.csv", results_dir / "authors.csv"
     for path in (paper_csv, authors_csv, history_path(paper_csv)):
         if not path.is_file():
-            raise ValueError(f"results file {path} does not exist; the README's results section is written "
+            raise ValueError(f"results file {path} does not exist; the README's results are written "
                              f"from {paper_csv}, its history and {authors_csv}")
-    paper, authors = load_results(paper_csv), load_results(authors_csv)
-    body = paper_section(paper, load_history(paper_csv)) + "\n" + authors_section(authors, paper)
+    return load_results(paper_csv), load_history(paper_csv), load_results(authors_csv)
+
+
+def results_section(results_dir="data/results", loaded=None) -> str:
+    """docs/results.md's results section from `results_dir`'s paper.csv (with its history) and
+    authors.csv, between the markers (`loaded`: what `_load` gave, to read the files once)."""
+    paper, history, authors = loaded or _load(results_dir)
+    body = paper_section(paper, history) + "\n" + authors_section(authors, paper)
     return f"{RESULTS_BEGIN}\n\n{body}\n{RESULTS_END}"
 
 
-def update_readme(readme="README.md", results_dir="data/results", check: bool = False) -> bool:
-    """Write the results section into `readme` between RESULTS_BEGIN and RESULTS_END; returns
-    True when the file changed (with `check`: would change, and nothing is written)."""
-    readme = Path(readme)
-    if readme.is_dir():
-        raise ValueError(f"README {readme} is a directory; give the README file, e.g. {readme / 'README.md'}")
-    if not readme.is_file():
-        raise ValueError(f"README {readme} does not exist (or is not a regular file); give the README file")
+def headline_block(results_dir="data/results", loaded=None) -> str:
+    """The README's headline between its markers."""
+    paper, _, authors = loaded or _load(results_dir)
+    return f"{HEADLINE_BEGIN}\n{headline(paper, authors)}{HEADLINE_END}"
+
+
+def _between(path: Path, begin: str, end: str) -> tuple[str, int, int]:
+    """`path`'s text and where its generated part starts and ends; ValueError without both markers."""
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist (or is not a regular file); give the file")
     try:
-        text = readme.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"README {readme} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
                          f"{exc.start}); save it as UTF-8") from None
-    a, b = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
+    a, b = text.find(begin), text.find(end)
     if a < 0 or b < a:
-        raise ValueError(f"{readme} has no results section between the markers {RESULTS_BEGIN!r} "
-                         f"and {RESULTS_END!r}")
-    new = text[:a] + results_section(results_dir) + text[b + len(RESULTS_END):]
-    if new == text:
-        return False
+        raise ValueError(f"{path} has no generated section between the markers {begin!r} and {end!r}")
+    return text, a, b + len(end)
+
+
+def update_readme(readme="README.md", results_dir="data/results", check: bool = False, results_doc=None) -> bool:
+    """Write the headline into `readme` and the full results section into `results_doc`
+    (default: docs/results.md beside `readme`), each between its markers; returns True when a file
+    changed (with `check`: would change, and nothing is written). Both files are checked before
+    the results are read, and both parts are made before either is written."""
+    readme = Path(readme)
+    results_doc = readme.parent / RESULTS_DOC if results_doc is None else Path(results_doc)
+    for path, what in ((readme, "README"), (results_doc, "results document")):
+        if path.is_dir():
+            raise ValueError(f"{what} {path} is a directory; give the file, e.g. {path / path.name}")
+    parts = {readme: (HEADLINE_BEGIN, HEADLINE_END, headline_block),
+             results_doc: (RESULTS_BEGIN, RESULTS_END, results_section)}
+    found = {path: _between(path, begin, end) for path, (begin, end, _) in parts.items()}
+    loaded = _load(results_dir)
+    stale = {}
+    for path, (text, a, b) in found.items():
+        new = text[:a] + parts[path][2](results_dir, loaded) + text[b:]
+        if new != text:
+            stale[path] = new
     if not check:
-        target = readme.resolve()    # a symbolic link keeps naming the file, which is rewritten
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(new, encoding="utf-8")
-        shutil.copymode(target, tmp)
-        tmp.replace(target)
-    return True
+        for path, text in stale.items():
+            target = path.resolve()    # a symbolic link keeps naming the file, which is rewritten
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            shutil.copymode(target, tmp)
+            tmp.replace(target)
+    return bool(stale)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gradreg import cli
-from gradreg.readme import RESULTS_BEGIN, RESULTS_END
+from gradreg.readme import HEADLINE_BEGIN, HEADLINE_END, RESULTS_BEGIN, RESULTS_END
 from gradreg.results import COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,21 +137,28 @@ def test_a_sweep_whose_checkpoints_folder_cannot_be_written_exits_1_before_any_r
 
 @pytest.fixture
 def readme(tmp_path):
+    """A README with its headline markers and docs/results.md with the results markers beside it."""
     path = tmp_path / "real" / "README.md"
-    path.parent.mkdir()
-    path.write_text(f"# x\n\n{RESULTS_BEGIN}\nOLD-SECTION\n{RESULTS_END}\n")
+    _results_doc(path.parent)
+    path.write_text(f"# x\n\n{HEADLINE_BEGIN}\nOLD-SECTION\n{HEADLINE_END}\n")
     return path
+
+
+def _results_doc(folder):
+    (folder / "docs").mkdir(parents=True)
+    (folder / "docs" / "results.md").write_text(f"# results\n\n{RESULTS_BEGIN}\nOLD\n{RESULTS_END}\n")
 
 
 @pytest.mark.slow
 def test_readme_through_a_symbolic_link_rewrites_the_file_it_names(readme, tmp_path, capsys):
     link = tmp_path / "README.md"
     link.symlink_to(readme)
+    _results_doc(tmp_path)                          # the results document beside the link
     readme.chmod(0o640)
     code, _ = run_cli(capsys, "readme", "--readme", link, "--results-dir", REPO / "data" / "results")
     assert code == 0 and link.is_symlink() and link.resolve() == readme
     assert "OLD-SECTION" not in readme.read_text() and readme.stat().st_mode & 0o777 == 0o640
-    assert sorted(p.name for p in readme.parent.iterdir()) == ["README.md"]
+    assert sorted(p.name for p in readme.parent.iterdir()) == ["README.md", "docs"]
 
 
 @pytest.mark.parametrize("check", [[], ["--check"]])

@@ -177,6 +177,7 @@ def test_per_sequence_outputs_do_not_depend_on_the_chunk_size():
 
 # ------------------------------------------------------------- committed results
 
+@pytest.mark.slow  # replays committed rows
 def test_the_two_cheapest_solved_rows_of_paper_csv_reproduce_bit_for_bit():
     path = "data/results/paper.csv"
     df = load_results(path)
@@ -206,6 +207,7 @@ def test_the_cheapest_solved_row_of_each_plan_profile_reproduces_bit_for_bit(pro
     assert got == (True, int(row["iterations"]), int(row["examples"]), float(row["final_error"])), row_key(row)
 
 
+@pytest.mark.slow  # replays committed rows
 @pytest.mark.parametrize("profile", ["paper", "authors"])
 def test_the_first_checks_of_a_committed_run_of_every_cell_reproduce_bit_for_bit(profile):
     """Every (task, length, method) cell with committed rows and histories, solved or not: its
@@ -253,6 +255,7 @@ def test_cuda_runs_in_one_call_match_their_own_train_runs():
         assert ((a == b) | (abs(a - b) <= 1e-8 * abs(b)) | (a != a) & (b != b)).all(), c
 
 
+@pytest.mark.slow  # two fresh processes
 def test_lstm_runs_take_the_same_kernels_on_every_x86_cpu():
     """oneDNN (torch.nn.LSTM on the CPU) compiles its kernels for the CPU's widest ISA, and an
     AVX-512 kernel rounds unlike an AVX2 one: gradreg pins AVX2 at import (before any LSTM runs),
@@ -296,6 +299,7 @@ def test_the_forward_recurrence_gives_the_numbers_of_baddbmm(K, B, H):
     assert torch.equal(forward(W_in, W_rec, b, x, "tanh"), want)
 
 
+@pytest.mark.slow  # fresh-process memory test
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
 def test_training_steps_reuse_freed_memory_without_page_faults():
     """`import gradreg` keeps freed blocks for reuse (gradreg._keep_freed_memory): a second call

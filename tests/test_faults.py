@@ -62,6 +62,7 @@ def python_m(*args, timeout=300, **kw):
 # ------------------------------------------------------------------ item 1: gradreg.sweep
 
 
+@pytest.mark.slow  # a fresh process
 def test_lazy_sweep_attribute_works_in_a_fresh_process():
     code = ("import gradreg\n"
             "assert gradreg.sweep.load_results is not None\n"
@@ -109,6 +110,7 @@ def test_cli_results_that_cannot_be_written_exits_1(tmp_path, capsys, monkeypatc
     one_line(lines, code, 1, str(tmp_path / "r.csv"), "Permission denied", "writable")
 
 
+@pytest.mark.slow  # a fresh process
 def test_cli_results_on_a_read_only_filesystem_exits_1_without_traceback():
     try:                        # sysfs refuses new files even to root
         os.close(os.open("/sys/gradreg-probe", os.O_WRONLY | os.O_CREAT, 0o666))
@@ -139,6 +141,7 @@ def test_cli_second_sweep_on_a_locked_results_file_exits_1(tmp_path, capsys):
             holder.close()
 
 
+@pytest.mark.slow  # a fresh process
 def test_cli_scheduler_with_nothing_listening_fails_at_once_with_exit_1():
     with socket.socket() as s:              # a port that was free a moment ago
         s.bind(("127.0.0.1", 0))
@@ -518,6 +521,7 @@ def test_notebook_kernels_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
     assert "connection" in executed.cells[-1].outputs[0]["text"]
 
 
+@pytest.mark.slow  # a notebook through papermill
 def test_notebook_run_with_bad_parameters_names_cell_and_problem(tmp_path):
     path = _tiny_notebook(tmp_path / "97_setup.ipynb",
                           "from gradreg.experiments.settings import setup\nsetup(profile, seed, device)")
@@ -558,6 +562,7 @@ sys.exit(main(["sweep", "--profile", "ctrlc", "--results", sys.argv[1], "--worke
 """
 
 
+@pytest.mark.slow  # a LocalCluster sweep
 def test_ctrl_c_on_a_sweep_prints_one_line_and_keeps_every_row(tmp_path):
     path = tmp_path / "r.csv"
     # its own process group, as a terminal's foreground job: SIGINT goes to the sweep's
@@ -603,6 +608,7 @@ gc.collect()
 """
 
 
+@pytest.mark.slow  # fresh processes with Dask
 @pytest.mark.parametrize("quiet", [False, True])
 def test_the_shutdown_timeout_report_of_distributed_is_dropped_and_nothing_else(quiet):
     """What failed CI once: after Ctrl-C, distributed's batched sender left a timed-out

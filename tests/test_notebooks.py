@@ -200,8 +200,13 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("stem", list(EXPECTED_FIGURES))
+#: The one notebook of the fast tier (make test): the quickest at the smoke profile; the others run in
+#: make test-all.
+FAST_NOTEBOOK = "03_minibatch_theory"
+
+
+@pytest.mark.parametrize("stem", [stem if stem == FAST_NOTEBOOK else pytest.param(stem, marks=pytest.mark.slow)
+                                  for stem in EXPECTED_FIGURES])
 def test_notebook_runs_at_smoke_profile(stem, smoke_notebooks):
     run = smoke_notebooks(stem, EXTRA_PARAMETERS.get(stem))
     out, written, seconds = run.figures, run.written, run.seconds

@@ -276,6 +276,7 @@ def test_plan_picks_gram_for_short_sequences_and_respects_the_memory_budget():
     assert extra <= 0.8 * S * B * H
 
 
+@pytest.mark.slow  # fresh-process memory test
 def test_norms_only_peak_memory_stays_under_twice_the_hidden_states():
     """B=1024, S=200, H=128 float32: h is 100 MiB; the peak RSS growth of norms-only
     per_example_stats, measured in a fresh process, stays under 2x that."""

@@ -323,6 +323,7 @@ def test_both_ways_of_reporting_a_cell(tmp_path):
     assert set(protocols.protocol_table().query("differs")["setting"]) == set(PROTOCOL_FIELDS)
 
 
+@pytest.mark.slow  # replays committed rows
 def test_the_cheapest_solved_row_of_each_method_in_authors_csv_reproduces_bit_for_bit():
     df = load_results("data/results/authors.csv")
     solved = df[df["solved"] & (df["error"] == "")].sort_values("iterations").groupby("method").head(1)

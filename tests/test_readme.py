@@ -1,4 +1,4 @@
-"""The README's results section: written from the committed results files, never by hand."""
+"""The README's headline and docs/results.md: written from the committed results files, never by hand."""
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_committed_readme_is_what_the_committed_results_give():
     stale = readme.update_readme(ROOT / "README.md", ROOT / "data" / "results", check=True)
-    assert not stale, "README.md's results section is out of date: run python -m gradreg readme"
+    assert not stale, "README.md's headline or docs/results.md is out of date: run python -m gradreg readme"
 
 
 def _run(method, rule, seed, solved, length=100, error=0.0):
@@ -52,22 +52,44 @@ def test_history_findings_from_hand_written_runs():
 
 
 def _readme_with_markers(path: Path) -> str:
-    text = f"# title\n\nbefore\n\n{readme.RESULTS_BEGIN}\nold numbers\n{readme.RESULTS_END}\n\nafter\n"
+    """A README with its headline markers, and docs/results.md beside it with the results markers."""
+    text = f"# title\n\nbefore\n\n{readme.HEADLINE_BEGIN}\nold headline\n{readme.HEADLINE_END}\n\nafter\n"
     path.write_text(text)
+    (path.parent / "docs").mkdir(exist_ok=True)
+    (path.parent / "docs" / "results.md").write_text(
+        f"# results\n\n{readme.RESULTS_BEGIN}\nold numbers\n{readme.RESULTS_END}\n\nafter\n")
     return text
 
 
-def test_the_section_is_written_between_the_markers_only(tmp_path):
-    path = tmp_path / "README.md"
+def test_each_part_is_written_between_its_markers_only(tmp_path):
+    path, doc = tmp_path / "README.md", tmp_path / "docs" / "results.md"
     _readme_with_markers(path)
-    assert readme.update_readme(path, ROOT / "data" / "results", check=True)
-    assert "old numbers" in path.read_text()                       # --check writes nothing
-    assert main(["readme", "--check", "--readme", str(path), "--results-dir", str(ROOT / "data" / "results")]) == 1
     assert readme.update_readme(path, ROOT / "data" / "results")
-    text = path.read_text()
-    assert text.startswith("# title\n\nbefore\n\n") and text.endswith(f"{readme.RESULTS_END}\n\nafter\n")
-    assert "old numbers" not in text and "### The reproduction" in text and "### The authors' protocol" in text
-    assert not readme.update_readme(path, ROOT / "data" / "results")    # a second run changes nothing
+    text, full = path.read_text(), doc.read_text()
+    assert text.startswith(f"# title\n\nbefore\n\n{readme.HEADLINE_BEGIN}\n")
+    assert text.endswith(f"{readme.HEADLINE_END}\n\nafter\n")
+    headline = text[text.index(readme.HEADLINE_BEGIN) + len(readme.HEADLINE_BEGIN):text.index(readme.HEADLINE_END)]
+    assert "old headline" not in text and "**Verdict (computed):**" in headline and headline.count("\n") <= 6
+    assert full.startswith("# results\n\n") and full.endswith(f"{readme.RESULTS_END}\n\nafter\n")
+    assert "old numbers" not in full and "## The reproduction" in full and "## The authors' protocol" in full
+    assert not readme.update_readme(path, ROOT / "data" / "results", check=True)   # nothing left to change
+
+
+def test_a_stale_part_alone_fails_the_check(tmp_path, monkeypatch):
+    # stand-ins for the two parts: this is about which files are compared and written, not their numbers
+    monkeypatch.setattr(readme, "_load", lambda results_dir: None)
+    monkeypatch.setattr(readme, "headline_block", lambda d, _: f"{readme.HEADLINE_BEGIN}\nH\n{readme.HEADLINE_END}")
+    monkeypatch.setattr(readme, "results_section", lambda d, _: f"{readme.RESULTS_BEGIN}\nR\n{readme.RESULTS_END}")
+    path, doc = tmp_path / "README.md", tmp_path / "docs" / "results.md"
+    _readme_with_markers(path)
+    assert readme.update_readme(path)
+    assert not readme.update_readme(path, check=True)
+    for stale in (path, doc):
+        fresh = stale.read_text()
+        stale.write_text(fresh.replace("\nH\n", "\nold\n").replace("\nR\n", "\nold\n"))
+        assert main(["readme", "--check", "--readme", str(path)]) == 1
+        assert stale.read_text() != fresh                                # --check writes nothing
+        assert main(["readme", "--readme", str(path)]) == 0 and stale.read_text() == fresh
 
 
 def test_bad_input(tmp_path, capsys):
@@ -76,8 +98,15 @@ def test_bad_input(tmp_path, capsys):
     with pytest.raises(ValueError, match="markers"):
         readme.update_readme(path, ROOT / "data" / "results")
     _readme_with_markers(path)
+    (tmp_path / "docs" / "results.md").write_text("# no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        readme.update_readme(path, ROOT / "data" / "results")
+    _readme_with_markers(path)
     with pytest.raises(ValueError, match="paper.csv does not exist"):
         readme.update_readme(path, tmp_path)
+    (tmp_path / "docs" / "results.md").unlink()
+    with pytest.raises(ValueError, match="results.md does not exist"):
+        readme.update_readme(path, ROOT / "data" / "results")
     assert main(["readme", "--readme", str(tmp_path / "missing.md")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.md does not exist" in err and "Traceback" not in err

@@ -22,8 +22,10 @@ def expected():
     return [_key(train(c)) for c in CONFIGS]
 
 
-@pytest.mark.parametrize("backend,batch", [("serial", True), ("serial", False), ("processes", True),
-                                           ("dask", True)])
+# a process pool and a Dask LocalCluster start fresh processes: the slow tier (make test-all)
+@pytest.mark.parametrize("backend,batch", [("serial", True), ("serial", False),
+                                           pytest.param("processes", True, marks=pytest.mark.slow),
+                                           pytest.param("dask", True, marks=pytest.mark.slow)])
 def test_every_backend_gives_the_runs_of_train_in_order(backend, batch, expected):
     results = run_configs(CONFIGS, workers=2, backend=backend, progress=False, batch=batch)
     assert [_key(r) for r in results] == expected

@@ -115,6 +115,7 @@ def test_bad_profile_and_duplicate_keys(tmp_path):
 # ---------------------------------------------------------------- the sweep
 
 
+@pytest.mark.slow  # four LocalCluster sweeps
 def test_smoke_sweep_one_seed_of_a_cell_then_the_rest_then_rerun_changes_nothing(tmp_path):
     path = tmp_path / "results" / "smoke.csv"
     expected = [config_key(c) for c in profile_configs("smoke")]
@@ -154,6 +155,7 @@ def test_smoke_sweep_one_seed_of_a_cell_then_the_rest_then_rerun_changes_nothing
                                         for frame in (new, old)))
 
 
+@pytest.mark.slow  # a LocalCluster sweep
 def test_failed_run_becomes_an_error_row_and_the_sweep_goes_on(tmp_path, scheduler):
     path = tmp_path / "r.csv"
     # device cuda:999 passes TrainConfig's checks but makes train raise inside the worker
@@ -195,6 +197,34 @@ def _kill_group(proc):
         pass
 
 
+def test_a_tiny_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path):
+    """The fast tier's sweep (make test): one LocalCluster sweep killed after its first row, then
+    resumed on another; the slow tier's tests below check the resumed rows against an
+    uninterrupted sweep's."""
+    configs = [tiny(m, r, seed=s, max_iterations=300, check_every=300)
+               for s in range(2) for m, r in (("sgd", "top"), ("sgr", "top"), ("sgr", "random"))]
+    path = tmp_path / "killed.csv"
+    proc = _sweep_in_subprocess(configs, path)
+    try:
+        deadline = time.monotonic() + 120
+        while not (path.exists() and data_lines(path)):
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no row within 120 s"
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        _kill_group(proc)
+        proc.stderr.close()
+    partial = load_results(path)
+    assert 1 <= len(partial) < len(configs), "the kill should land before the sweep finishes"
+    resumed = run_sweep(configs, results=path, workers=1, progress=False)
+    assert sorted(keys_of(resumed)) == sorted(map(config_key, configs))
+    assert len(data_lines(path)) == len(configs)
+    pd.testing.assert_frame_equal(load_results(path).iloc[:len(partial)], partial)
+
+
+@pytest.mark.slow  # two LocalCluster sweeps besides the killed one
 def test_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path, scheduler):
     configs = [tiny(m, r, seed=s, max_iterations=500, check_every=500)
                for s in range(2) for m, r in (("sgd", "top"), ("sgr", "top"), ("sgr", "random"))]
@@ -227,6 +257,7 @@ def test_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path, schedu
     pd.testing.assert_frame_equal(load_results(path).iloc[:len(partial)], partial)
 
 
+@pytest.mark.slow  # a LocalCluster sweep
 def test_one_worker_runs_the_units_in_submission_order(tmp_path):
     configs = [tiny(m, r, seed=s, max_iterations=50, check_every=50)
                for s in range(3) for m, r in (("sgr", "random"), ("clip", "top"), ("sgr", "top"))]
@@ -242,6 +273,7 @@ def _worker_keeps_memory():
     return gradreg._memory_kept, os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
+@pytest.mark.slow  # a LocalCluster
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
 def test_the_sweeps_workers_keep_freed_memory(monkeypatch):
     """Dask would set MALLOC_TRIM_THRESHOLD_ in its workers, and gradreg then leaves malloc
@@ -256,7 +288,7 @@ def test_the_sweeps_workers_keep_freed_memory(monkeypatch):
     # a batched unit: the furthest-behind of its runs that have checked (300 ends them)
     ("clip", [100, 100, 100, 200, 200, 300]),
     # an LSTM unit trains its runs one after the other: the one in flight, not the one waiting
-    ("lstm", [100, 200, 300, 100, 200, 300]),
+    pytest.param("lstm", [100, 200, 300, 100, 200, 300], marks=pytest.mark.slow),   # LSTM runs are slow here
 ])
 def test_a_unit_in_flight_tells_the_sweep_how_far_its_runs_have_come(method, told, monkeypatch):
     from distributed import Client, LocalCluster, Queue
@@ -324,6 +356,7 @@ def test_status_says_what_is_written_what_failed_what_is_in_flight_and_what_come
     assert main(["status", "--profile", "bogus", "--results", str(path)]) == 2
 
 
+@pytest.mark.slow  # LocalCluster sweeps
 def test_a_sweep_killed_while_its_runs_checkpoint_resumes_to_the_uninterrupted_rows(tmp_path, scheduler):
     configs = [tiny("clip", seed=s, max_iterations=4000, check_every=500) for s in range(2)]
     path = tmp_path / "killed.csv"
@@ -351,6 +384,7 @@ def test_a_sweep_killed_while_its_runs_checkpoint_resumes_to_the_uninterrupted_r
                                   load_history(tmp_path / "uninterrupted-history.csv.gz").drop(columns="seconds"))
 
 
+@pytest.mark.slow  # LocalCluster sweeps
 def test_a_rerun_sweep_goes_on_from_the_checkpoints_of_its_runs_in_flight(tmp_path, scheduler):
     class Stop(Exception):
         pass
@@ -380,6 +414,7 @@ def test_a_rerun_sweep_goes_on_from_the_checkpoints_of_its_runs_in_flight(tmp_pa
 # ---------------------------------------------------------------- the results file
 
 
+@pytest.mark.slow  # a LocalCluster sweep
 def test_trailing_partial_line_is_dropped_then_repaired(tmp_path, scheduler):
     path = tmp_path / "r.csv"
     rows = ("temporal_order,10,sgd,,0,True,200,4000,0.5,0.0,False,cpu,\n"
@@ -432,6 +467,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # two fresh processes
 def test_rows_survive_kills_at_random_instants(tmp_path):
     """SIGKILL a process that appends rows as fast as it can: every row read back is whole."""
     path = tmp_path / "r.csv"
@@ -469,6 +505,7 @@ def test_rows_survive_kills_at_random_instants(tmp_path):
 # ---------------------------------------------------------------- summaries
 
 
+@pytest.mark.slow  # LocalCluster sweeps
 def test_batched_sweep_gives_the_rows_and_histories_of_separate_runs(tmp_path, scheduler):
     configs = [tiny(seed=s) for s in range(3)] + [tiny("clip", seed=s) for s in range(2)]
     separate = run_sweep(configs, results=tmp_path / "a.csv", scheduler=scheduler, progress=False,
@@ -485,6 +522,7 @@ def test_batched_sweep_gives_the_rows_and_histories_of_separate_runs(tmp_path, s
     assert len(hb.groupby(key)) == 5 and (hb["test_counted"] > 0).all()
 
 
+@pytest.mark.slow  # a LocalCluster sweep
 def test_rows_of_a_batch_are_written_as_their_runs_end(tmp_path, scheduler):
     """A run that ends early is on disk while its companions still train."""
     import threading

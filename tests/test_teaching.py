@@ -308,6 +308,7 @@ def test_solutions_pass_and_stubs_fail():
             assert r["passed"] or r["error"] == "NotImplementedError", f"{r['grade_id']}: {r['error']}"
 
 
+@pytest.mark.slow  # three fresh processes
 def test_cli_student_and_bad_slides_options(tmp_path):
     done = subprocess.run([sys.executable, "-m", "gradreg", "student", "--output-dir", str(tmp_path / "s"),
                            "--repository", "https://example.org/gradreg.git", "--hand-in", "by mail, Friday"],

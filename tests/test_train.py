@@ -40,6 +40,7 @@ def test_random_is_uniform_chi_square():
     assert p > 1e-3, f"selection counts {counts} are not uniform (p={p:.2g})"
 
 
+@pytest.mark.slow  # a Monte Carlo study
 def test_weighted_inclusion_probabilities_are_exact_and_importance_weights_unbiased():
     g = torch.Generator().manual_seed(1)
     scores = torch.tensor([0.1, 0.5, 1.0, 2.0, 4.0, 8.0, 0.05, 3.0], dtype=torch.float64)
@@ -325,6 +326,7 @@ def test_cli_train_json():
     (["train", "--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
     (["sweep", "--profile", "huge", "--results", "/tmp/never.csv"], "huge"),
 ])
+@pytest.mark.slow  # five fresh processes
 def test_cli_bad_input_exits_2_with_one_line(args, match):
     out = _cli(*args)
     assert out.returncode == 2
