@@ -226,21 +226,54 @@ their budget did so.
 """
 
 
-def headline(paper: pd.DataFrame, authors: pd.DataFrame) -> str:
-    """The README's short headline (Markdown): how much of the paper sweep ran, and the verdict.
-    Kept apart from `results_section` so that it can be rewritten on its own."""
-    planned = profile_configs("paper")
-    tasks = " and ".join(sorted({c.task.replace("_", " ") for c in planned}))
-    lengths = sorted({c.length for c in planned})
-    methods = len({analysis.label_of(c) for c in planned})
-    seeds = len({c.seed for c in planned})
-    progress = _progress(paper, "paper")
+def _optional(results_dir, name: str) -> pd.DataFrame | None:
+    path = Path(results_dir) / f"{name}.csv"
+    return load_results(path) if path.is_file() else None
+
+
+def _control_sentence(control: pd.DataFrame | None, paper: pd.DataFrame) -> str:
+    """The positive control's solved counts per cell beside the grid's lstm baseline."""
+    if control is None or not len(analysis.finished_runs(control)):
+        return ""
+    s = analysis.summarise(control)
+    cells = ", ".join(f"{r.task.replace('_', ' ')} T = {r.length}: {r.solved}/{r.runs}" for r in s.itertuples())
+    base = analysis.summarise(paper)
+    base = base[(base["label"] == "lstm") & (base["length"] >= analysis.CLAIM_MIN_LENGTH)]
+    return (f"**Positive control** (an LSTM trained with Adam, lr 1e-3, and a forget-gate bias of 5; "
+            f"{len(profile_configs('control'))} runs planned): solved {cells}. The grid's `lstm` baseline (SGD, "
+            f"forget-gate bias 1) solved {int(base['solved'].sum())} of {int(base['runs'].sum())} runs at "
+            f"T ≥ {analysis.CLAIM_MIN_LENGTH}: it understates what an LSTM does.\n\n")
+
+
+def headline(paper: pd.DataFrame, authors: pd.DataFrame, control: pd.DataFrame | None = None,
+             confirm: pd.DataFrame | None = None) -> str:
+    """The README's short headline (Markdown): the verdict of the analysis plan per comparison
+    (docs/method.md section 11; confirmatory once the confirm profile is complete, exploratory on
+    the paper grid until then), the positive control, and where the sweeps stand. Kept apart from
+    `results_section` so that it can be rewritten on its own."""
+    from .profiles import variant_labels
+    lines = []
+    confirm_done = confirm is not None and _complete(confirm, "confirm")
+    if confirm_done:
+        pairs = analysis.plan_pairs(*variant_labels())
+        lines.append(f"**Confirmatory verdict** (profile `confirm`: temporal order, T = 100, seeds 5–16, "
+                     f"{len(confirm)} runs; the analysis plan of docs/method.md section 11):")
+        lines += [f"- {analysis.verdict_sentence(r)}" for r in
+                  analysis.plan_comparisons(confirm, None, pairs, tasks=["temporal_order"]).to_dict("records")]
+        lines.append("")
+    lines.append(f"**Exploratory verdict** (the paper grid, T ≥ {analysis.CLAIM_MIN_LENGTH}, seeds 0–4: "
+                 f"{len(paper)} runs, {paper['seconds'].sum() / 3600:.1f} core-hours; looked at before the "
+                 "analysis plan was written, so a hypothesis, not a result):")
+    lines += [f"- {analysis.verdict_sentence(r)}"
+              for r in analysis.plan_comparisons(paper, None, analysis.plan_pairs()).to_dict("records")]
+    text = "\n".join(lines) + "\n\n" + _control_sentence(control, paper)
+    if not confirm_done:
+        written = 0 if confirm is None else len(confirm)
+        text += (f"**Confirmatory runs** (temporal order, T = 100, seeds 5–16): {written} of "
+                 f"{len(profile_configs('confirm'))} written so far; their verdict replaces this line when "
+                 "they are complete.\n\n")
     authors_progress = _progress(authors, "authors")
-    return (f"**The paper sweep** ({tasks} at T = {lengths[0]}–{lengths[-1]}, {methods} methods, {seeds} seeds "
-            f"each, at most {PAPER_MAX_ITERATIONS:,} iterations per run): {progress[0].lower()}{progress[1:]}, "
-            f"{paper['seconds'].sum() / 3600:.1f} core-hours.\n"
-            f"**Verdict (computed):** {analysis.verdict(paper)}\n"
-            f"Under the authors' own protocol: {authors_progress[0].lower()}{authors_progress[1:]}.\n")
+    return text + f"Under the authors' own protocol: {authors_progress[0].lower()}{authors_progress[1:]}.\n"
 
 
 def _load(results_dir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -265,7 +298,8 @@ def results_section(results_dir="data/results", loaded=None) -> str:
 def headline_block(results_dir="data/results", loaded=None) -> str:
     """The README's headline between its markers."""
     paper, _, authors = loaded or _load(results_dir)
-    return f"{HEADLINE_BEGIN}\n{headline(paper, authors)}{HEADLINE_END}"
+    control, confirm = _optional(results_dir, "control"), _optional(results_dir, "confirm")
+    return f"{HEADLINE_BEGIN}\n{headline(paper, authors, control, confirm)}{HEADLINE_END}"
 
 
 def _between(path: Path, begin: str, end: str) -> tuple[str, int, int]:
