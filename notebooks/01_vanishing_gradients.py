@@ -221,17 +221,12 @@ display(summary[["spectral_radius", "measured_rate", "bound_rate"]].round(3))
 # %% [markdown]
 # ## What this means for training, and for SGR
 #
-# The gradient is a sum over steps. Split it at a lag threshold $\tau$ (by default
-# $\tau = \lfloor S/2 \rfloor$): the **long-term component** $g^{\ge\tau}$ collects the terms
-# of the steps with lag $\ge \tau$, i.e. $t \le S-1-\tau$. The bound makes $g^{\ge\tau}$
-# exponentially small in $\tau$ only for a contracting network, $\gamma \|W_{rec}\|_2 < 1$; the
-# default network is not one ($\gamma \|W_{rec}\|_2$ is printed below), so the bound says nothing
-# about it. The measurements do: its error shrinks at about $\rho = 0.95$ per step (Gelfand),
-# so $g^{\ge\tau}$ is still exponentially small in $\tau$ *on average*, and a plain minibatch
-# gradient is dominated by short-term terms.
-#
-# But the deltas differ from example to example: $f'(z_t)$, $h_{t-1}$ and $x_t$ all depend
-# on the sequence. The vanishing ratio $r_i(\tau)$ of the default network shows how much:
+# The gradient is a sum over steps. Its **long-term component** $g^{\ge\tau}$ collects the terms
+# of lag $\ge \tau$ (default $\tau = \lfloor S/2 \rfloor$). The bound makes it exponentially
+# small only for a contracting network, $\gamma \|W_{rec}\|_2 < 1$, which the default network
+# is not (printed below); measured, its error shrinks at about $\rho$ per step (Gelfand), so on
+# average $g^{\ge\tau}$ is still tiny. But the deltas differ from example to example, as the
+# vanishing ratio $r_i(\tau)$ shows:
 
 # %%
 default = make_model(task, cfg.hidden_size, seed, device=dev)   # sparse init, radius 0.95
