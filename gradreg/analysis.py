@@ -510,7 +510,9 @@ def plan_comparisons(runs: pd.DataFrame, history: pd.DataFrame | None, pairs, ta
             c.setdefault("p_holm", float("nan"))
             c["verdict"] = arm_verdict(c["p_holm"], c["hazard_ratio"], c["hr_low"], c["hr_high"], alpha)
             rows.append(c)
-    return pd.DataFrame(rows)
+    columns = list(compare_arms(runs.iloc[0:0], None, TESTED, CONTROLS[0], "", min_length, budget)) + \
+        ["p_holm", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _ratio(x: float) -> str:

@@ -109,7 +109,7 @@ if len(exploratory):
     display(exploratory[columns].round(4))
     for row in exploratory.to_dict("records"):
         print("exploratory:", analysis.verdict_sentence(row))
-if "confirm" in sweeps:
+if "confirm" in sweeps and len(sweeps["confirm"][0]):
     confirm_runs, confirm_history = sweeps["confirm"]
     variant, variant_control = variant_labels()      # the screen's pick and its own control (amendment 2)
     confirmatory = analysis.plan_comparisons(confirm_runs, confirm_history,
