@@ -39,10 +39,11 @@ from IPython.display import display
 from gradreg import plotting
 from gradreg.analysis import SCREEN_CHECKS
 from gradreg.experiments import sensitivity
-from gradreg.experiments.settings import setup
+from gradreg.experiments.settings import notebook_settings, setup
 from gradreg.profiles import CARRIED_FORWARD, SCREEN_REFERENCES, SCREEN_SETTINGS
 
 dev = setup(profile, seed, device)
+display(notebook_settings("08_sensitivity", profile))
 
 # %% [markdown]
 # ## The settings

@@ -56,7 +56,9 @@ def scheduler():
 
 
 def test_profiles():
-    assert set(SWEEP_PROFILES) == {"smoke", "quick", "paper", "authors"}
+    assert set(SWEEP_PROFILES) == {"smoke", "quick", "paper", "authors", "screen", "control", "confirm", "long"}
+    assert (len(profile_configs("screen")), len(profile_configs("control"))) == (13 * 5, 4 * 5)
+    assert len(profile_configs("confirm")) == 3 * 12 and len(profile_configs("long")) == 3 * 5 * 2
     paper = profile_configs("paper")
     assert len(paper) == 2 * 4 * 7 * 5
     assert {c.task for c in paper} == {"temporal_order", "adding"}

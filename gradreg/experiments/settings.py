@@ -71,6 +71,9 @@ NOTEBOOK_SETTINGS = {
                       lengths=(50, 100), compared=("sgd", "sgr/top", "sgr/random"))
         for profile in ("smoke", "quick", "paper")
     },
+    # notebook 8 reads the committed screen sweep (docs/method.md section 11.6) at every profile
+    "08_sensitivity": {profile: dict(reads="data/results/screen.csv", computes=None)
+                       for profile in ("smoke", "quick", "paper")},
     "06_long_range": {
         "smoke": dict(task="temporal_order", lengths=(10, 12), seeds=2, max_iterations=100, check_every=50,
                       test_size=500, workers=1),
