@@ -464,9 +464,11 @@ def compare_arms(runs: pd.DataFrame, history: pd.DataFrame | None, first: str, s
     out["p_fisher"] = exact_test(out["solved_first"], len(a), out["solved_second"], len(b))
     out["diff_low"], out["diff_high"] = map(float, confint_proportions_2indep(
         out["solved_first"], len(a), out["solved_second"], len(b), method="newcomb", compare="diff"))
-    if history is not None:
-        areas = curve_areas(runs, history, budget)
-        areas = areas[(areas["task"] == task) & areas["length"].isin(lengths)]
+    if history is not None:     # the areas of the two arms' runs only, not of the whole file
+        compared = finished_runs(runs)
+        compared = compared[(compared["task"] == task) & compared["length"].isin(lengths)
+                            & compared["label"].isin([first, second])]
+        areas = curve_areas(compared, history, budget)
         wide = areas.pivot_table(index=["length", "seed"], columns="label", values="area")
         if first in wide and second in wide:
             diff = (wide[first] - wide[second]).dropna()

@@ -41,13 +41,15 @@ chernodub: see `gradreg.config.PROTOCOLS`).
 """
 from __future__ import annotations
 
-from .analysis import arm_label, method_label
+import functools
+
+from .analysis import arm_label, label_of, method_label
 from .config import TrainConfig
 
 __all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SMOKE_MAX_ITERATIONS",
            "AUTHORS_MAX_ITERATIONS", "SCREEN_MAX_ITERATIONS", "LONG_MAX_ITERATIONS", "PAPER_METHODS",
            "AUTHORS_METHODS", "SCREEN_SETTINGS", "SCREEN_REFERENCES", "CARRIED_FORWARD", "CONTROL_SETTINGS",
-           "PROFILES_WITH_ARMS", "profile_configs", "setting_name", "variant_control",
+           "PROFILES_WITH_ARMS", "profile_configs", "setting_name", "setting_label", "variant_control",
            "variant_labels"]
 
 #: Iterations per run in the paper profile: a run not solved by then counts as failed.
@@ -106,20 +108,27 @@ CONTROL_SETTINGS = {"optimizer": "adam", "lr": 1e-3, "forget_bias": 5.0}
 PROFILES_WITH_ARMS = ("screen", "control", "confirm", "long")
 
 
+def setting_label(name: str) -> str:
+    """The analysis label (`analysis.label_of`) of a screen setting: "sgr/top [clip=None]"."""
+    return _arm_label(*SCREEN_SETTINGS[name])
+
+
+def _arm_label(method: str, rule: str, settings: dict) -> str:
+    # on the screen's cell: lag-80 is a lag of that length
+    return arm_label(method, rule, TrainConfig(task="temporal_order", length=100, method=method, rule=rule,
+                                               **settings).arm)
+
+
+@functools.cache
+def _setting_names() -> dict[str, str]:
+    return {setting_label(name): name for name in SCREEN_SETTINGS}
+
+
 def setting_name(run) -> str:
-    """The screen's name of a run (a TrainConfig or a results row): its SCREEN_SETTINGS key when
-    its method, rule and arm are one of them, else its method label with its arm."""
-    run = getattr(run, "config", run)
-    if isinstance(run, TrainConfig):
-        method, rule, arm = run.method, run.rule, run.arm
-    else:
-        method, rule, arm = run["method"], run["rule"], run.get("arm", "")
-    label = method_label(method, rule)
-    for name, (m, r, settings) in SCREEN_SETTINGS.items():
-        probe = TrainConfig(task="temporal_order", length=100, method=m, rule=r, **settings)
-        if method_label(m, r) == label and probe.arm == (arm or ""):
-            return name
-    return arm_label(method, rule, arm)
+    """The screen's name of a run (a TrainConfig, a TrainResult or a results row): its
+    SCREEN_SETTINGS key when its method, rule and arm are one of them, else its label."""
+    label = label_of(run)
+    return _setting_names().get(label, label)
 
 
 def _grid(tasks, lengths, methods, seeds, **common) -> list[TrainConfig]:
@@ -167,10 +176,7 @@ def variant_labels() -> tuple[str | None, str | None]:
     same-cost control (None, None before the screen has named it)."""
     if not CARRIED_FORWARD:
         return None, None
-    labels = []
-    for method, rule, settings in (SCREEN_SETTINGS[CARRIED_FORWARD], variant_control(CARRIED_FORWARD)):
-        labels.append(arm_label(method, rule, TrainConfig(method=method, rule=rule, **settings).arm))
-    return labels[0], labels[1]
+    return setting_label(CARRIED_FORWARD), _arm_label(*variant_control(CARRIED_FORWARD))
 
 
 def _confirmed_arms(fixed=("sgr/top", "sgr/random", "pascanu")) -> list[tuple]:

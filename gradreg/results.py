@@ -541,8 +541,7 @@ def load_history(path) -> pd.DataFrame:
             block = _read_member(text)
             if tuple(block.columns) not in _HISTORY_LAYOUTS:
                 raise ValueError("columns")
-            if "arm" not in block.columns:
-                block["arm"] = ""
+            block = with_arm(block)
             if len(block):
                 blocks[row_key(block.iloc[0])] = block
                 if "validation_error" in block.columns:
@@ -562,8 +561,7 @@ def empty_results(columns=COLUMNS) -> pd.DataFrame:
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    if "arm" not in df:
-        df["arm"] = ""
+    df = with_arm(df)
     for c in ("task", "method", "rule", "device", "error", "arm"):
         df[c] = df[c].fillna("").astype(str)
     for c in ("length", "seed", "iterations", "examples"):
