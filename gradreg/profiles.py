@@ -26,10 +26,11 @@
             forget-gate bias of 5, adding and temporal_order at T = 100 and 200, seeds 0-4: 20 runs.
     confirm section 11.2, the confirmatory runs: temporal_order T = 100, seeds 5-16, sgr/top,
             sgr/random, pascanu, and once the screen has named it the carried-forward variant
-            (CARRIED_FORWARD) with its own control (`variant_control`, amendment 2): 36 runs,
-            up to 60 with them.
+            (CARRIED_FORWARD = weighted-ht) with its own control (`variant_control`, amendment 2;
+            for weighted-ht that is sgr/random itself): 48 runs.
     long    section 11.8: temporal_order T = 100, seeds 0-4, 250,000 iterations (LONG_MAX_ITERATIONS),
-            pascanu, sgr/random, sgr/top and the variant with its control; then T = 150.
+            pascanu, sgr/random, sgr/top and the variant (with its control where that is not
+            sgr/random); then T = 150: 40 runs.
 
 The files of screen, control, confirm and long have the `arm` column (PROFILES_WITH_ARMS): a
 run's arm names the settings it changes (TrainConfig.arm), so variants of one method differ.
@@ -100,9 +101,10 @@ SCREEN_SETTINGS = {
 }
 #: The screen's references: not candidates for the carried-forward variant
 SCREEN_REFERENCES = ("sgr/top", "sgr/random", "pascanu")
-#: The screen's variant that the confirm and long profiles carry forward, as section 11.6's rule
-#: named it in notebook 08 (None until the screen is complete).
-CARRIED_FORWARD = None
+#: The screen's variant that the confirm and long profiles carry forward: section 11.6's rule,
+#: applied to the complete screen in notebook 08 (`experiments.sensitivity.screen_verdict`), names
+#: it; tests/test_sweep.py checks that the committed screen still does.
+CARRIED_FORWARD = "weighted-ht"
 #: The positive control (section 11.7): an LSTM trained the way its users train it
 CONTROL_SETTINGS = {"optimizer": "adam", "lr": 1e-3, "forget_bias": 5.0}
 PROFILES_WITH_ARMS = ("screen", "control", "confirm", "long")

@@ -58,7 +58,8 @@ def scheduler():
 def test_profiles():
     assert set(SWEEP_PROFILES) == {"smoke", "quick", "paper", "authors", "screen", "control", "confirm", "long"}
     assert (len(profile_configs("screen")), len(profile_configs("control"))) == (13 * 5, 4 * 5)
-    assert len(profile_configs("confirm")) == 3 * 12 and len(profile_configs("long")) == 3 * 5 * 2
+    # the carried-forward variant (weighted-ht) adds one arm; its control is sgr/random itself
+    assert len(profile_configs("confirm")) == 4 * 12 and len(profile_configs("long")) == 4 * 5 * 2
     paper = profile_configs("paper")
     assert len(paper) == 2 * 4 * 7 * 5
     assert {c.task for c in paper} == {"temporal_order", "adding"}
@@ -73,6 +74,16 @@ def test_profiles():
         configs = profile_configs(name)
         assert len({config_key(c) for c in configs}) == len(configs)
     assert len(profile_configs("smoke")) <= 10
+
+
+def test_carried_forward_is_what_the_committed_screen_names():
+    """CARRIED_FORWARD is not a free choice: section 11.6's rule, applied to the committed
+    screen, must still name it."""
+    from gradreg.experiments.sensitivity import screen_results, screen_verdict
+    from gradreg.profiles import CARRIED_FORWARD
+    runs, history, _ = screen_results(Path(__file__).resolve().parents[1] / "data" / "results")
+    _, chosen, _, _ = screen_verdict(runs, history)
+    assert chosen == CARRIED_FORWARD == "weighted-ht"
     assert all(c.max_iterations <= 500 and c.length <= 12 for c in profile_configs("smoke"))
 
 
