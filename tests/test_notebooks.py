@@ -32,7 +32,7 @@ EXPECTED_FIGURES = {
     "05_training": ["05_learning_curves", "05_long_term_norm"],
     "06_long_range": ["06_time_to_solve", "06_success_rate", "06_examples_to_solve"],
     "07_protocols": ["07_relevant_positions_T50", "07_relevant_positions_T100"],
-    "08_sensitivity": [],        # 08_screen once the committed screen has runs (tests/test_analysis.py draws it)
+    "08_sensitivity": ["08_screen"],   # from the committed screen (data/results/screen.csv)
 }
 # notebook 6 reads data/results/*.csv when there is one; the test exercises the compute path
 EXTRA_PARAMETERS = {"06_long_range": {"results": "compute"}}
