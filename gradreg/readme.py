@@ -245,8 +245,27 @@ def _control_sentence(control: pd.DataFrame | None, paper: pd.DataFrame) -> str:
             f"T ≥ {analysis.CLAIM_MIN_LENGTH}: it understates what an LSTM does.\n\n")
 
 
+def _screen_sentence(screen: tuple | None) -> str:
+    """What the screen (section 11.6) found and which variant its rule carries forward."""
+    from .experiments.sensitivity import screen_verdict
+    from .profiles import SCREEN_MAX_ITERATIONS, setting_label, setting_name
+    if screen is None or not len(screen[0]):
+        return ""
+    runs, history = screen
+    _, chosen, _, how = screen_verdict(runs, history)
+    settings = runs.apply(setting_name, axis=1)
+    solved = settings[runs["solved"].astype(bool)]
+    names = ", ".join(f"{name} {count} of {(settings == name).sum()}"
+                      for name, count in solved.value_counts(sort=False).items()) or "none"
+    return (f"**Screen** of our reading's free choices (section 11.6; {len(runs)} of "
+            f"{len(profile_configs('screen'))} runs, temporal order T = 100, "
+            f"{SCREEN_MAX_ITERATIONS:,} iterations): solved by setting: {names}. "
+            + (f"The plan's rule carries **{chosen}** ({setting_label(chosen)}) forward into the "
+               f"confirmatory runs: {how}.\n\n" if chosen else f"{how}.\n\n"))
+
+
 def headline(paper: pd.DataFrame, authors: pd.DataFrame, control: pd.DataFrame | None = None,
-             confirm: pd.DataFrame | None = None) -> str:
+             confirm: pd.DataFrame | None = None, screen: tuple | None = None) -> str:
     """The README's short headline (Markdown): the verdict of the analysis plan per comparison
     (docs/method.md section 11; confirmatory once the confirm profile is complete, exploratory on
     the paper grid until then), the positive control, and where the sweeps stand. Kept apart from
@@ -266,7 +285,7 @@ def headline(paper: pd.DataFrame, authors: pd.DataFrame, control: pd.DataFrame |
                  "analysis plan was written, so a hypothesis, not a result):")
     lines += [f"- {analysis.verdict_sentence(r)}"
               for r in analysis.plan_comparisons(paper, None, analysis.plan_pairs()).to_dict("records")]
-    text = "\n".join(lines) + "\n\n" + _control_sentence(control, paper)
+    text = "\n".join(lines) + "\n\n" + _control_sentence(control, paper) + _screen_sentence(screen)
     if not confirm_done:
         written = 0 if confirm is None else len(confirm)
         text += (f"**Confirmatory runs** (temporal order, T = 100, seeds 5–16): {written} of "
@@ -298,8 +317,10 @@ def results_section(results_dir="data/results", loaded=None) -> str:
 def headline_block(results_dir="data/results", loaded=None) -> str:
     """The README's headline between its markers."""
     paper, _, authors = loaded or _load(results_dir)
+    from .experiments.sensitivity import screen_results
     control, confirm = _optional(results_dir, "control"), _optional(results_dir, "confirm")
-    return f"{HEADLINE_BEGIN}\n{headline(paper, authors, control, confirm)}{HEADLINE_END}"
+    runs, history, _ = screen_results(results_dir)
+    return f"{HEADLINE_BEGIN}\n{headline(paper, authors, control, confirm, (runs, history))}{HEADLINE_END}"
 
 
 def _between(path: Path, begin: str, end: str) -> tuple[str, int, int]:

@@ -71,6 +71,7 @@ def test_each_part_is_written_between_its_markers_only(tmp_path):
     headline = text[text.index(readme.HEADLINE_BEGIN) + len(readme.HEADLINE_BEGIN):text.index(readme.HEADLINE_END)]
     assert "old headline" not in text and "**Exploratory verdict**" in headline and headline.count("\n") <= 16
     assert headline.count("hazard ratio of solving") == 4 and "**Positive control**" in headline
+    assert "The plan's rule carries **weighted-ht**" in headline and "adam 2 of 5" in headline
     assert full.startswith("# results\n\n") and full.endswith(f"{readme.RESULTS_END}\n\nafter\n")
     assert "old numbers" not in full and "## The reproduction" in full and "## The authors' protocol" in full
     assert not readme.update_readme(path, ROOT / "data" / "results", check=True)   # nothing left to change
