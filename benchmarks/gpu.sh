@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What a session lent a GPU checks, in one call, within about 8 minutes: the CUDA tests, the
-# CUDA rows of both benchmarks, and one paper cell (temporal_order, T = 100: 7 methods x 5 seeds)
-# trained on the GPU by the sweep, with its time. Logs go to OUTDIR (default $OUT, else build/gpu).
+# CUDA rows of both benchmarks, one paper cell (temporal_order, T = 100: 7 methods x 5 seeds) at
+# 5,000 iterations with the projected paper, confirm and long profiles, and the same cell
+# started by the sweep (rows written as runs end). Logs go to OUTDIR (default $OUT, else build/gpu).
 #
 #   bash benchmarks/gpu.sh [OUTDIR]
 #
@@ -34,9 +35,12 @@ timeout 90 $PY -m benchmarks.per_example --repeats 5 2>&1 | tee "$OUTDIR/per-exa
 step "training cost per sequence on the GPU (benchmarks/training.py)"
 timeout 120 $PY -m benchmarks.training --device cuda --iterations 400 2>&1 | tee "$OUTDIR/training-cuda.txt"
 
-step "one paper cell on the GPU: temporal_order T=100, every method and seed, one call"
+step "one paper cell at 5,000 iterations, and the projected profiles (benchmarks/gpu_cell.py)"
+timeout ${PROJECTION_SECONDS:-200} $PY -m benchmarks.gpu_cell --iterations 5000 2>&1 | tee "$OUTDIR/cell-projection.txt"
+
+step "one paper cell through the sweep: temporal_order T=100, every method and seed, one call"
 start=$(date +%s)
-timeout ${CELL_SECONDS:-150} $PY -m gradreg sweep --profile paper --cell temporal_order:100 --device cuda \
+timeout ${CELL_SECONDS:-60} $PY -m gradreg sweep --profile paper --cell temporal_order:100 --device cuda \
   --workers 1 --no-progress --results "$OUTDIR/cell.csv" 2>&1 | tail -3
 echo "cell: $(( $(date +%s) - start )) s wall, $(( $(wc -l < "$OUTDIR/cell.csv") - 1 )) of 35 runs finished" \
   | tee "$OUTDIR/cell.txt"

@@ -21,6 +21,11 @@ checks and stopping point, and every product of the batched passes is a `bmm` th
 run exactly the product of that run alone: `train(c)` is bit for bit the run of c in any
 `train_many` call on the CPU (tested), and a run stops without disturbing the others.
 
+An iteration reads nothing back to the host: each run's gradient norm, clipping scale, loss
+and logged norms, and whether its step was finite, stay on the device (`_Group._step`) and are
+read at once at the next check, end or checkpoint (`_Group._flush`); a step that was not finite
+is masked on the device, and the run ends at that iteration when the flush sees it.
+
 A run can be stopped and go on later exactly where it stopped: with `checkpoints=DIR` each run in
 flight saves its whole state there every `checkpoint_seconds` (`gradreg.checkpoints`, `_Run.state`),
 and a run whose file is there starts from it. Runs therefore count their own iterations: a resumed
@@ -92,6 +97,14 @@ TEST_CHUNK = 500
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 STEP_MEANS = ("grad_norm", "minibatch_long_term_norm", "pool_score_q10", "pool_score_q50", "pool_score_q90")
+#: A step's log of every run, one float64 row per run, kept on the device until the next check
+#: (`_Group._flush`): an iteration reads nothing back to the host. "ok" is 1 where the run's
+#: loss and gradient norm were finite (its step was applied), 0 where they were not.
+STEP_FIELDS = ("loss", "minibatch_long_term_norm", "grad_norm", "pool_score_q10", "pool_score_q50",
+               "pool_score_q90", "omega", "ok")
+_FIELD = {name: k for k, name in enumerate(STEP_FIELDS)}
+#: The pool-score quantiles a step logs (an SGR run's; absent from its log where no score was finite)
+POOL_QUANTILES = (0.1, 0.5, 0.9)
 #: The columns of `TrainResult.history`, one row per check.
 HISTORY_COLUMNS = ("iteration", "examples", "seconds", "train_loss", "test_error", "test_counted",
                    *STEP_MEANS, "spectral_radius")
@@ -373,7 +386,7 @@ def _pascanu_extra(runs: list[_Run], record: BPTTRecord, W_rec: Tensor, logs: li
     the term their W_rec gradients gain."""
     values, dW = omega_grads(W_rec, record)
     weight = torch.tensor([r.config.omega_weight for r in runs], dtype=dW.dtype, device=dW.device)
-    for log, value in zip(logs, values.tolist()):
+    for log, value in zip(logs, values):
         log["omega"] = value
     return weight[:, None, None] * dW
 
@@ -384,16 +397,16 @@ STEP_EXTRAS = {"pascanu": _pascanu_extra}
 
 def sgr_weights(c: TrainConfig, record: BPTTRecord, lag: int, generator, log: dict) -> Tensor:
     """Score one run's pool from its record, pick n by the rule, return dense (M,) weights;
-    the pool score quantiles go into `log`."""
+    the pool score quantiles (POOL_QUANTILES of the finite scores, NaN where none is finite)
+    go into `log["pool_score_quantiles"]`, a float64 tensor left on the device."""
     M, n = record.batch_size, c.batch_size
     scores, ratios, gram = pool_scores(record, lag, need_gram=(c.rule == "greedy"),
                                        need_scores=(c.rule != "random"))
     if scores is not None:
-        finite = scores[torch.isfinite(scores)]
-        if finite.numel():
-            q = torch.quantile(finite.double(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64,
-                                                              device=finite.device))
-            log["pool_score_q10"], log["pool_score_q50"], log["pool_score_q90"] = q.tolist()
+        # the quantiles of the finite scores alone, without a data-dependent shape (no host sync)
+        finite = torch.where(torch.isfinite(scores), scores.double(), math.nan)
+        log["pool_score_quantiles"] = torch.nanquantile(
+            finite, torch.tensor(POOL_QUANTILES, dtype=torch.float64, device=finite.device))
     sel = sampling.select(c.rule, n, scores, ratios, gram, band=(c.band_low, c.band_high),
                           alpha=c.alpha, importance=c.importance_weights,
                           greedy_band=(c.greedy_low, c.greedy_high), generator=generator)
@@ -406,10 +419,41 @@ def sgr_weights(c: TrainConfig, record: BPTTRecord, lag: int, generator, log: di
     return sel.pool_weights(M).to(record.h.dtype)
 
 
-def _update(config: TrainConfig, params, velocity, grads, scale: float, second=None, t: int = 1) -> None:
-    """One run's update, in place, from its gradients (times the clipping `scale`). Adam
-    (`optimizer="adam"`) keeps its first moment in `velocity` and its second in `second`; `t`
-    is the update's number (from 1), for the bias corrections."""
+def clip_scale(grad_norm: Tensor, clip: Tensor) -> Tensor:
+    """The clipping scale min(1, clip / ||g||) of each run, from its gradient norm and its
+    threshold (NaN: no clipping, scale 1), as float64 tensors: the scale a Python float
+    computed from the norm read back, to the bit (tested), without reading it back. A zero
+    gradient is not scaled."""
+    # a tensor divided by a tensor: `clip / tensor` with a Python number would multiply by a
+    # reciprocal, which rounds differently
+    return torch.where(torch.isnan(clip), 1.0, (clip / grad_norm).clamp(max=1.0))
+
+
+def _lead(x: Tensor, like: Tensor) -> Tensor:
+    """`x`, one value per run (or a single value), shaped to broadcast over the leading (run)
+    dimension of `like` and in its dtype."""
+    return x.reshape(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+
+
+def _commit(ok: Tensor | None, *pairs) -> None:
+    """Write each (tensor, new value) pair in place, where `ok` holds (one bool per run along
+    the leading dimension, or one for all); where it does not, the tensor keeps its value."""
+    for old, new in pairs:
+        if ok is None:
+            old.copy_(new)
+        else:
+            torch.where(_lead(ok, old).bool(), new, old, out=old)
+
+
+def _update(config: TrainConfig, params, velocity, grads, scale: Tensor, second=None, t: int = 1,
+            ok: Tensor | None = None) -> None:
+    """The update of one run, or of several runs whose tensors are stacked along a leading
+    dimension, in place, from their gradients times the clipping `scale` (float64, one per run
+    or a single value: `clip_scale`); elementwise, so each run's numbers are those of its update
+    alone. Adam (`optimizer="adam"`) keeps its first moment in `velocity` and its second in
+    `second`; `t` is the update's number (from 1), for the bias corrections. `ok` (bool, one per
+    run or one): False leaves weights and moments as they are (a step whose loss or gradient
+    was not finite), decided on the device."""
     mu, lr = config.momentum, config.lr
     with torch.no_grad():
         if config.optimizer == "adam":               # torch.optim.Adam's update, without weight decay
@@ -417,18 +461,21 @@ def _update(config: TrainConfig, params, velocity, grads, scale: float, second=N
             step = lr / (1 - b1 ** t)
             root = math.sqrt(1 - b2 ** t)
             for p, m, v, gr in zip(params, velocity, second, grads):
-                g = gr * scale
-                m.lerp_(g, 1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                p.addcdiv_(m, (v.sqrt() / root).add_(ADAM_EPS), value=-step)
+                g = gr * _lead(scale, gr)
+                m_new = torch.lerp(m, g, 1 - b1)
+                v_new = v.mul(b2).addcmul_(g, g, value=1 - b2)
+                _commit(ok, (p, torch.addcdiv(p, m_new, (v_new.sqrt() / root).add_(ADAM_EPS), value=-step)),
+                        (m, m_new), (v, v_new))
         elif config.momentum_form == "torch":        # v <- mu v + g, w <- w - lr v
             for p, v, gr in zip(params, velocity, grads):
-                v.mul_(mu).add_(gr, alpha=scale)
-                p.sub_(v, alpha=lr)
+                # addcmul rounds v mu + g scale once, as add_(g, alpha=scale) did (tested)
+                v_new = torch.addcmul(v.mul(mu), gr, _lead(scale, gr))
+                _commit(ok, (p, torch.sub(p, v_new, alpha=lr)), (v, v_new))
         else:                                        # v <- mu v - lr g, w <- w + v (the authors')
+            alpha = scale * -lr
             for p, v, gr in zip(params, velocity, grads):
-                v.mul_(mu).add_(gr, alpha=-lr * scale)
-                p.add_(v)
+                v_new = torch.addcmul(v.mul(mu), gr, _lead(alpha, gr))
+                _commit(ok, (p, p + v_new), (v, v_new))
 
 
 def _total_norm(grads) -> Tensor:
@@ -467,6 +514,8 @@ class _Group:
                     fresh = self.runs[k] = _Run(r.config, self.task, self.device, self.dtype, step_logs)
                     fresh.checkpoint = r.checkpoint
         self.active = list(self.runs)
+        self.pending: list[Tensor] = []       # the steps' logs since the last `_flush`
+        self._constants()
         if self.lstm:
             run = self.runs[0]
             run.velocity = [torch.zeros_like(p) for p in run.model.parameters()]
@@ -527,6 +576,7 @@ class _Group:
         if len(keep) == len(self.active):
             return
         self.active = [self.active[k] for k in keep]
+        self._constants()
         if not self.lstm and self.active:
             index = torch.tensor(keep, dtype=torch.long, device=self.device)
             self.params = {n: p.index_select(0, index) for n, p in self.params.items()}
@@ -548,7 +598,14 @@ class _Group:
         clock = saved = time.perf_counter()
         checkpointed = self.runs[0].checkpoint is not None
         while self.active:
-            ended = self._step()
+            self._step()
+            # the logs are read back only where they are needed: a check, a run's end, a checkpoint
+            save = checkpointed and time.perf_counter() - saved >= self.checkpoint_seconds
+            if save or any(r.it % r.config.check_every == 0 or r.it >= r.config.max_iterations
+                           or r.config.max_seconds for r in self.active):
+                ended = self._flush()
+            else:
+                ended = set()
             checks = [k for k, r in enumerate(self.active)
                       if k not in ended and r.it % r.config.check_every == 0]
             validations = [k for k in checks if self.active[k].validation is not None]
@@ -577,7 +634,7 @@ class _Group:
             if ended:
                 self._end([self.active[k] for k in sorted(ended)])
                 self._keep([k for k in range(len(self.active)) if k not in ended])
-            if checkpointed and self.active and time.perf_counter() - saved >= self.checkpoint_seconds:
+            if save and self.active:
                 self._save_checkpoints()
                 saved = time.perf_counter()
             if bar is not None:
@@ -711,8 +768,11 @@ class _Group:
 
     # ------------------------------------------------------------------ one iteration of every run
 
-    def _step(self) -> set[int]:
-        """One training step of every active run; returns the positions of runs that diverged.
+    def _step(self) -> None:
+        """One training step of every active run, with nothing read back to the host: each run's
+        log, its clipping scale and whether its step was finite stay on the device, in
+        `self.pending` until `_flush` reads them at the next check. A run whose loss or gradient
+        norm is not finite keeps its weights from that step on; `_flush` ends it there.
         (Runs resumed from checkpoints may stand at different iterations.)"""
         runs = self.active
         xs, ys = [], []
@@ -722,42 +782,93 @@ class _Group:
             ys.append(y)
             r.it += 1
             r.examples += self.draw
-        logs = [{"iteration": r.it} for r in runs]
+        logs = [{} for _ in runs]
         if self.lstm:
             grads = [self._lstm_grads(runs[0], xs[0], ys[0], logs[0])]
         else:
-            grads = self._srn_grads(runs, torch.stack(xs), torch.stack(ys), logs)
-        diverged = set()
-        norms = torch.stack([_total_norm(g) for g in grads]).tolist()   # one host sync for all runs
-        for k, (r, log, g) in enumerate(zip(runs, logs, grads)):
-            log["grad_norm"] = norms[k]
-            if r.step_logs:
-                r.step_rows.append(log)
-            if not (math.isfinite(log["grad_norm"]) and math.isfinite(log["loss"]) and r.lr_fits):
-                r.diverged = True
-                diverged.add(k)
+            stacked = self._srn_grads(runs, torch.stack(xs), torch.stack(ys), logs)
+            grads = [[stacked[n][k] for n in PARAM_NAMES] for k in range(len(runs))]
+        norms = torch.stack([_total_norm(g) for g in grads]).double()
+        values = torch.full((len(runs), len(STEP_FIELDS)), math.nan, dtype=torch.float64, device=self.device)
+        values[:, _FIELD["loss"]] = torch.stack([log["loss"] for log in logs])
+        values[:, _FIELD["minibatch_long_term_norm"]] = torch.stack([log["minibatch_long_term_norm"] for log in logs])
+        values[:, _FIELD["grad_norm"]] = norms
+        nan = self.nan3                 # for the runs without quantiles or omega
+        if any("pool_score_quantiles" in log for log in logs):
+            values[:, _FIELD["pool_score_q10"]:_FIELD["pool_score_q90"] + 1] = torch.stack(
+                [log.get("pool_score_quantiles", nan) for log in logs])
+        if any("omega" in log for log in logs):
+            values[:, _FIELD["omega"]] = torch.stack([log.get("omega", nan[0]).to(torch.float64) for log in logs])
+        ok = torch.isfinite(norms) & torch.isfinite(values[:, _FIELD["loss"]]) & self.lr_fits
+        values[:, _FIELD["ok"]] = ok
+        scales = clip_scale(norms, self.clips)
+        first = runs[0]
+        if not self.lstm and self.one_update and (first.config.optimizer != "adam"
+                                                  or all(r.it == first.it for r in runs)):
+            # one update for the whole group, each tensor stacked over the runs
+            second = [self.second[n] for n in PARAM_NAMES] if first.config.optimizer == "adam" else None
+            _update(first.config, [self.params[n] for n in PARAM_NAMES], [self.velocity[n] for n in PARAM_NAMES],
+                    [stacked[n] for n in PARAM_NAMES], scales, second, first.it, ok)
+            self.pending.append(values)
+            return
+        for k, (r, g) in enumerate(zip(runs, grads)):
+            if not r.lr_fits:      # not even computable; `ok` marks the step diverged
                 continue
-            r.since_check.append(log)
-            scale = min(1.0, r.clip / log["grad_norm"]) if r.clip else 1.0
             params = r.model.parameters() if self.lstm else (self.params[n][k] for n in PARAM_NAMES)
             velocity = r.velocity if self.lstm else (self.velocity[n][k] for n in PARAM_NAMES)
             second = None
             if r.config.optimizer == "adam":
                 second = r.second if self.lstm else (self.second[n][k] for n in PARAM_NAMES)
-            _update(r.config, params, velocity, g, scale, second, r.it)
+            _update(r.config, params, velocity, g, scales[k], second, r.it, ok[k])
+        self.pending.append(values)
+
+    def _flush(self) -> set[int]:
+        """Read the steps' logs since the last flush back to the host, at once: each run's log
+        rows go to its step logs and its window of the next check, as they did step by step;
+        returns the positions of the runs that diverged, each set back to the iteration at which
+        it did (its weights have stood still since)."""
+        if not self.pending:
+            return set()
+        logged = torch.stack(self.pending).tolist()          # (steps, runs, fields): one host sync
+        self.pending.clear()
+        diverged = set()
+        for k, r in enumerate(self.active):
+            first = r.it - len(logged) + 1
+            for j, step in enumerate(logged):
+                log = _log_row(r.config.method, first + j, step[k])
+                if r.step_logs:
+                    r.step_rows.append(log)
+                if not step[k][_FIELD["ok"]]:
+                    r.diverged = True
+                    r.examples -= self.draw * (r.it - log["iteration"])
+                    r.it = log["iteration"]
+                    diverged.add(k)
+                    break
+                r.since_check.append(log)
         return diverged
+
+    def _constants(self) -> None:
+        """The per-run settings a step needs as tensors on the device (for the active runs)."""
+        runs = self.active
+        self.lr_fits = torch.tensor([r.lr_fits for r in runs], device=self.device)
+        self.clips = torch.tensor([r.clip if r.clip else math.nan for r in runs], dtype=torch.float64,
+                                  device=self.device)
+        self.nan3 = torch.full((3,), math.nan, dtype=torch.float64, device=self.device)
+        # the runs update as one when they update alike (Adam: also at the same iteration)
+        update = {(r.config.optimizer, r.config.momentum, r.config.momentum_form, r.config.lr) for r in runs}
+        self.one_update = len(update) == 1 and all(r.lr_fits for r in runs)
 
     def _lstm_grads(self, run: _Run, x: Tensor, y: Tensor, log: dict) -> list[Tensor]:
         model = run.model
         model.zero_grad(set_to_none=True)
         loss = (self.loss or self.task.loss)(model(x), y)
         (loss.mean() if run.config.reduction == "mean" else loss.sum()).backward()
-        log["loss"] = loss.mean().item()
-        log["minibatch_long_term_norm"] = float("nan")
+        log["loss"] = loss.detach().mean()
+        log["minibatch_long_term_norm"] = torch.tensor(math.nan, device=loss.device)
         return [p.grad for p in model.parameters()]
 
-    def _srn_grads(self, runs: list[_Run], x: Tensor, y: Tensor, logs: list[dict]) -> list[list[Tensor]]:
-        """The batched pass, then each run's step gradient (in PARAM_NAMES order)."""
+    def _srn_grads(self, runs: list[_Run], x: Tensor, y: Tensor, logs: list[dict]) -> dict[str, Tensor]:
+        """The batched pass, then the runs' step gradients, by name, stacked (K, ...)."""
         keep_u = any(r.config.method == "pascanu" for r in runs)
         record = run_pass(self.params, self.task, x, y, self.config.activation, self.readout, keep_u=keep_u,
                           loss=self.loss)
@@ -768,7 +879,6 @@ class _Group:
         grads = weighted_grads(record, weights, S, output=True)
         # norms and means are reduced run by run: a reduction over a run's own contiguous
         # slice rounds as that run alone would, one over a (K, N) tensor need not
-        lt_norms, losses = [None] * len(runs), [None] * len(runs)
         for lag in sorted({r.lag for r in runs}):
             ks = [k for k, r in enumerate(runs) if r.lag == lag]
             if lag == 0:      # the long-term component is the whole gradient
@@ -777,11 +887,9 @@ class _Group:
                 sub = record if len(ks) == len(runs) else _select_runs(record, ks)
                 part = weighted_grads(sub, weights[ks], S - lag, output=False)
             for j, k in enumerate(ks):
-                lt_norms[k] = _total_norm(g[j] for g in part.values())
+                logs[k]["minibatch_long_term_norm"] = _total_norm(g[j] for g in part.values())
         for k, rec in enumerate(records):
-            losses[k] = (rec.loss * weights[k]).sum() / weights[k].sum()
-        losses = torch.stack(losses).tolist()
-        lt_norms = torch.stack(lt_norms).tolist()
+            logs[k]["loss"] = (rec.loss * weights[k]).sum() / weights[k].sum()
         for method, extra in STEP_EXTRAS.items():
             ks = [k for k, r in enumerate(runs) if r.config.method == method]
             if ks:
@@ -789,10 +897,23 @@ class _Group:
                 grads["W_rec"][ks] += extra([runs[k] for k in ks], record if whole else _select_runs(record, ks),
                                             self.params["W_rec"] if whole else self.params["W_rec"][ks],
                                             [logs[k] for k in ks])
-        for k, log in enumerate(logs):
-            log["loss"] = losses[k]
-            log["minibatch_long_term_norm"] = lt_norms[k]
-        return [[grads[n][k] for n in PARAM_NAMES] for k in range(len(runs))]
+        return grads
+
+
+def _log_row(method: str, iteration: int, values: list[float]) -> dict:
+    """A step's log as the history and `TrainResult.steps` take it: an SGR run's pool-score
+    quantiles where some score was finite, a pascanu run's omega, its loss, minibatch
+    long-term norm and gradient norm."""
+    row = {"iteration": iteration}
+    if method == "sgr":
+        for name in ("pool_score_q10", "pool_score_q50", "pool_score_q90"):
+            if not math.isnan(values[_FIELD[name]]):
+                row[name] = values[_FIELD[name]]
+    if method == "pascanu":
+        row["omega"] = values[_FIELD["omega"]]
+    for name in ("loss", "minibatch_long_term_norm", "grad_norm"):
+        row[name] = values[_FIELD[name]]
+    return row
 
 
 def _select_runs(record: BPTTRecord, ks: list[int]) -> BPTTRecord:

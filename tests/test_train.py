@@ -141,7 +141,10 @@ def test_sgr_step_gradient_equals_autograd_of_the_chosen_examples_mean_loss(rule
     for name, p in model.named_parameters():
         torch.testing.assert_close(step[name], p.grad, rtol=1e-10, atol=1e-13)
     if rule != "random":
-        assert {"pool_score_q10", "pool_score_q50", "pool_score_q90"} <= set(log)
+        # the quantiles of the pool's scores, left on the device as a tensor
+        scores, _, _ = pool_scores(rec, 6)
+        expected = torch.quantile(scores.double(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+        assert torch.equal(log["pool_score_quantiles"], expected)
 
 
 def test_top_rule_chooses_the_largest_long_term_scores_of_the_pool():
@@ -353,9 +356,59 @@ def test_adam_update_is_torch_optim_adams_in_float64():
         for p, g in zip(ref, grads):
             p.grad = g * scale
         opt.step()
-        _update(config, ours, velocity, grads, scale, second, t)
+        _update(config, ours, velocity, grads, torch.tensor(scale, dtype=torch.float64), second, t)
         for a, b in zip(ours, ref):
             torch.testing.assert_close(a, b.detach(), rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------------------------ an iteration without host syncs
+
+def test_clip_scale_is_the_python_floats_scale_to_the_bit():
+    """The clipping scale stays on the device; it must be the float64 number the engine computed
+    from the norm read back, min(1, clip / float(norm)), bit for bit (a Python number divided by
+    a tensor would multiply by a rounded reciprocal instead)."""
+    from gradreg.engine import clip_scale
+    gen = torch.Generator().manual_seed(0)
+    norms = torch.cat([torch.rand(20_000, generator=gen) * 10 ** torch.randint(-6, 7, (20_000,), generator=gen),
+                       torch.tensor([1.0, 0.0])]).float()
+    for clip in (1.0, 10.0, 0.3):
+        ours = clip_scale(norms.double(), torch.full((norms.numel(),), clip, dtype=torch.float64))
+        expected = [min(1.0, clip / n) if n else 1.0 for n in norms.tolist()]
+        assert ours.tolist() == expected
+    assert clip_scale(norms.double(), torch.full((norms.numel(),), float("nan"), dtype=torch.float64)).eq(1).all()
+
+
+@pytest.mark.parametrize("form", ["torch", "classical"])
+@pytest.mark.parametrize("size", [1, 7, 50, 2_501])
+def test_a_scaled_momentum_step_rounds_as_the_python_scale_did(form, size):
+    """`_update` takes the clipping scale as a tensor; v mu + g scale must round once, as
+    `add_(g, alpha=scale)` with the Python number did (float32, sizes with and without a
+    vector tail), so that the committed rows reproduce."""
+    from gradreg.engine import _update
+    gen = torch.Generator().manual_seed(size)
+    config = TrainConfig(momentum=0.9, momentum_form=form, lr=0.01)
+    for _ in range(20):
+        p, v, g = (torch.randn(size, generator=gen) for _ in range(3))
+        scale = float(torch.rand((), generator=gen, dtype=torch.float64))
+        p_ref, v_ref = p.clone(), v.clone()
+        if form == "torch":
+            v_ref.mul_(0.9).add_(g, alpha=scale)
+            p_ref.sub_(v_ref, alpha=0.01)
+        else:
+            v_ref.mul_(0.9).add_(g, alpha=-0.01 * scale)
+            p_ref.add_(v_ref)
+        _update(config, [p], [v], [g], torch.tensor(scale, dtype=torch.float64))
+        assert torch.equal(p, p_ref) and torch.equal(v, v_ref)
+
+
+def test_a_step_that_is_not_ok_leaves_weights_and_moments_alone():
+    from gradreg.engine import _update
+    p, v, g = torch.ones(4), torch.full((4,), 0.5), torch.full((4,), float("nan"))
+    for optimizer, extra in (("sgd", {"momentum": 0.9}), ("adam", {})):
+        second = [torch.zeros(4)]
+        _update(TrainConfig(optimizer=optimizer, **extra), [p], [v], [g], torch.tensor(1.0, dtype=torch.float64),
+                second, 1, torch.tensor(False))
+        assert p.eq(1).all() and v.eq(0.5).all() and second[0].eq(0).all()
 
 
 def test_adam_asks_for_no_momentum_and_an_unknown_optimizer_is_named():
