@@ -394,9 +394,7 @@ def sgr_weights(c: TrainConfig, record: BPTTRecord, lag: int, generator, log: di
             q = torch.quantile(finite.double(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64,
                                                               device=finite.device))
             log["pool_score_q10"], log["pool_score_q50"], log["pool_score_q90"] = q.tolist()
-    sel = sampling.select(c.rule, n, scores, ratios, gram, band=(c.band_low, c.band_high),
-                          alpha=c.alpha, importance=c.importance_weights,
-                          greedy_band=(c.greedy_low, c.greedy_high), generator=generator)
+    sel = sampling.select_for(c, scores, ratios, gram, generator)
     if c.reduction == "sum":      # the summed gradient of the chosen n
         if c.rule == "weighted" and c.importance_weights:
             return (sel.pool_weights(M) * n).to(record.h.dtype)
