@@ -16,7 +16,7 @@ import torch
 
 from benchmarks._common import time_interleaved
 from gradreg import explore, make_task
-from gradreg.experiments.explorer import compute, make_params
+from gradreg.explore import compute, make_params
 
 
 def main(argv=None) -> int:

@@ -35,11 +35,10 @@ def _mallopt(mmap_threshold: int | None = None, trim_threshold: int | None = Non
 def _keep_freed_memory() -> bool:
     """Ask glibc to keep freed blocks (up to 1 GiB each) for reuse instead of handing them back
     to the OS. By default it unmaps (or trims) them, and every training step then page-faults
-    its tensors in afresh: a quarter of a sweep's CPU time went to the kernel, and this takes
-    about 30 % off a sweep's wall time (docs/performance.md). Numbers do not change. The cost:
-    a process does not give memory back to the OS before it ends, and its threads share one
-    malloc arena. Skipped when GRADREG_KEEP_MEMORY=0, and when the user tunes malloc through
-    the environment (MALLOC_*_ or GLIBC_TUNABLES)."""
+    its tensors in afresh, which made a sweep markedly slower (measured in docs/performance.md).
+    Numbers do not change. The cost: a process does not give memory back to the OS before it
+    ends, and its threads share one malloc arena. Skipped when GRADREG_KEEP_MEMORY=0, and when
+    the user tunes malloc through the environment (MALLOC_*_ or GLIBC_TUNABLES)."""
     if _os.environ.get("GRADREG_KEEP_MEMORY") == "0" \
             or any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in _os.environ):
         return False

@@ -9,8 +9,8 @@ is there when `train_many` starts goes on from it. The resumed run is bit for bi
 was never stopped (tested for every method and both protocols), so its row is the same row.
 A run's file is deleted as soon as the run has ended.
 
-Why it matters: a paper run at T = 100 takes 20-30 minutes of one core and a batched setting
-(5 seeds) about two hours; without checkpoints, stopping a sweep threw away the runs in flight.
+Why it matters: a paper run takes from minutes to hours of one core (docs/performance.md), and
+without checkpoints, stopping a sweep threw away the runs in flight.
 
 The files are torch.save archives of plain data (tensors, numbers, strings, lists and dicts),
 read back with `torch.load(weights_only=True)`, which runs no code from the file: a sweep's
@@ -18,7 +18,7 @@ checkpoints are committed with its results (data/results/paper-checkpoints/), so
 stopped on one machine goes on, on another, from where it stopped, and a clone must be able to
 read them without trusting them. A sweep keeps no per-iteration step logs (`train_many(...,
 step_logs=False)`), so a file holds a run's weights, momentum, generators, counters and check
-history: 0.1-1 MB.
+history (their sizes: docs/sweeps.md).
 
 The file's name carries a hash of the run's full config (every field, the protocol's resolved
 choices and the device included), so a changed setting never resumes from another setting's
@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from .config import DTYPES, Seeds, TrainConfig
-from .results import EnvironmentFault
+from .errors import EnvironmentFault
 
 #: Bumped whenever the layout of a run's state changes: a file of another format is not used.
 #: (1: a pickle, with step logs; 2: torch.save of plain data.)

@@ -32,16 +32,9 @@ import typing
 from pathlib import Path
 
 from .config import FROM_PROTOCOL, PROTOCOLS, TrainConfig
+from .errors import NotebookFailed, ResultsMissing, UsageError
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-class UsageError(ValueError):
-    pass
-
-
-class ResultsMissing(UsageError, FileNotFoundError):
-    """A results file to read that is not there (the user's path: exit 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -368,7 +361,7 @@ def run_readme(args) -> int:
 
 
 def run_figures(args) -> int:
-    from .notebook_runner import NotebookFailed, run_notebooks
+    from .notebook_runner import run_notebooks
     try:
         run_notebooks(args.profile, output_dir=args.output_dir, build_dir=args.build_dir)
     except NotebookFailed as error:  # a cell raised: its notebook, cell and message in one line

@@ -407,9 +407,7 @@ def sgr_weights(c: TrainConfig, record: BPTTRecord, lag: int, generator, log: di
         finite = torch.where(torch.isfinite(scores), scores.double(), math.nan)
         log["pool_score_quantiles"] = torch.nanquantile(
             finite, torch.tensor(POOL_QUANTILES, dtype=torch.float64, device=finite.device))
-    sel = sampling.select(c.rule, n, scores, ratios, gram, band=(c.band_low, c.band_high),
-                          alpha=c.alpha, importance=c.importance_weights,
-                          greedy_band=(c.greedy_low, c.greedy_high), generator=generator)
+    sel = sampling.select_for(c, scores, ratios, gram, generator)
     if c.reduction == "sum":      # the summed gradient of the chosen n
         if c.rule == "weighted" and c.importance_weights:
             return (sel.pool_weights(M) * n).to(record.h.dtype)

@@ -1,11 +1,12 @@
-"""Interactive explorer of the per-example, lag-resolved gradient statistics (issue 7).
+"""The interactive explorer of the per-example, lag-resolved gradient statistics (issue 7):
+its numbers, its figure and its ipywidgets UI (notebooks/explorer.ipynb).
 
-Everything the explorer shows is computed by
-:func:`gradreg.experiments.explorer.compute`, a pure function of a parameter dict: one
-candidate pool of M = pool_factor * batch_size sequences, ONE batched forward + BPTT pass
-(``gradreg.bptt``), the long-term scores and Gram matrix from ``passes.pool_scores`` (the
-very function the SGR training step uses), and what each selection rule of
-``gradreg.sampling`` would make of that pool:
+Everything the explorer shows is computed by :func:`compute`, a pure function of its parameters
+(:class:`ExploreParams`: the TrainConfig of an SGR run, and the explorer's own settings): the
+run's first candidate pool of M = pool_factor * batch_size sequences, ONE batched forward + BPTT
+pass (``gradreg.passes.bptt``), the long-term scores and Gram matrix from ``passes.pool_scores``,
+and what each selection rule makes of that pool, chosen by ``sampling.select_for`` as the SGR
+training step chooses:
 
 * (a) delta profiles ||dE_i/dz_t|| of every candidate against the lag S-1-t (log
   scale), with the bound ||delta_{S-1}|| (gamma ||W_rec||_2)^lag of docs/method.md section 2.3;
@@ -20,29 +21,208 @@ drawn off-screen with matplotlib's Agg backend into one ``ipywidgets.Image`` who
 bytes are swapped on each update: no flicker, and nothing depends on the notebook's
 matplotlib backend. Numbers sit beside the plots in an HTML table.
 
-    from gradreg.experiments.explorer import compute
-    from gradreg.explore import explorer
+    from gradreg.explore import compute, explorer
     result = compute({"task": "adding", "length": 60, "rule": "top"})
     result["rules"]["top"]["norm"], result["rules"]["random"]["mean"]
     ui = explorer(profile="quick")       # in a notebook: the widget UI
 """
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import html
 import io
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from .config import check_device, resolve_device
-from .experiments.explorer import EXPLORER_PRESETS, RULES, STOCHASTIC_RULES, ExploreParams, compute, make_params
-from .model import ACTIVATIONS, INITS
-from .passes import check_lag
+from . import sampling
+from .config import DTYPES, Seeds, TrainConfig, check_device, check_memory, resolve_device
+from .model import ACTIVATION_GAMMA, ACTIVATIONS, INITS, SRN, check_spectral_radius
+from .model import spectral_radius as _spectral_radius
+from .passes import bptt, check_lag, default_lag, pool_scores
 from .plotting import POOL_COLOR, RULE_COLORS, fast_log_ticks
 from .tasks import TASK_NAMES, make_task
+
+RULES = sampling.RULES
+STOCHASTIC_RULES = ("random", "weighted", "band")
+MAX_DRAWS = 100_000        # draws of a stochastic rule per update (each is one selection)
+
+# --------------------------------------------------------------------------- the numbers
+
+
+@dataclass
+class ExploreParams(TrainConfig):
+    """The explorer's inputs: the SGR training run whose first pool it shows (its rule is the one
+    highlighted in plots (a) and (b); the rules' options are the run's), and the explorer's own
+    settings. TrainConfig's defaults, but on the CPU in float64 and with a test set of one sequence
+    (the explorer draws none, and `check_memory` would count a larger one)."""
+    device: str = "cpu"
+    dtype: str = "float64"
+    test_size: int = 1
+    spectral_radius: float | None = 0.95   # None: the initialisation's own W_rec
+    draws: int = 100                       # draws of each stochastic rule
+
+    def __post_init__(self):
+        # TrainConfig checks what a run has (task, length, sizes, seed, lag, the rules' options,
+        # device, dtype) and takes numpy numbers as Python's; SRN's own check the spectral radius
+        super().__post_init__()
+        d = self.draws
+        if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DRAWS:
+            raise ValueError(f"draws must be an integer in 1..{MAX_DRAWS}, got {d!r}")
+        check_spectral_radius(self.spectral_radius)
+        resolve_device(self.device)
+
+
+#: What `make_params` (and so `compute` and the UI) takes: the run's settings that shape its first
+#: pool and the rules' choice, and the explorer's own. The run's other fields keep their defaults.
+PARAMS = ("task", "length", "activation", "init", "spectral_radius", "hidden_size", "lag", "rule", "pool_factor",
+          "batch_size", "seed", "draws", "alpha", "band_low", "band_high", "greedy_low", "greedy_high", "device",
+          "dtype")
+
+#: The explorer's sizes for each notebook profile (the notebooks' `profile` parameter);
+#: "quick" is ExploreParams' own defaults.
+EXPLORER_PRESETS = {
+    "smoke": dict(length=20, hidden_size=16, batch_size=8, pool_factor=2, draws=20),
+    "quick": dict(),
+    "paper": dict(length=100, draws=200),
+}
+
+
+def make_params(params=None, **overrides) -> ExploreParams:
+    """An ExploreParams from a dict / ExploreParams / None plus keyword overrides (names of
+    PARAMS), checked."""
+    if isinstance(params, ExploreParams):
+        given = overrides
+    elif params is None or isinstance(params, dict):
+        given = {**(params or {}), **overrides}
+    else:
+        raise ValueError(f"params must be a dict or ExploreParams, got {type(params).__name__}")
+    unknown = sorted(set(given) - set(PARAMS))
+    if unknown:
+        raise ValueError(f"unknown explorer parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(PARAMS))}")
+    return params.replace(**given) if isinstance(params, ExploreParams) else ExploreParams(**given)
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """Temporarily limit torch's intra-op threads. The explorer's tensors are tiny: on a busy
+    machine OpenMP threads waiting on each other made an update many times slower
+    (docs/performance.md), and one thread never loses at these sizes."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def compute(params=None, threads: int | None = 1, **overrides) -> dict:
+    """All the numbers the explorer shows, for one parameter set (pure: same params, same result).
+
+    Returns a dict with
+      params (ExploreParams), steps S, lag tau, pool_size M, batch_size n,
+      delta_norm (M, S) ndarray ||dE_i/dz_t||, scores (M,) s_i(tau), ratios (M,) r_i(tau),
+      full_norm (M,) per-example full gradient norm,
+      spectral_radius, w_rec_norm (||W_rec||_2), gamma,
+      pool_norm (long-term norm of the mean over the whole pool), random_rms (exact RMS of
+      the random rule's norm), score_quantiles {q10, q50, q90},
+      rules: {rule: {index (n,) ndarray, weight, norm, full_norm, triangle,
+                     mean, std, draws (ndarray of norms over the draws)}},
+      seconds (time spent).
+    threads: torch intra-op threads while computing (None: leave torch's setting alone).
+    """
+    with _threads(threads):
+        return _compute(make_params(params, **overrides))
+
+
+def _check_memory(p: ExploreParams, task) -> None:
+    """Refuse, in one line, a pool that cannot fit in memory (`config.check_memory`): the pool's
+    pass, its long-term gradients and Gram matrix as an SGR step with the greedy rule, plus the
+    per-example full gradients (all parameters, float64) and their Gram matrix."""
+    M, H = p.pool_size, p.hidden_size
+    full = M * (H * (task.input_size + H + 1) + task.output_size * (H + 1)) * (8 + 4) + M * M * 8
+    check_memory(p.replace(rule="greedy"), extra_bytes=full)
+
+
+def _compute(p: ExploreParams) -> dict:
+    start = time.perf_counter()
+    device = resolve_device(p.device)
+    dtype = DTYPES[p.dtype]
+    task = make_task(p.task, p.length)
+    _check_memory(p, task)
+    S = task.steps
+    lag = check_lag(p.lag, S)
+    M, n = p.pool_size, p.batch_size
+    seeds = Seeds(p.seed, device)  # the same streams as a training run with this seed
+    model = SRN(task.input_size, p.hidden_size, task.output_size, activation=p.activation,
+                init=p.init, readout=getattr(task, "readout", "last"), generator=seeds.model,
+                spectral_radius=p.spectral_radius, dtype=dtype, device=device)
+    x, y = task.sample(M, generator=seeds.data)
+    rec = bptt(model, task, x.to(dtype), y)
+    scores, ratios, gram = pool_scores(rec, lag, need_gram=True, need_scores=True)
+    if not (torch.isfinite(rec.delta).all() and torch.isfinite(gram).all()):
+        rho = _spectral_radius(model.W_rec)
+        raise ValueError(f"the network overflowed in {p.dtype}: with rho(W_rec) = {rho:.3g} and S = {S} "
+                         f"steps its deltas grow like rho^S beyond the largest {p.dtype}; lower "
+                         "spectral_radius or length" + (", or use dtype float64" if p.dtype == "float32" else ""))
+    # per-example full gradients (all parameters) for the full-norm column
+    full = rec.recurrent_grads()
+    full.update(rec.output_grads())
+    flat_full = torch.cat([g.flatten(1) for g in full.values()], 1).double()
+    gram_full = flat_full @ flat_full.T
+    delta_norm = torch.linalg.vector_norm(rec.delta, dim=2).T               # (M, S)
+
+    with torch.no_grad():
+        w_rec = model.W_rec.detach().double().cpu()
+        w_rec_norm = torch.linalg.matrix_norm(w_rec, ord=2).item()
+    rho = _spectral_radius(model.W_rec)
+
+    rules = {}
+    ones = torch.full((M,), 1.0 / M, dtype=torch.float64, device=gram.device)
+    for rule in RULES:
+        run = p.replace(rule=rule)
+        gen = Seeds(p.seed, device).select      # each rule draws from the run's own selection stream
+        sel = sampling.select_for(run, scores, ratios, gram, gen)
+        w = sel.pool_weights(M).to(gram.device)
+        norm = sampling.minibatch_norm(gram, w)
+        entry = {"index": sel.index.cpu().numpy(), "weight": sel.weight.cpu().numpy(), "norm": norm,
+                 "full_norm": sampling.minibatch_norm(gram_full, w),
+                 "triangle": float((w.cpu() * scores.double().cpu()).sum())}
+        if rule in STOCHASTIC_RULES:
+            norms = [norm]
+            for _ in range(p.draws - 1):
+                s = sampling.select_for(run, scores, ratios, gram, gen)
+                norms.append(sampling.minibatch_norm(gram, s.pool_weights(M).to(gram.device)))
+            draws = np.asarray(norms)
+        else:
+            draws = np.asarray([norm])
+        entry.update(draws=draws, mean=float(draws.mean()), std=float(draws.std()))
+        rules[rule] = entry
+
+    s_np = scores.double().cpu().numpy()
+    finite = s_np[np.isfinite(s_np)]
+    q = np.quantile(finite, [0.1, 0.5, 0.9]) if finite.size else [float("nan")] * 3
+    return {
+        "params": p, "steps": S, "lag": lag, "pool_size": M, "batch_size": n,
+        "delta_norm": delta_norm.double().cpu().numpy(),
+        "scores": s_np, "ratios": ratios.double().cpu().numpy(),
+        "full_norm": torch.diagonal(gram_full).clamp_min(0).sqrt().cpu().numpy(),
+        "loss": rec.loss.double().cpu().numpy(), "readout": rec.readout,
+        "spectral_radius": rho, "w_rec_norm": w_rec_norm, "gamma": ACTIVATION_GAMMA[p.activation],
+        "pool_norm": sampling.minibatch_norm(gram, ones),
+        "random_rms": sampling.random_minibatch_rms(gram, n),
+        "score_quantiles": {"q10": float(q[0]), "q50": float(q[1]), "q90": float(q[2])},
+        "rules": rules,
+        "seconds": time.perf_counter() - start,
+    }
+
 
 # --------------------------------------------------------------------------- drawing
 
@@ -67,8 +247,8 @@ def draw(result: dict, fig=None):
     chosen[result["rules"][rule]["index"]] = True
     color = RULE_COLORS[rule]
 
-    # Titles get an explicit y: matplotlib then skips fitting them above the tick labels,
-    # which took a third of the drawing time. (a) delta profiles vs lag (lag 0 = last step)
+    # Titles get an explicit y: matplotlib then skips fitting them above the tick labels, a large
+    # part of the drawing time (docs/performance.md). (a) delta profiles vs lag (lag 0 = last step)
     dn = result["delta_norm"]
     lags = np.arange(S)[::-1].astype(float)                      # column t has lag S-1-t
     positive = dn[dn > 0]
@@ -303,7 +483,7 @@ class Explorer:
                     c["length"].value = task_cls_min
                 S = make_task(c["task"].value, c["length"].value).steps
                 c["lag"].max = S - 1
-                c["lag"].value = S // 2       # back to the default tau when S changes
+                c["lag"].value = default_lag(S)     # back to the default tau when S changes
         finally:
             self._busy = False
         self.update()
@@ -313,7 +493,7 @@ class Explorer:
         t0 = time.perf_counter()
         try:
             p = self.params()
-            key = dataclasses.replace(p, rule=RULES[0])
+            key = p.replace(rule=RULES[0])
             if key != self._cache_key:
                 self._cache = compute(p)
                 self._cache_key = key

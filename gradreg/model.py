@@ -96,7 +96,7 @@ class SRN(nn.Module):
         """Plain autograd forward: (B, S, I) -> (B, O) or (B, S, O).
 
         Under torch.no_grad() it runs the hand-written in-place pass of `gradreg.passes`
-        instead: the same numbers, a quarter faster."""
+        instead: the same numbers, faster (docs/performance.md)."""
         self.check_input(x)
         if not torch.is_grad_enabled():
             with torch.no_grad():

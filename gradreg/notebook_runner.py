@@ -10,8 +10,8 @@ import os
 import time
 from pathlib import Path
 
+from .errors import EnvironmentFault, NotebookFailed
 from .experiments.settings import NOTEBOOK_PROFILES
-from .results import EnvironmentFault
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 IMAGE_SUFFIXES = (".png", ".pdf", ".svg")
@@ -20,10 +20,6 @@ IMAGE_SUFFIXES = (".png", ".pdf", ".svg")
 def numbered_notebooks(directory=NOTEBOOK_DIR) -> list[Path]:
     """notebooks/NN_*.ipynb in order."""
     return sorted(p for p in Path(directory).glob("[0-9][0-9]_*.ipynb"))
-
-
-class NotebookFailed(RuntimeError):
-    """A notebook's cell raised: the message names the notebook, the cell and the error."""
 
 
 def _make_dirs(path: Path, what: str) -> None:

@@ -201,7 +201,7 @@ def forward(W_in: Tensor, W_rec: Tensor, b: Tensor, x: Tensor, activation: str) 
     W_rec_T = W_rec.transpose(1, 2)
     act_ = _INPLACE_ACT.get(activation)
     # W_rec h_{t-1} into a buffer, then added: the same numbers as baddbmm_ (tested), whose CPU
-    # kernel loops over the runs and costs about twice as much per step at a sweep's batch size
+    # kernel loops over the runs and is slower at a sweep's batch size (docs/performance.md)
     recurrent = torch.empty_like(hs[0])
     if act_ is not None:
         act_(hs[0])

@@ -92,6 +92,15 @@ def use_style() -> None:
     })
 
 
+def _axes(ax, figsize, panels: int | None = None, **subplots):
+    """(figure, ax) of a plot: the caller's `ax` (a panel of the caller's figure), else a new figure
+    of `figsize` with one axes, or with `panels` side by side (`ax` then their 1-D array)."""
+    if ax is None:
+        _, grid = plt.subplots(1, panels or 1, figsize=figsize, squeeze=False, **subplots)
+        ax = grid[0, 0] if panels is None else grid[0]
+    return (ax if panels is None else ax[0]).figure, ax
+
+
 def save_figure(fig, name: str, output_dir, formats=FIGURE_FORMATS) -> list[Path]:
     """Write `fig` as output_dir/name.png (+ .pdf); returns the paths written."""
     output_dir = Path(output_dir)
@@ -128,11 +137,7 @@ def plot_delta_profiles(profiles: pd.DataFrame, axes=None):
     """
     activations = list(dict.fromkeys(profiles["activation"]))
     radii = sorted(profiles["radius"].unique())
-    if axes is None:
-        fig, axes = plt.subplots(1, len(activations), figsize=(4.2 * len(activations), 3.9),
-                                 sharey=True, squeeze=False)
-        axes = axes[0]
-    fig = axes[0].figure
+    fig, axes = _axes(axes, (4.2 * len(activations), 3.9), panels=len(activations), sharey=True)
     colors = sns.color_palette(SEQUENTIAL, len(radii))
     for ax, act in zip(axes, activations):
         sub = profiles[profiles["activation"] == act]
@@ -220,7 +225,7 @@ def fast_log_ticks(axis, lo: float, hi: float) -> None:
     subs = (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
     axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=6))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}" if v and (v < 1e-3 or v >= 1e4) else f"{v:g}"))
-    axis.set_minor_locator(NullLocator())  # minor log ticks were a third of the drawing time
+    axis.set_minor_locator(NullLocator())  # minor log ticks: a large part of the drawing time
 
 
 def _minor_labeller(axis):
@@ -253,9 +258,7 @@ def plot_score_distributions(scores: pd.DataFrame, axes=None, hue="length", hue_
 
     scores: columns `score` and the `hue` column (one distribution per value).
     """
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.9))
-    fig = axes[0].figure
+    fig, axes = _axes(axes, (10.5, 3.9), panels=2)
     values = list(dict.fromkeys(scores[hue]))
     colors = _hue_colors(values)
     for value in values:
@@ -298,9 +301,7 @@ def plot_timings(timings: pd.DataFrame, ax=None):
 
     timings: columns method, batch_size, seconds.
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    fig = ax.figure
+    fig, ax = _axes(ax, (6.4, 4.2))
     palette = {"batched BPTT (gradreg)": OKABE_ITO["vermillion"],
                "per-example autograd loop": OKABE_ITO["grey"],
                "torch.func vmap(grad)": OKABE_ITO["blue"],
@@ -323,9 +324,7 @@ def plot_timings(timings: pd.DataFrame, ax=None):
 
 def plot_gram_identity(check: pd.DataFrame, ax=None):
     """Squared norm of the minibatch mean: Gram-matrix prediction against direct computation."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    fig = ax.figure
+    fig, ax = _axes(ax, (4.6, 4.2))
     for component, sub in check.groupby("component", sort=False):
         ax.scatter(sub["measured"], sub["predicted"], s=14, alpha=0.7, label=component,
                    color=OKABE_ITO["blue"] if component == "full" else OKABE_ITO["vermillion"])
@@ -344,9 +343,7 @@ def plot_gram_identity(check: pd.DataFrame, ax=None):
 
 def plot_triangle_bound(check: pd.DataFrame, ax=None):
     """||mean_B g|| against mean_B ||g_i||: every point lies under the diagonal."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    fig = ax.figure
+    fig, ax = _axes(ax, (4.6, 4.2))
     sizes = sorted(check["n"].unique())
     colors = dict(zip(sizes, sns.color_palette(SEQUENTIAL, len(sizes))))
     for n in sizes:
@@ -372,9 +369,7 @@ def plot_triangle_bound(check: pd.DataFrame, ax=None):
 def plot_noise_model(check: pd.DataFrame, ax=None):
     """E||mean_B g||^2 against n: measured (mean over disjoint minibatches, +- 2 s.e.)
     and predicted ||mu||^2 + sigma^2/n, for the full and the long-term gradient."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.4, 4.2))
-    fig = ax.figure
+    fig, ax = _axes(ax, (5.4, 4.2))
     for component, sub in check.groupby("component", sort=False):
         color = OKABE_ITO["blue"] if component == "full" else OKABE_ITO["vermillion"]
         sub = sub.sort_values("n")
@@ -396,9 +391,7 @@ def plot_noise_model(check: pd.DataFrame, ax=None):
 
 def plot_selection(selection: pd.DataFrame, axes=None):
     """Minibatch long-term norm and long-term SNR for each rule against the pool factor."""
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0))
-    fig = axes[0].figure
+    fig, axes = _axes(axes, (10.5, 4.0), panels=2)
     markers = {"random": "o", "top": "s", "band": "v", "weighted": "D", "greedy": "^"}
     # the SNRs are unbiased estimates and can be <= 0, which a log axis cannot show: such points
     # sit on a floor below the smallest positive one, drawn hollow
@@ -523,9 +516,7 @@ def plot_position_ranges(tasks, ax=None, labels=None):
     """For each task, where its relevant inputs can fall (as a fraction of the sequence) and
     the lags they imply; the dashed line is the default lag threshold tau = floor(S/2).
     `labels`: one y label per task (default: the task names)."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9.5, 0.6 + 0.6 * len(tasks)))
-    fig = ax.figure
+    fig, ax = _axes(ax, (9.5, 0.6 + 0.6 * len(tasks)))
     for k, task in enumerate(tasks):
         S = task.steps
         ax.barh(k, 1.0, left=0, height=0.7, color="0.92", edgecolor="0.6")
@@ -559,9 +550,7 @@ def plot_learning_curves(curves: pd.DataFrame, ax=None, x="examples", title=None
     curves: columns label, seed, `x`, test_error (on a common grid; see
     `gradreg.analysis.curves_on_grid`).
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8.6, 4.4))
-    fig = ax.figure
+    fig, ax = _axes(ax, (8.6, 4.4))
     for label in ordered(curves["label"]):
         sub = curves[curves["label"] == label]
         # only where every seed has a value: a median over the runs still going would be
@@ -613,9 +602,7 @@ def plot_training_dynamics(steps: pd.DataFrame, history: pd.DataFrame, window: i
 def plot_long_term_norm(steps: pd.DataFrame, ax=None, window: int = 25):
     """Minibatch long-term norm over training (rolling median over `window` iterations,
     median across seeds), one line per label."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.2, 4.2))
-    fig = ax.figure
+    fig, ax = _axes(ax, (7.2, 4.2))
     for label in ordered(steps["label"]):
         sub = steps[steps["label"] == label]
         per_seed = []
@@ -648,9 +635,7 @@ def plot_success_rate(summary: pd.DataFrame, ax=None):
     """
     if ax is None and _tasks(summary) > 1:
         return _facets(plot_success_rate, summary)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.2, 4.4))
-    fig = ax.figure
+    fig, ax = _axes(ax, (7.2, 4.4))
     labels = ordered(summary["label"])
     lengths = sorted(summary["length"].unique())
     offsets = np.linspace(-0.25, 0.25, len(labels)) if len(labels) > 1 else [0.0]
@@ -680,9 +665,7 @@ def plot_examples_to_solve(results: pd.DataFrame, ax=None):
     against length, log scale."""
     if ax is None and _tasks(results) > 1:
         return _facets(plot_examples_to_solve, results)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.2, 4.4))
-    fig = ax.figure
+    fig, ax = _axes(ax, (7.2, 4.4))
     labels = ordered(results["label"])
     lengths = sorted(results["length"].unique())
     positions = {L: k for k, L in enumerate(lengths)}

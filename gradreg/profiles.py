@@ -1,16 +1,13 @@
 """What a sweep runs: the profiles, each a list of `TrainConfig`s in the order it is submitted.
 
     smoke   temporal_order T=10, hidden 20, lr 0.3 (so that they solve), clip / sgr-top /
-            sgr-random / lstm, seeds 0-1, 300 iterations, 2,000 test sequences: 8 runs,
-            about 15 seconds (most of it starting the cluster)
+            sgr-random / lstm, seeds 0-1, 300 iterations, 2,000 test sequences: 8 runs
     quick   temporal_order and adding at T = 20, 40; the 7 paper methods;
-            seeds 0-2; 4,000 iterations: 84 runs, about 10-15 minutes on 2 cores
+            seeds 0-2; 4,000 iterations: 84 runs
     paper   temporal_order and adding at T = 50, 100, 150, 200; methods sgd, clip,
             pascanu, sgr/top, sgr/random, sgr/weighted (no importance weights), lstm;
-            seeds 0-4; PAPER_MAX_ITERATIONS = 50,000 iterations per run (TrainConfig's default): 280 runs.
-            Projected by `python -m benchmarks.training --projection` with every run counted at
-            its full budget: about 56 core-hours on the 2-core development machine, 21 on an
-            idle 16-core host (docs/performance.md); a run stops early once solved.
+            seeds 0-4; PAPER_MAX_ITERATIONS = 50,000 iterations per run (TrainConfig's default): 280 runs,
+            each stopping early once solved.
             T = 100 first, then 200 (clip, pascanu, sgr/top and sgr/random on both tasks, then
             sgr/weighted, then sgd and lstm), 150 and 50: the claim is about links at a range of
             about 100 and longer.
@@ -31,6 +28,9 @@
     long    section 11.8: temporal_order T = 100, seeds 0-4, 250,000 iterations (LONG_MAX_ITERATIONS),
             pascanu, sgr/random, sgr/top and the variant (with its control where that is not
             sgr/random); then T = 150: 40 runs.
+
+What each profile costs (measured, and projected by `python -m benchmarks.training --projection`):
+docs/performance.md.
 
 The files of screen, control, confirm and long have the `arm` column (PROFILES_WITH_ARMS): a
 run's arm names the settings it changes (TrainConfig.arm), so variants of one method differ.
@@ -210,8 +210,7 @@ def _paper_grid() -> list[TrainConfig]:
     of about 100 and longer, so T = 100 comes first (every method), then T = 200: the methods
     under test and their controls before sgd and lstm, and among those the four of issue 11's
     minimum (clip, pascanu, sgr/top, sgr/random) on both tasks before sgr/weighted, so that the
-    minimum is reached about a unit of SGR runs (some 4 core-hours) sooner; then T = 150, then
-    T = 50."""
+    minimum is reached a unit of SGR runs sooner; then T = 150, then T = 50."""
     tasks, seeds, common = ("temporal_order", "adding"), range(5), {"max_iterations": PAPER_MAX_ITERATIONS}
     at_200 = [[m for m in PAPER_METHODS if method_label(m[0], m[1]) in wave] for wave in PAPER_WAVES_AT_200]
     order = [(100, PAPER_METHODS), *((200, methods) for methods in at_200), (150, PAPER_METHODS),

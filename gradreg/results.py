@@ -60,22 +60,13 @@ from pathlib import Path
 import pandas as pd
 
 from .config import TrainConfig
+from .errors import BadRow, EnvironmentFault, ResultsLocked
 
 __all__ = ["COLUMNS", "AUTHORS_COLUMNS", "KEY", "HISTORY_COLUMNS", "VALIDATION_HISTORY_COLUMNS",
            "results_columns", "history_columns", "file_columns", "with_arm", "config_key", "row_key", "rows_of",
            "ResultsFile",
            "HistoryFile", "history_path", "load_results", "load_history", "empty_results", "drop_runs",
            "EnvironmentFault", "ResultsLocked"]
-
-
-class EnvironmentFault(OSError):
-    """A fault of the machine or its surroundings, not of the arguments: a file that cannot be
-    written, a scheduler that cannot be reached, a lock held by another process. Its message
-    is one line that names the path or address and what to do."""
-
-
-class ResultsLocked(EnvironmentFault):
-    """The results file is being written by another sweep."""
 
 
 COLUMNS = ("task", "length", "method", "rule", "seed", "solved", "iterations", "examples",
@@ -165,10 +156,6 @@ def _header_columns(line: bytes):
     return _HEADERS.get(text)
 
 
-class _BadRow(ValueError):
-    pass
-
-
 def _field(column: str, text: str):
     if column in _INT_COLUMNS:
         value = None
@@ -180,7 +167,7 @@ def _field(column: str, text: str):
                 if number.is_integer():
                     value = int(number)
         if value is None or not -2 ** 63 <= value < 2 ** 63:
-            raise _BadRow(f"{column} {text!r} is not an integer")
+            raise BadRow(f"{column} {text!r} is not an integer")
         return value
     if column in _FLOAT_COLUMNS:
         if text.strip() == "":
@@ -188,33 +175,33 @@ def _field(column: str, text: str):
         try:
             return float(text)
         except ValueError:
-            raise _BadRow(f"{column} {text!r} is not a number") from None
+            raise BadRow(f"{column} {text!r} is not a number") from None
     if column in _BOOL_COLUMNS:
         if text.strip().lower() in ("true", "false"):
             return text.strip().lower() == "true"
-        raise _BadRow(f"{column} {text!r} is not True or False")
+        raise BadRow(f"{column} {text!r} is not True or False")
     return text
 
 
 def _parse_row(line: bytes, columns=COLUMNS) -> dict:
-    """One line of a results file (without its newline) as a typed row; _BadRow says why not."""
+    """One line of a results file (without its newline) as a typed row; BadRow says why not."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _BadRow(f"bytes that are not UTF-8 text at column {exc.start + 1}") from None
+        raise BadRow(f"bytes that are not UTF-8 text at column {exc.start + 1}") from None
     try:
         fields = next(csv.reader([text.rstrip("\r")], strict=True))
     except (csv.Error, StopIteration) as exc:
-        raise _BadRow(f"not a CSV row ({exc})") from None
+        raise BadRow(f"not a CSV row ({exc})") from None
     if len(fields) != len(columns):
-        raise _BadRow(f"{len(fields)} fields where a row has {len(columns)} ({', '.join(columns)})")
+        raise BadRow(f"{len(fields)} fields where a row has {len(columns)} ({', '.join(columns)})")
     return {c: _field(c, v) for c, v in zip(columns, fields)}
 
 
 def _parses(line: bytes, columns=COLUMNS) -> bool:
     try:
         _parse_row(line, columns)
-    except _BadRow:
+    except BadRow:
         return False
     return True
 
@@ -252,11 +239,11 @@ def _parse_results(path, data: bytes):
             continue
         try:
             rows.append(_parse_row(line, columns))
-        except _BadRow as exc:
+        except BadRow as exc:
             raise ValueError(f"{path}, line {number}: {exc}: {_show(line)}; fix or delete that line "
                              "(a deleted run is redone by the next sweep)") from None
     if lines and tail.strip():
-        with contextlib.suppress(_BadRow):      # a half row (a cut-short write): dropped
+        with contextlib.suppress(BadRow):      # a half row (a cut-short write): dropped
             rows.append(_parse_row(tail, columns))
     return columns, rows
 

@@ -210,7 +210,8 @@ def select(rule: str, n: int, scores: Tensor | None, ratios: Tensor, gram: Tenso
            band: tuple[float, float] = (0.01, 10.0), alpha: float = 1.0, importance: bool = False,
            greedy_band: tuple[float, float] = (1.5, 3.0),
            generator: torch.Generator | None = None) -> Selection:
-    """Choose n of the pool by `rule` (one place for the training step and the explorer).
+    """Choose n of the pool by `rule`, with the rule's options given (`select_for` takes them
+    from a run's config, as the training step and the explorer do).
 
     scores: long-term scores s_i (not needed by random/band); ratios: vanishing ratios
     r_i (band); gram: Gram matrix of the long-term gradients (greedy). greedy_band is
@@ -229,3 +230,13 @@ def select(rule: str, n: int, scores: Tensor | None, ratios: Tensor, gram: Tenso
         return select_weighted(torch.nan_to_num(scores, nan=0.0, posinf=0.0), n, alpha, importance, generator)
     unit = random_minibatch_rms(gram, n)
     return select_greedy(gram, n, (greedy_band[0] * unit, greedy_band[1] * unit))
+
+
+def select_for(config, scores: Tensor | None, ratios: Tensor, gram: Tensor | None,
+               generator: torch.Generator | None = None) -> Selection:
+    """The minibatch of one SGR step of a run: `config.batch_size` of the pool, chosen by the run's
+    rule with its options (`config`: a TrainConfig). The training step (`engine.sgr_weights`) and
+    the explorer both choose through here."""
+    c = config
+    return select(c.rule, c.batch_size, scores, ratios, gram, band=(c.band_low, c.band_high), alpha=c.alpha,
+                  importance=c.importance_weights, greedy_band=(c.greedy_low, c.greedy_high), generator=generator)

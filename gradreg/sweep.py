@@ -73,6 +73,7 @@ import pandas as pd
 
 from . import checkpoints as ckpt
 from .config import TrainConfig, work_units
+from .errors import EnvironmentFault, ResultsLocked, SchedulerUnreachable
 from .profiles import (
     AUTHORS_MAX_ITERATIONS,
     PAPER_MAX_ITERATIONS,
@@ -88,10 +89,8 @@ from .results import (
     COLUMNS,
     HISTORY_COLUMNS,
     KEY,
-    EnvironmentFault,
     HistoryFile,
     ResultsFile,
-    ResultsLocked,
     config_key,
     empty_results,
     file_columns,
@@ -110,10 +109,6 @@ __all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SM
            "profile_configs", "config_key", "run_config", "run_unit", "run_sweep", "sweep_status",
            "checkpoints_dir", "load_results", "load_history", "history_path", "EnvironmentFault",
            "ResultsLocked", "SchedulerUnreachable", "SCHEDULER_TIMEOUT"]
-
-
-class SchedulerUnreachable(EnvironmentFault, ConnectionError):
-    """Nothing answers at the scheduler address within SCHEDULER_TIMEOUT seconds."""
 
 
 #: Seconds to wait for a Dask scheduler to answer (distributed's own default is 30 s).
@@ -389,7 +384,7 @@ def _client(scheduler, workers, pending):
                 # Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers (to hand memory back to
                 # the OS), and a worker that has it neither keeps freed blocks (gradreg's
                 # import honours a malloc setting in the environment) nor avoids page-faulting
-                # every step's tensors anew: 27 % of a worker's CPU time went to the kernel.
+                # every step's tensors anew (measured in docs/performance.md).
                 # Unset here, a worker inherits the user's own setting, if any.
                 with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
                     cluster = stack.enter_context(LocalCluster(

@@ -16,8 +16,9 @@ from test_engine import BASE, METHOD_RULES, assert_identical
 import gradreg.checkpoints as ckpt
 from gradreg import TrainConfig, train, train_many
 from gradreg.engine import _Run
+from gradreg.errors import EnvironmentFault
 from gradreg.profiles import profile_configs
-from gradreg.results import EnvironmentFault, row_key
+from gradreg.results import row_key
 from gradreg.sweep import checkpoints_dir, config_key, load_results, run_sweep, run_unit, sweep_status
 from gradreg.tasks import make_task
 

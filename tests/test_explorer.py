@@ -7,6 +7,7 @@ gradients, so the two paths check each other.
 import itertools
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 
@@ -15,10 +16,9 @@ import pytest
 import torch
 
 import gradreg
-from gradreg import explore
+from gradreg import explore, sampling
 from gradreg.config import Seeds
-from gradreg.experiments import explorer as explorer_numbers
-from gradreg.experiments.explorer import RULES, compute, make_params
+from gradreg.explore import EXPLORER_PRESETS, RULES, compute, make_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "explorer.ipynb"
@@ -92,7 +92,7 @@ def test_random_rms_is_exact():
     gram = g @ g.T
     for n in (1, 2, 4, 6):
         sq = [g[list(B)].mean(0).pow(2).sum().item() for B in itertools.combinations(range(6), n)]
-        assert explorer_numbers.random_rms(gram, n) == pytest.approx(math.sqrt(statistics.fmean(sq)), rel=1e-12)
+        assert sampling.random_minibatch_rms(gram, n) == pytest.approx(math.sqrt(statistics.fmean(sq)), rel=1e-12)
 
 
 def test_random_draws_average_to_the_exact_rms():
@@ -118,8 +118,8 @@ def test_defaults_and_profiles():
     p = make_params()
     assert (p.task, p.length, p.hidden_size, p.batch_size, p.pool_factor, p.rule) == \
         ("temporal_order", 50, 50, 20, 4, "top")
-    assert compute(explorer_numbers.EXPLORER_PRESETS["smoke"])["lag"] == 10   # floor(S/2)
-    for sizes in explorer_numbers.EXPLORER_PRESETS.values():
+    assert compute(EXPLORER_PRESETS["smoke"])["lag"] == 10   # floor(S/2)
+    for sizes in EXPLORER_PRESETS.values():
         make_params(sizes)
 
 
@@ -227,3 +227,41 @@ def test_notebook_runs_headless_with_the_smoke_profile(tmp_path):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "1 updates: median" in text
     assert "Traceback" not in text
+
+
+# ------------------------------------------------------------------ bad input and its messages
+
+
+def test_explorer_refuses_a_pool_that_cannot_fit():
+    with pytest.raises(ValueError, match=r"T=10000000 needs about .* of memory"):
+        compute(length=10 ** 7)
+
+
+def test_explorer_device_and_overflow_messages():
+    with pytest.raises(ValueError, match=r"unknown device 'tpu'; allowed: auto, cpu, cuda, cuda:N"):
+        compute(device="tpu")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        explore.Explorer(device="tpu")
+    with pytest.raises(ValueError, match=r"the network overflowed in float32.*rho\(W_rec\) = 1e\+30.*float64"):
+        compute(spectral_radius=1e30, dtype="float32", activation="relu")
+    with pytest.raises(ValueError, match=r"overflowed in float64"):
+        compute(spectral_radius=1e30, activation="identity")
+
+
+@pytest.mark.parametrize("bad,word", [
+    (dict(seed=2 ** 40), "seed must be an integer in 0..2147483647"),
+    (dict(draws=10 ** 9), "draws must be an integer in 1..100000"),
+    (dict(alpha=float("nan")), "alpha must be a positive finite number"),
+    (dict(band_low=float("nan")), "band_low must be a positive finite number"),
+    (dict(lag=2.5), "lag must be an integer or None"),
+])
+def test_explorer_limits(bad, word):
+    with pytest.raises(ValueError, match=re.escape(word)):
+        compute(**bad)
+
+
+def test_explorer_numpy_parameters_and_large_alpha():
+    r = compute(hidden_size=np.int64(12), alpha=np.float32(300.0), batch_size=np.int64(4),
+                pool_factor=2, length=20, draws=5)
+    assert r["params"].hidden_size == 12 and type(r["params"].alpha) is float
+    assert all(math.isfinite(e["norm"]) for e in r["rules"].values())

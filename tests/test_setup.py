@@ -1,6 +1,10 @@
 """The two-command set-up promises: one pinned set, the API of docs/method.md section 9."""
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import gradreg
 
@@ -41,3 +45,21 @@ def test_public_api_names():
                                  batch_size=20, lr=0.01, clip=1.0, rule="top", pool_factor=4, lag=None,
                                  max_iterations=50_000, check_every=100, device="auto")
     assert config.pool_size == 80
+
+
+# ------------------------------------------------------------------ the package's lazy attribute
+
+
+@pytest.mark.slow  # a fresh process
+def test_lazy_sweep_attribute_works_in_a_fresh_process():
+    code = ("import gradreg\n"
+            "assert gradreg.sweep.load_results is not None\n"
+            "from gradreg import sweep\n"
+            "assert sweep is gradreg.sweep\n"
+            "try:\n    gradreg.nothing\nexcept AttributeError as e:\n    print('ok', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok module 'gradreg' has no attribute 'nothing'" in out.stdout
+    out = subprocess.run([sys.executable, "-c", "from gradreg import sweep; print(sweep.KEY)"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0 and "RecursionError" not in out.stderr, out.stderr[-2000:]

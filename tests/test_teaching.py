@@ -26,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import one_line, run_cli
 
 from gradreg import teaching
 from gradreg.notebook_runner import numbered_notebooks
@@ -408,3 +409,26 @@ def test_slides_build_log_is_clean(tmp_path, capfd):
     assert "KeyboardInterrupt" not in captured.err + captured.out
     assert "Traceback" not in captured.err + captured.out
 
+
+# ------------------------------------------------------------------ the output directory
+
+
+def test_student_and_slides_never_empty_a_directory_they_did_not_write(tmp_path, capsys):
+    """`--output-dir .` used to rmtree the current directory (the repository)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "precious.txt").write_text("keep me")
+    for command in ("student", "slides"):
+        code, lines = run_cli(capsys, command, "--output-dir", str(mine))
+        one_line(lines, code, 2, str(mine), "precious.txt", "did not write")
+    assert (mine / "precious.txt").read_text() == "keep me"
+    blocker = tmp_path / "FILE"
+    blocker.write_text("x")
+    code, lines = run_cli(capsys, "student", "--output-dir", str(blocker / "student"))
+    one_line(lines, code, 2, str(blocker), "is a file")
+    # a directory this command wrote before is rebuilt
+    from gradreg import teaching
+    out = tmp_path / "student"
+    teaching.build_student(out, archive=False, log=lambda *a: None)
+    teaching.build_student(out, archive=False, log=lambda *a: None)
+    assert (out / "README.md").is_file()

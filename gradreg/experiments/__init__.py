@@ -11,7 +11,7 @@
     long_range   06  the committed sweep results, or the runs to make
     protocols    07  Pascanu's conventions against the authors'
     sensitivity  08  the screen of our reading's free choices, and the variant carried forward
-    explorer     the interactive explorer's numbers (`gradreg.explore` draws them)
 
-Runs go through `gradreg.runs.run_configs`; tables of runs are `gradreg.analysis`'s.
+Runs go through `gradreg.runs.run_configs`; tables of runs are `gradreg.analysis`'s. The explorer's
+numbers, figure and widgets are one module of their own, `gradreg.explore`.
 """

@@ -11,7 +11,7 @@ import torch
 from ..config import TrainConfig
 from ..engine import sgr_weights
 from ..model import SRN
-from ..passes import bptt
+from ..passes import bptt, check_lag
 from ..stats import per_example_stats
 from ..tasks import make_task
 from .reference import autograd_reference, reference_grads
@@ -114,8 +114,8 @@ def selection_study(model: SRN, task_name: str, length: int, rules, pool_factors
     """The minibatch long-term norm and long-term SNR under each selection rule and pool factor.
 
     Each repeat draws a fresh pool of M = k n sequences, scores it and selects n exactly as
-    an SGR training step does (`gradreg.train`'s rule code, with TrainConfig defaults for
-    the rules' options), and records the selected examples' long-term gradients g_i and
+    an SGR training step does (`engine.sgr_weights`, with TrainConfig's defaults for the
+    rules' options unless `rule_options` gives them), and records the selected examples' long-term gradients g_i and
     the minibatch gradient m = sum_i w_i g_i. Per (rule, k):
 
     - lt_norm_*: median and quartiles of ||m|| over repeats;
@@ -139,7 +139,7 @@ def selection_study(model: SRN, task_name: str, length: int, rules, pool_factors
     for rule, k in combos:
         config = TrainConfig(task=task_name, length=length, method="sgr", rule=rule, pool_factor=k,
                              batch_size=batch_size, lag=lag, seed=seed, **rule_options)
-        lag_ = config.lag if config.lag is not None else task.steps // 2
+        lag_ = check_lag(config.lag, task.steps)
         data_gen = torch.Generator().manual_seed(seed * 7919 + 1)  # the same pools for every rule
         select_gen = torch.Generator().manual_seed(seed * 7919 + 2)
         selected, minibatch = [], []

@@ -1,11 +1,11 @@
 """The notebooks' settings: how large each notebook's computation is at each profile, and the
 set-up every notebook runs first.
 
-A notebook profile sizes every notebook: ``smoke`` (seconds: the test suite runs it), ``quick``
-(minutes: the committed figures, all notebooks together in under 30 minutes on a 2-core CPU)
-and ``paper`` (the real sizes: hours). `NOTEBOOK_SETTINGS` is the one table of those sizes.
+A notebook profile sizes every notebook: ``smoke`` (tiny: the test suite runs it), ``quick``
+(the committed figures) and ``paper`` (the real sizes); how long they take: docs/performance.md.
+`NOTEBOOK_SETTINGS` is the one table of those sizes.
 (The sweep's profiles, `gradreg.profiles.SWEEP_PROFILES`, are grids of training runs; the
-explorer's presets, `gradreg.experiments.explorer.EXPLORER_PRESETS`, size its one pool.)
+explorer's presets, `gradreg.explore.EXPLORER_PRESETS`, size its one pool.)
 """
 from __future__ import annotations
 
@@ -99,8 +99,8 @@ def setup(profile: str = "quick", seed: int = 0, device: str = "auto", threads: 
     """What every notebook does first: figure style, seeds, device, CPU threads.
 
     threads=1 on the CPU: the recurrences are long chains of small matrix products, for
-    which extra intra-op threads only spin (on a busy 2-core machine they made training
-    20 times slower). Returns the torch.device to use.
+    which extra intra-op threads only spin and slow training down many times on a busy machine
+    (docs/performance.md). Returns the torch.device to use.
     """
     from .. import plotting
     if profile not in NOTEBOOK_PROFILES:
