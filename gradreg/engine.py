@@ -59,6 +59,7 @@ functions of a run, each chosen by a field:
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -395,6 +396,12 @@ def _pascanu_extra(runs: list[_Run], record: BPTTRecord, W_rec: Tensor, logs: li
 STEP_EXTRAS = {"pascanu": _pascanu_extra}
 
 
+@functools.cache
+def _quantile_levels(device: torch.device) -> Tensor:
+    # made once per device: a tensor made from Python numbers is a copy from the host
+    return torch.tensor(POOL_QUANTILES, dtype=torch.float64, device=device)
+
+
 def sgr_weights(c: TrainConfig, record: BPTTRecord, lag: int, generator, log: dict) -> Tensor:
     """Score one run's pool from its record, pick n by the rule, return dense (M,) weights;
     the pool score quantiles (POOL_QUANTILES of the finite scores, NaN where none is finite)
@@ -405,8 +412,7 @@ def sgr_weights(c: TrainConfig, record: BPTTRecord, lag: int, generator, log: di
     if scores is not None:
         # the quantiles of the finite scores alone, without a data-dependent shape (no host sync)
         finite = torch.where(torch.isfinite(scores), scores.double(), math.nan)
-        log["pool_score_quantiles"] = torch.nanquantile(
-            finite, torch.tensor(POOL_QUANTILES, dtype=torch.float64, device=finite.device))
+        log["pool_score_quantiles"] = torch.nanquantile(finite, _quantile_levels(finite.device))
     sel = sampling.select_for(c, scores, ratios, gram, generator)
     if c.reduction == "sum":      # the summed gradient of the chosen n
         if c.rule == "weighted" and c.importance_weights:
