@@ -281,3 +281,20 @@ def test_settings_cover_every_notebook_and_profile():
         settings.notebook_settings("01_vanishing_gradients", "huge")
     with pytest.raises(ValueError, match="unknown profile"):
         notebook_runner.run_notebooks("huge", notebooks=[])
+
+
+def test_long_budget_runs_sit_beside_the_paper_runs_of_their_cells():
+    """Notebook 06's five-times-budget figure: the long runs and the paper runs of the same
+    (task, length, arm), labelled by budget; the paper's other cells and arms are left out."""
+    common = dict(rule="", seconds=1.0, final_error=0.0, diverged=False, device="cpu", error="", examples=0)
+    paper = pd.DataFrame([dict(common, task="temporal_order", length=length, method=method, seed=seed,
+                               solved=seed == 0, iterations=50_000 if seed else 9_000)
+                          for length in (100, 150) for method in ("pascanu", "clip") for seed in range(2)])
+    long = pd.DataFrame([dict(common, task="temporal_order", length=100, method="pascanu", seed=seed, arm="",
+                              solved=True, iterations=120_000) for seed in range(2)])
+    km = long_range.budget_curves(paper, long)
+    assert set(km["length"]) == {100}
+    assert km.groupby("label")[["runs", "solved"]].first().to_dict("index") == {
+        "pascanu, 250k iterations": {"runs": 2, "solved": 2}, "pascanu, 50k iterations": {"runs": 2, "solved": 1}}
+    assert km["time"].max() == 120_000
+    assert long_range.budget_curves(paper, long.iloc[:0]).empty

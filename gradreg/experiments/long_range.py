@@ -60,3 +60,22 @@ def committed_sweeps(results_dir="../data/results", names=("paper", "control", "
             history = load_history(path) if history_path(path).is_file() else pd.DataFrame()
             found[name] = (finished_runs(load_results(path)), history)
     return found
+
+
+def budget_curves(paper: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
+    """Kaplan-Meier curves (`analysis.kaplan_meier`) of the `long` profile's runs beside those
+    of the paper profile's runs of the same (task, length, label), each label suffixed with its
+    budget ("sgr/top, 50k iterations"): does a five-times budget change which method wins?
+    Empty without long runs."""
+    from ..analysis import kaplan_meier
+    from ..profiles import LONG_MAX_ITERATIONS, PAPER_MAX_ITERATIONS
+    long = finished_runs(long)
+    if not len(long):
+        return kaplan_meier(long)
+    paper = finished_runs(paper)
+    cells = set(zip(long["task"], long["length"], long["label"]))
+    paper = paper[[cell in cells for cell in zip(paper["task"], paper["length"], paper["label"])]]
+    curves = [kaplan_meier(runs).assign(budget=budget)
+              for runs, budget in ((paper, PAPER_MAX_ITERATIONS), (long, LONG_MAX_ITERATIONS))]
+    km = pd.concat(curves, ignore_index=True)
+    return km.assign(label=km["label"] + ", " + (km.pop("budget") // 1000).astype(str) + "k iterations")
