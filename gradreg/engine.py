@@ -868,7 +868,7 @@ class _Group:
         loss = (self.loss or self.task.loss)(model(x), y)
         (loss.mean() if run.config.reduction == "mean" else loss.sum()).backward()
         log["loss"] = loss.detach().mean()
-        log["minibatch_long_term_norm"] = torch.tensor(math.nan, device=loss.device)
+        log["minibatch_long_term_norm"] = torch.full_like(log["loss"], math.nan)
         return [p.grad for p in model.parameters()]
 
     def _srn_grads(self, runs: list[_Run], x: Tensor, y: Tensor, logs: list[dict]) -> dict[str, Tensor]:
