@@ -813,8 +813,12 @@ class _Group:
             second = [self.second[n] for n in PARAM_NAMES] if first.config.optimizer == "adam" else None
             _update(first.config, [self.params[n] for n in PARAM_NAMES], [self.velocity[n] for n in PARAM_NAMES],
                     [stacked[n] for n in PARAM_NAMES], scales, second, first.it, ok)
-            self.pending.append(values)
-            return
+        else:
+            self._update_each(runs, grads, scales, ok)
+        self.pending.append(values)
+
+    def _update_each(self, runs: list[_Run], grads: list[list[Tensor]], scales: Tensor, ok: Tensor) -> None:
+        """Each run's update on its own (runs that update differently, or an LSTM run)."""
         for k, (r, g) in enumerate(zip(runs, grads)):
             if not r.lr_fits:      # not even computable; `ok` marks the step diverged
                 continue
@@ -824,7 +828,6 @@ class _Group:
             if r.config.optimizer == "adam":
                 second = r.second if self.lstm else (self.second[n][k] for n in PARAM_NAMES)
             _update(r.config, params, velocity, g, scales[k], second, r.it, ok[k])
-        self.pending.append(values)
 
     def _flush(self) -> set[int]:
         """Read the steps' logs since the last flush back to the host, at once: each run's log
