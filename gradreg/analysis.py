@@ -24,8 +24,8 @@ __all__ = ["METHOD_ORDER", "method_label", "label_of", "results_table", "finishe
            "exact_test", "narrowest_significant_split", "summarise", "comparisons", "verdict", "report",
            "curves_on_grid", "step_logs", "histories", "final_states", "long_term_gain", "TESTED", "CONTROLS",
            "arm_label", "plan_pairs", "time_to_solve", "kaplan_meier", "curve_areas", "compare_arms", "arm_verdict",
-           "plan_comparisons", "verdict_sentence", "screen_table", "screen_choice", "EQUIVALENCE_MARGIN",
-           "SCREEN_CHECKS"]
+           "plan_comparisons", "summary_comparisons", "verdict_sentence", "screen_table", "screen_choice",
+           "EQUIVALENCE_MARGIN", "SCREEN_CHECKS"]
 
 #: the order methods appear in, in tables, legends and on axes
 METHOD_ORDER = ("sgd", "clip", "pascanu", "sgr/top", "sgr/random", "sgr/band", "sgr/weighted",
@@ -515,6 +515,25 @@ def plan_comparisons(runs: pd.DataFrame, history: pd.DataFrame | None, pairs, ta
     columns = list(compare_arms(runs.iloc[0:0], None, TESTED, CONTROLS[0], "", min_length, budget)) + \
         ["p_holm", "verdict"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def summary_comparisons(paper: pd.DataFrame, confirm: pd.DataFrame, pairs, paper_history: pd.DataFrame | None = None,
+                        confirm_history: pd.DataFrame | None = None, **kwargs) -> pd.DataFrame:
+    """Section 11.2's *summary*: `plan_comparisons` on every row of the paper and confirm
+    profiles together (seeds 0-16 at temporal order T = 100, seeds 0-4 elsewhere; one family per
+    task, stratified by length), the histories pooled too when both are given. It illustrates the
+    confirmatory verdict and never overturns it. The two files share no run: their seeds differ."""
+    from .results import KEY, with_arm
+    runs = pd.concat([with_arm(paper), with_arm(confirm)], ignore_index=True)
+    twice = runs[runs.duplicated(list(KEY), keep=False)]
+    if len(twice):
+        first = twice.iloc[0]
+        raise ValueError(f"the run {tuple(first[k] for k in KEY)} is in both files; the summary pools "
+                         "distinct runs (the paper profile's seeds 0-4 and confirm's 5-16)")
+    history = None
+    if paper_history is not None and confirm_history is not None:
+        history = pd.concat([with_arm(paper_history), with_arm(confirm_history)], ignore_index=True)
+    return plan_comparisons(runs, history, pairs, **kwargs)
 
 
 def _ratio(x: float) -> str:

@@ -267,8 +267,9 @@ def _screen_sentence(screen: tuple | None) -> str:
 def headline(paper: pd.DataFrame, authors: pd.DataFrame, control: pd.DataFrame | None = None,
              confirm: pd.DataFrame | None = None, screen: tuple | None = None) -> str:
     """The README's short headline (Markdown): the verdict of the analysis plan per comparison
-    (docs/method.md section 11; confirmatory once the confirm profile is complete, exploratory on
-    the paper grid until then), the positive control, and where the sweeps stand. Kept apart from
+    (docs/method.md section 11: once the confirm profile is complete, the confirmatory verdict and
+    the summary over the paper grid and confirm together; the exploratory verdict on the paper
+    grid until then), the positive control, and where the sweeps stand. Kept apart from
     `results_section` so that it can be rewritten on its own."""
     from .profiles import variant_labels
     lines = []
@@ -280,11 +281,18 @@ def headline(paper: pd.DataFrame, authors: pd.DataFrame, control: pd.DataFrame |
         lines += [f"- {analysis.verdict_sentence(r)}" for r in
                   analysis.plan_comparisons(confirm, None, pairs, tasks=["temporal_order"]).to_dict("records")]
         lines.append("")
-    lines.append(f"**Exploratory verdict** (the paper grid, T ≥ {analysis.CLAIM_MIN_LENGTH}, seeds 0–4: "
-                 f"{len(paper)} runs, {paper['seconds'].sum() / 3600:.1f} core-hours; looked at before the "
-                 "analysis plan was written, so a hypothesis, not a result):")
-    lines += [f"- {analysis.verdict_sentence(r)}"
-              for r in analysis.plan_comparisons(paper, None, analysis.plan_pairs()).to_dict("records")]
+        lines.append(f"**Summary** (section 11.2: the paper grid and `confirm` together, T ≥ "
+                     f"{analysis.CLAIM_MIN_LENGTH}, seeds 0–16 at temporal order T = 100 and 0–4 elsewhere: "
+                     f"{len(paper) + len(confirm)} runs; it illustrates the confirmatory verdict, never "
+                     "overturns it):")
+        lines += [f"- {analysis.verdict_sentence(r)}"
+                  for r in analysis.summary_comparisons(paper, confirm, pairs).to_dict("records")]
+    else:
+        lines.append(f"**Exploratory verdict** (the paper grid, T ≥ {analysis.CLAIM_MIN_LENGTH}, seeds 0–4: "
+                     f"{len(paper)} runs, {paper['seconds'].sum() / 3600:.1f} core-hours; looked at before the "
+                     "analysis plan was written, so a hypothesis, not a result):")
+        lines += [f"- {analysis.verdict_sentence(r)}"
+                  for r in analysis.plan_comparisons(paper, None, analysis.plan_pairs()).to_dict("records")]
     text = "\n".join(lines) + "\n\n" + _control_sentence(control, paper) + _screen_sentence(screen)
     if not confirm_done:
         written = 0 if confirm is None else len(confirm)

@@ -122,3 +122,42 @@ def test_progress_says_how_much_of_a_profile_ran_and_how_to_resume_it_only_while
     assert readme._progress(missing, "paper").startswith(f"{len(missing)} of its {len(runs)} runs ran so far (")
     assert "T = 150: 0 of 70" in readme._progress(missing, "paper")
     assert "resumes it with the same command" in readme._resume_note(missing)
+
+
+def _complete_confirm() -> pd.DataFrame:
+    """A made-up confirm.csv with all its rows: every sgr/top run solves, a third of the others."""
+    from gradreg.profiles import profile_configs
+    from gradreg.results import config_key
+    rows = []
+    for config in profile_configs("confirm"):
+        task, length, method, rule, seed, arm = config_key(config)
+        solved = (method, rule) == ("sgr", "top") or seed % 3 == 0
+        rows.append(dict(zip(COLUMNS + ("arm",), (task, length, method, rule, seed, solved,
+                                                  10_000 + 1_000 * seed if solved else 50_000, 10**6, 60.0,
+                                                  0.0 if solved else 0.7, False, "cpu", "", arm))))
+    return pd.DataFrame(rows)
+
+
+def test_a_complete_confirm_profile_puts_its_verdict_and_the_summary_in_the_headline():
+    paper = load_results(ROOT / "data" / "results" / "paper.csv")
+    authors = load_results(ROOT / "data" / "results" / "authors.csv")
+    confirm = _complete_confirm()
+    text = readme.headline(paper, authors, confirm=confirm)
+    assert "**Confirmatory verdict**" in text and f"{len(confirm)} runs" in text
+    assert "Confirmatory runs" not in text and "Exploratory verdict" not in text
+    confirmatory, summary = text.split("**Summary**")
+    assert confirmatory.count("- temporal order (T = 100): ") == 4        # C1-C4, one family
+    assert "sgr/top against sgr/random is **better**: solved 12/12 against 4/12" in confirmatory
+    assert "sgr/weighted [importance_weights=True] against pascanu is " in confirmatory
+    # the summary pools the paper grid's seeds 0-4 with confirm's 5-16, stratified by length
+    solved_top = int(paper.query("task == 'temporal_order' and length >= 100 and method == 'sgr' and "
+                                 "rule == 'top'")["solved"].sum())
+    assert "- temporal order (T = 100, 150, 200): sgr/top against sgr/random is " in summary
+    assert f"solved {solved_top + 12}/27 against " in summary
+    assert "- adding (T = 100, 150, 200): sgr/top against pascanu" in summary
+    # with one row missing, the exploratory verdict stays and no confirmatory one is drawn
+    partial = readme.headline(paper, authors, confirm=confirm.iloc[1:])
+    assert "**Exploratory verdict**" in partial and "Confirmatory verdict" not in partial
+    assert "47 of 48 written so far" in partial
+    with pytest.raises(ValueError, match="in both files"):
+        readme.analysis.summary_comparisons(paper, paper.iloc[:1], [("sgr/top", "pascanu")])
