@@ -215,18 +215,21 @@ def test_the_cheapest_solved_row_of_each_plan_profile_reproduces_bit_for_bit(pro
 
 
 @pytest.mark.slow  # replays committed rows
-@pytest.mark.parametrize("profile", ["paper", "authors", "screen", "control"])
+@pytest.mark.parametrize("profile", ["paper", "authors", "screen", "control", "confirm", "long"])
 def test_the_first_checks_of_a_committed_run_of_every_cell_reproduce_bit_for_bit(profile):
     """Every (task, length, method, arm) cell with committed rows and histories, solved or not: its
     lowest seed's first two checks, rerun with the current code, are its committed history rows
     number for number (the rows were made in batched, checkpointed sweeps; full reruns are too
     dear for the 50,000- and 100,000-iteration failures)."""
-    rows = load_results(f"data/results/{profile}.csv")
-    history = load_history(f"data/results/{profile}.csv").merge(rows[list(KEY)], on=list(KEY))
+    path = Path(f"data/results/{profile}.csv")
+    if not path.is_file():
+        pytest.skip(f"no row of {path} committed yet")
+    rows = load_results(path)
+    history = load_history(path).merge(rows[list(KEY)], on=list(KEY))
     keys = history.groupby(list(KEY[:4]) + ["arm"], sort=True)["seed"].min().reset_index()
     configs = {config_key(c): c for c in profile_configs(profile)}
     wanted = [configs[row_key(r)] for r in keys.to_dict("records")]
-    assert len(wanted) >= 3          # control: 3 cells so far
+    assert len(wanted) >= (1 if profile in ("confirm", "long") else 3)   # those two fill arm by arm
     # two checks and a third that ends the run (its row is then completed by a full count)
     wanted = [dataclasses.replace(c, max_iterations=3 * c.check_every) for c in wanted]
     by_key = dict(iter(history.groupby(list(KEY), sort=False)))
