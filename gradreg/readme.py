@@ -24,7 +24,7 @@ import pandas as pd
 from . import analysis
 from .config import PROTOCOLS
 from .experiments.protocols import protocol_summary
-from .profiles import AUTHORS_MAX_ITERATIONS, PAPER_MAX_ITERATIONS, profile_configs
+from .profiles import AUTHORS_MAX_ITERATIONS, LONG_MAX_ITERATIONS, PAPER_MAX_ITERATIONS, profile_configs
 from .results import KEY, config_key, history_path, load_history, load_results, with_arm
 from .sweep import written_by_length
 
@@ -265,7 +265,8 @@ def _screen_sentence(screen: tuple | None) -> str:
 
 
 def headline(paper: pd.DataFrame, authors: pd.DataFrame, control: pd.DataFrame | None = None,
-             confirm: pd.DataFrame | None = None, screen: tuple | None = None) -> str:
+             confirm: pd.DataFrame | None = None, screen: tuple | None = None,
+             long: pd.DataFrame | None = None) -> str:
     """The README's short headline (Markdown): the verdict of the analysis plan per comparison
     (docs/method.md section 11: once the confirm profile is complete, the confirmatory verdict and
     the summary over the paper grid and confirm together; the exploratory verdict on the paper
@@ -299,6 +300,11 @@ def headline(paper: pd.DataFrame, authors: pd.DataFrame, control: pd.DataFrame |
         text += (f"**Confirmatory runs** (temporal order, T = 100, seeds 5–16): {written} of "
                  f"{len(profile_configs('confirm'))} written so far; their verdict replaces this line when "
                  "they are complete.\n\n")
+    if long is not None:
+        progress = _progress(long, "long")
+        text += (f"**Five-times budget** (profile `long`, section 11.8: temporal order, "
+                 f"{LONG_MAX_ITERATIONS:,} iterations; exploratory): {progress[0].lower()}{progress[1:]}; "
+                 "notebook 06 draws it beside the paper budget.\n\n")
     authors_progress = _progress(authors, "authors")
     return text + f"Under the authors' own protocol: {authors_progress[0].lower()}{authors_progress[1:]}.\n"
 
@@ -328,7 +334,8 @@ def headline_block(results_dir="data/results", loaded=None) -> str:
     from .experiments.sensitivity import screen_results
     control, confirm = _optional(results_dir, "control"), _optional(results_dir, "confirm")
     runs, history, _ = screen_results(results_dir)
-    return f"{HEADLINE_BEGIN}\n{headline(paper, authors, control, confirm, (runs, history))}{HEADLINE_END}"
+    text = headline(paper, authors, control, confirm, (runs, history), _optional(results_dir, "long"))
+    return f"{HEADLINE_BEGIN}\n{text}{HEADLINE_END}"
 
 
 def _between(path: Path, begin: str, end: str) -> tuple[str, int, int]:

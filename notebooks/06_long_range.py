@@ -33,7 +33,7 @@ from IPython.display import display
 from gradreg import analysis, plotting
 from gradreg.experiments import long_range
 from gradreg.experiments.settings import notebook_settings, setup
-from gradreg.profiles import variant_labels
+from gradreg.profiles import LONG_MAX_ITERATIONS, variant_labels
 
 dev = setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = notebook_settings("06_long_range", profile)
@@ -132,15 +132,22 @@ if "confirm" in sweeps and len(sweeps["confirm"][0]):
 # budget ran out, a budget of 1% of what Pascanu et al. allowed. The `long` profile trains the
 # plan's arms at temporal order $T = 100$ (then 150) for 250,000 iterations on the paper
 # grid's seeds 0–4; beside each arm's curve at 50,000 iterations, its curve at 250,000 says
-# whether the budget changes which method wins.
+# whether the budget changes which method wins. The plan's comparisons on these runs (their own
+# family, section 11.8) are exploratory: they cannot change the confirmatory verdict.
 
 # %%
-long_budget = long_range.budget_curves(table, sweeps["long"][0] if "long" in sweeps else table.iloc[0:0])
+long_runs, long_history = sweeps["long"] if "long" in sweeps else (table.iloc[0:0], None)
+long_budget = long_range.budget_curves(table, long_runs)
 if len(long_budget):
     fig = plotting.plot_time_to_solve(long_budget,
                                       title="Runs not yet solved: the paper budget against five times it")
     plotting.save_figure(fig, "06_long_budget", output_dir)
     plt.show()
+    at_long_budget = analysis.plan_comparisons(long_runs, long_history, analysis.plan_pairs(*variant_labels()),
+                                               tasks=["temporal_order"], budget=LONG_MAX_ITERATIONS)
+    display(at_long_budget[columns].round(4))
+    for row in at_long_budget.to_dict("records"):
+        print(f"long budget, exploratory ({len(long_runs)} runs so far):", analysis.verdict_sentence(row))
 else:
     print("no run of the long profile is committed yet (python -m gradreg sweep --profile long ...)")
 

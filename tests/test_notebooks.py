@@ -298,3 +298,23 @@ def test_long_budget_runs_sit_beside_the_paper_runs_of_their_cells():
         "pascanu, 250k iterations": {"runs": 2, "solved": 2}, "pascanu, 50k iterations": {"runs": 2, "solved": 1}}
     assert km["time"].max() == 120_000
     assert long_range.budget_curves(paper, long.iloc[:0]).empty
+
+
+def test_the_plans_comparisons_read_the_long_runs_to_their_own_budget():
+    """Notebook 06's table of the long profile: C1 on long runs, the areas under the test-error
+    curves taken over the 250,000-iteration budget (a solved run keeps its last error to it)."""
+    from gradreg import analysis
+    from gradreg.profiles import LONG_MAX_ITERATIONS
+    common = dict(task="temporal_order", length=100, method="sgr", seconds=1.0, final_error=0.0, diverged=False,
+                  device="cpu", error="", examples=0, arm="")
+    long = pd.DataFrame([dict(common, rule=rule, seed=seed, solved=rule == "top", iterations=200 if rule == "top"
+                              else LONG_MAX_ITERATIONS) for rule in ("top", "random") for seed in range(3)])
+    history = pd.DataFrame([dict(task="temporal_order", length=100, method="sgr", rule=rule, seed=seed, arm="",
+                                 iteration=it, test_error=0.0 if rule == "top" and it == 200 else 0.5)
+                            for rule in ("top", "random") for seed in range(3)
+                            for it in ((100, 200) if rule == "top" else (100, LONG_MAX_ITERATIONS))])
+    (row,) = analysis.plan_comparisons(long, history, [("sgr/top", "sgr/random")],
+                                       budget=LONG_MAX_ITERATIONS).to_dict("records")
+    assert (row["solved_first"], row["runs_first"], row["solved_second"], row["pairs"]) == (3, 3, 0, 3)
+    assert row["median_area_difference"] == pytest.approx(0.5 / 2_500 - 0.5)
+    assert row["hazard_ratio"] == float("inf") and row["p_logrank"] < 0.05 and row["verdict"] == "better"

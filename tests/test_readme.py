@@ -159,5 +159,9 @@ def test_a_complete_confirm_profile_puts_its_verdict_and_the_summary_in_the_head
     partial = readme.headline(paper, authors, confirm=confirm.iloc[1:])
     assert "**Exploratory verdict**" in partial and "Confirmatory verdict" not in partial
     assert "47 of 48 written so far" in partial
+    long = confirm.iloc[:3].assign(seed=[0, 1, 2], iterations=60_000)     # sgr/top seeds 0-2
+    assert ("**Five-times budget** (profile `long`, section 11.8: temporal order, 250,000 iterations; "
+            "exploratory): 3 of its 40 runs ran so far (T = 100: 3 of 20, T = 150: 0 of 20)") in \
+        readme.headline(paper, authors, confirm=confirm, long=long)
     with pytest.raises(ValueError, match="in both files"):
         readme.analysis.summary_comparisons(paper, paper.iloc[:1], [("sgr/top", "pascanu")])
