@@ -51,7 +51,7 @@ __all__ = ["SWEEP_PROFILES", "PAPER_MAX_ITERATIONS", "QUICK_MAX_ITERATIONS", "SM
            "AUTHORS_MAX_ITERATIONS", "SCREEN_MAX_ITERATIONS", "LONG_MAX_ITERATIONS", "PAPER_METHODS",
            "AUTHORS_METHODS", "SCREEN_SETTINGS", "SCREEN_REFERENCES", "CARRIED_FORWARD", "CONTROL_SETTINGS",
            "PROFILES_WITH_ARMS", "profile_configs", "setting_name", "setting_label", "variant_control",
-           "variant_labels"]
+           "variant_labels", "is_complete"]
 
 #: Iterations per run in the paper profile: a run not solved by then counts as failed.
 #: Each SGR iteration processes M = 4 n = 80 sequences, each baseline iteration n = 20.
@@ -225,3 +225,10 @@ def profile_configs(name: str) -> list[TrainConfig]:
     if name not in SWEEP_PROFILES:
         raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(SWEEP_PROFILES)}")
     return SWEEP_PROFILES[name]()
+
+
+def is_complete(runs, name: str) -> bool:
+    """Whether every run of profile `name` has its row in `runs` (a results table)."""
+    from .results import config_key, row_key
+    done = {row_key(r) for r in runs.to_dict("records")} if len(runs) else set()
+    return all(config_key(c) in done for c in profile_configs(name))

@@ -9,7 +9,8 @@ Two parts, each between its own markers:
   the paper sweep ran, and the verdict);
 * docs/results.md, between RESULTS_BEGIN and RESULTS_END: `results_section`'s output, the
   progress of the paper and authors sweeps, their tables (`analysis.report`,
-  `experiments.protocols.protocol_summary`), the verdict, and what the runs' check histories say.
+  `experiments.protocols.protocol_summary`), the verdict, what the runs' check histories say,
+  and the analysis plan's runs and comparisons (`plan_section`).
 
 No number in them is typed by hand, and tests/test_readme.py checks that the committed files
 are what the committed results give.
@@ -24,8 +25,8 @@ import pandas as pd
 from . import analysis
 from .config import PROTOCOLS
 from .experiments.protocols import protocol_summary
-from .profiles import AUTHORS_MAX_ITERATIONS, LONG_MAX_ITERATIONS, PAPER_MAX_ITERATIONS, profile_configs
-from .results import KEY, config_key, history_path, load_history, load_results, with_arm
+from .profiles import AUTHORS_MAX_ITERATIONS, LONG_MAX_ITERATIONS, PAPER_MAX_ITERATIONS, is_complete, profile_configs
+from .results import KEY, history_path, load_history, load_results, with_arm
 from .sweep import written_by_length
 
 RESULTS_BEGIN = "<!-- results: written by `python -m gradreg readme` from data/results/; do not edit by hand -->"
@@ -42,25 +43,19 @@ def _written(runs: pd.DataFrame) -> set[tuple]:
     return set(map(tuple, runs[list(KEY)].itertuples(index=False))) if len(runs) else set()
 
 
-def _complete(runs: pd.DataFrame, profile: str) -> bool:
-    """Whether every run of a profile has its row."""
-    done = _written(runs)
-    return all(config_key(c) in done for c in profile_configs(profile))
-
-
 def _progress(runs: pd.DataFrame, profile: str) -> str:
     """"N of M runs ran so far (T = 100: a of b, ...)" for a profile, lengths in submission order
     ("All M of its runs ran (...)" once it is complete)."""
     planned = profile_configs(profile)
     lengths = written_by_length(planned, _written(runs))
-    if _complete(runs, profile):
+    if is_complete(runs, profile):
         return f"All {len(planned)} of its runs ran ({lengths})"
     return f"{len(runs)} of its {len(planned)} runs ran so far ({lengths})"
 
 
 def _resume_note(runs: pd.DataFrame) -> str:
     """How an unfinished paper sweep is resumed; nothing once it is complete."""
-    if _complete(runs, "paper"):
+    if is_complete(runs, "paper"):
         return ""
     return """ A later session
 resumes it with the same command, on any machine: finished runs are skipped, runs in flight go
@@ -226,6 +221,95 @@ their budget did so.
 """
 
 
+def _p(x: float) -> str:
+    return "–" if x != x else f"{x:.2g}"
+
+
+def plan_table(comparisons: pd.DataFrame) -> str:
+    """`analysis.plan_comparisons`' rows as a Markdown table: the primary endpoint (hazard ratio of
+    solving with its 95% interval, log-rank p raw and Holm-adjusted, the verdict) and the
+    secondary ones (the seed-paired areas and Fisher's test with Newcombe's interval)."""
+    lines = ["| task | T | first | second | solved | hazard ratio [95% CI] | log-rank p | Holm p | verdict "
+             "| median area difference (Wilcoxon p, pairs) | Fisher p | solved difference [95% Newcombe] |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in comparisons.to_dict("records"):
+        interval = f" [{analysis._ratio(r['hr_low'])}, {analysis._ratio(r['hr_high'])}]" \
+            if r["hr_low"] == r["hr_low"] else ""
+        area = "–" if r["median_area_difference"] != r["median_area_difference"] else \
+            f"{r['median_area_difference']:+.3f} ({_p(r['p_area'])}, {r['pairs']})"
+        difference = "–" if r["diff_low"] != r["diff_low"] else f"[{r['diff_low']:+.2f}, {r['diff_high']:+.2f}]"
+        lines.append(f"| {r['task']} | {', '.join(map(str, r['lengths']))} | {r['first']} | {r['second']} "
+                     f"| {r['solved_first']}/{r['runs_first']} against {r['solved_second']}/{r['runs_second']} "
+                     f"| {analysis._ratio(r['hazard_ratio'])}{interval} | {_p(r['p_logrank'])} | {_p(r['p_holm'])} "
+                     f"| {r['verdict']} | {area} | {_p(r['p_fisher'])} | {difference} |")
+    return "\n".join(lines)
+
+
+def _with_history(results_dir, name: str) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
+    path = Path(results_dir) / f"{name}.csv"
+    if not path.is_file():
+        return None
+    return load_results(path), load_history(path) if history_path(path).is_file() else None
+
+
+def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame) -> str:
+    """docs/results.md's part on the analysis plan's runs (docs/method.md section 11): how far
+    each of its profiles got, the positive control's table, and the plan's comparisons on the
+    paper grid (exploratory), on `confirm` (confirmatory, once complete) with the summary, and
+    on `long` (exploratory, at its own budget)."""
+    from .experiments.sensitivity import screen_results
+    from .profiles import variant_labels
+    found = {name: _with_history(results_dir, name) for name in ("screen", "control", "confirm", "long")}
+    lines = ["## The analysis plan's runs (docs/method.md section 11)", "",
+             "| profile | what it is for | runs written | core-hours |", "| --- | --- | --- | --- |"]
+    roles = {"paper": "the grid; exploratory (11.2)", "screen": "choose the variant V (11.6)",
+             "control": "the positive control (11.7)", "confirm": "the confirmatory verdict (11.2)",
+             "long": "a five-times budget; exploratory (11.8)"}
+    for name, role in roles.items():
+        runs = paper if name == "paper" else (found[name] or (None,))[0]
+        written = "none yet" if runs is None else f"{len(runs)} of {len(profile_configs(name))}"
+        hours = "–" if runs is None else f"{runs['seconds'].sum() / 3600:.1f}"
+        lines.append(f"| `{name}` | {role} | {written} | {hours} |")
+    screen_runs, screen_history, _ = screen_results(results_dir)
+    lines += ["", _screen_sentence((screen_runs, screen_history)).strip() or "The screen has no rows yet."]
+    if found["control"] is not None:
+        s = analysis.summarise(found["control"][0])
+        lines += ["", "The positive control (an LSTM with Adam and a forget-gate bias of 5; the harness passes at a "
+                  "length when at least 3 of 5 runs of each task solve):", "",
+                  "| task | T | runs | solved | success (95% Wilson) | median iterations to solve |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r.task} | {r.length} | {r.runs} | {r.solved} | {analysis._percent(r.success_rate)} "
+                  f"[{analysis._percent(r.ci_low)}, {analysis._percent(r.ci_high)}] "
+                  f"| {analysis._count(r.median_iterations)} |" for r in s.itertuples()]
+    pairs = analysis.plan_pairs(*variant_labels())
+    lines += ["", f"**Exploratory**: the paper grid, T ≥ {analysis.CLAIM_MIN_LENGTH}, seeds 0–4 (these "
+              "comparisons were looked at before the plan was written):", "",
+              plan_table(analysis.plan_comparisons(paper, history, analysis.plan_pairs()))]
+    confirm = found["confirm"]
+    if confirm is not None and is_complete(confirm[0], "confirm"):
+        lines += ["", "**Confirmatory**: `confirm.csv` alone (temporal order, T = 100, seeds 5–16):", "",
+                  plan_table(analysis.plan_comparisons(*confirm, pairs, tasks=["temporal_order"])),
+                  "", "**Summary**: the paper grid and `confirm` together (it illustrates the confirmatory "
+                  "verdict, never overturns it):", "",
+                  plan_table(analysis.summary_comparisons(paper, confirm[0], pairs, history, confirm[1]))]
+    else:
+        written = 0 if confirm is None else len(confirm[0])
+        lines += ["", f"**Confirmatory**: {written} of the {len(profile_configs('confirm'))} rows of `confirm.csv` "
+                  "are written; its tests are run when all of them are (no interim look)."]
+    long = found["long"]
+    if long is not None and len(analysis.finished_runs(long[0])):
+        from .profiles import LONG_MAX_ITERATIONS
+        lines += ["", f"**Five-times budget** (`long.csv`, exploratory; areas over {LONG_MAX_ITERATIONS:,} "
+                  f"iterations; {len(long[0])} runs so far):", "",
+                  plan_table(analysis.plan_comparisons(*long, pairs, tasks=["temporal_order"],
+                                                       budget=LONG_MAX_ITERATIONS))]
+    lines += ["", "Hazard ratio above 1: the first arm solves sooner (stratified Cox); the log-rank test is "
+              "stratified by T; Holm's correction within each task's family; the area difference is the median "
+              "over seed pairs of the first arm's mean test error minus the second's (below 0: the first arm's "
+              "error was lower). `gradreg.analysis` computes every number; notebook 06 draws the curves."]
+    return "\n".join(lines) + "\n"
+
+
 def _optional(results_dir, name: str) -> pd.DataFrame | None:
     path = Path(results_dir) / f"{name}.csv"
     return load_results(path) if path.is_file() else None
@@ -274,7 +358,7 @@ def headline(paper: pd.DataFrame, authors: pd.DataFrame, control: pd.DataFrame |
     `results_section` so that it can be rewritten on its own."""
     from .profiles import variant_labels
     lines = []
-    confirm_done = confirm is not None and _complete(confirm, "confirm")
+    confirm_done = confirm is not None and is_complete(confirm, "confirm")
     if confirm_done:
         pairs = analysis.plan_pairs(*variant_labels())
         lines.append(f"**Confirmatory verdict** (profile `confirm`: temporal order, T = 100, seeds 5–16, "
@@ -324,7 +408,8 @@ def results_section(results_dir="data/results", loaded=None) -> str:
     """docs/results.md's results section from `results_dir`'s paper.csv (with its history) and
     authors.csv, between the markers (`loaded`: what `_load` gave, to read the files once)."""
     paper, history, authors = loaded or _load(results_dir)
-    body = paper_section(paper, history) + "\n" + authors_section(authors, paper)
+    body = (paper_section(paper, history) + "\n" + plan_section(results_dir, paper, history) + "\n"
+            + authors_section(authors, paper))
     return f"{RESULTS_BEGIN}\n\n{body}\n{RESULTS_END}"
 
 

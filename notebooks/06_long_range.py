@@ -33,7 +33,7 @@ from IPython.display import display
 from gradreg import analysis, plotting
 from gradreg.experiments import long_range
 from gradreg.experiments.settings import notebook_settings, setup
-from gradreg.profiles import LONG_MAX_ITERATIONS, variant_labels
+from gradreg.profiles import LONG_MAX_ITERATIONS, is_complete, profile_configs, variant_labels
 
 dev = setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = notebook_settings("06_long_range", profile)
@@ -98,9 +98,10 @@ plt.show()
 #
 # The committed paper grid (seeds 0–4) is **exploratory**: these comparisons were looked at
 # before the plan was written. The **confirmatory** verdict comes from the `confirm` profile
-# alone (seeds 5–16 at temporal order $T = 100$) once it is complete. The **summary** runs the same
-# tests on the paper grid and `confirm` together (seventeen seeds per arm at temporal order
-# $T = 100$): it illustrates the confirmatory verdict and cannot overturn it.
+# alone (seeds 5–16 at temporal order $T = 100$), computed once all its 48 rows are committed
+# (no interim look). The **summary** runs the same tests on the paper grid and `confirm`
+# together (seventeen seeds per arm at temporal order $T = 100$): it illustrates the
+# confirmatory verdict and cannot overturn it.
 
 # %%
 columns = ["task", "first", "second", "solved_first", "runs_first", "solved_second", "runs_second", "hazard_ratio",
@@ -111,13 +112,16 @@ if len(exploratory):
     display(exploratory[columns].round(4))
     for row in exploratory.to_dict("records"):
         print("exploratory:", analysis.verdict_sentence(row))
-if "confirm" in sweeps and len(sweeps["confirm"][0]):
-    confirm_runs, confirm_history = sweeps["confirm"]
+confirm_runs, confirm_history = sweeps["confirm"] if "confirm" in sweeps else (table.iloc[0:0], None)
+if not is_complete(confirm_runs, "confirm"):      # the plan's tests run once, on all its rows
+    print(f"confirmatory: {len(confirm_runs)} of the confirm profile's {len(profile_configs('confirm'))} rows "
+          "are committed; its tests run when all of them are")
+else:
     plan = analysis.plan_pairs(*variant_labels())    # C1-C4: V is the screen's pick, C3 its own control
     confirmatory = analysis.plan_comparisons(confirm_runs, confirm_history, plan, tasks=["temporal_order"])
     display(confirmatory[columns].round(4))
     for row in confirmatory.to_dict("records"):
-        print(f"confirmatory ({len(confirm_runs)} runs so far):", analysis.verdict_sentence(row))
+        print("confirmatory:", analysis.verdict_sentence(row))
     if "paper" in sweeps:
         paper_runs, paper_history = sweeps["paper"]
         summary_table = analysis.summary_comparisons(paper_runs, confirm_runs, plan, paper_history, confirm_history)

@@ -165,3 +165,28 @@ def test_a_complete_confirm_profile_puts_its_verdict_and_the_summary_in_the_head
         readme.headline(paper, authors, confirm=confirm, long=long)
     with pytest.raises(ValueError, match="in both files"):
         readme.analysis.summary_comparisons(paper, paper.iloc[:1], [("sgr/top", "pascanu")])
+
+
+def test_the_plan_section_shows_confirm_only_when_complete(tmp_path):
+    """docs/results.md's part on the plan's runs: progress of every profile, the exploratory
+    table, and the confirmatory table and the summary only once confirm has all its rows."""
+    import shutil
+
+    from gradreg.results import load_history
+    for name in ("paper.csv", "paper-history.csv.gz", "control.csv"):
+        shutil.copy(ROOT / "data" / "results" / name, tmp_path / name)
+    paper, history = load_results(tmp_path / "paper.csv"), load_history(tmp_path / "paper.csv")
+    confirm = _complete_confirm()
+    confirm.iloc[1:].to_csv(tmp_path / "confirm.csv", index=False)
+    text = readme.plan_section(tmp_path, paper, history)
+    assert "| `confirm` | the confirmatory verdict (11.2) | 47 of 48 | 0.8 |" in text
+    assert "| `long` | a five-times budget; exploratory (11.8) | none yet | – |" in text
+    assert "47 of the 48 rows of `confirm.csv` are written" in text and "**Summary**" not in text
+    assert "| temporal_order | 200 | 5 | 5 | 100% [57%, 100%] |" in text          # the control's table
+    assert "| temporal_order | 100, 150, 200 | sgr/top | pascanu | 1/15 against 5/15 | 0.13 [0.015, 1.1] |" in text
+    confirm.to_csv(tmp_path / "confirm.csv", index=False)
+    text = readme.plan_section(tmp_path, paper, history)
+    confirmatory = text.split("**Confirmatory**")[1].split("**Summary**")[0]
+    assert confirmatory.count("| temporal_order | 100 |") == 4
+    assert "| temporal_order | 100 | sgr/top | sgr/random | 12/12 against 4/12 |" in confirmatory
+    assert "| temporal_order | 100, 150, 200 | sgr/top | sgr/random | 13/27 against 5/27 |" in text
