@@ -298,7 +298,6 @@ def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame) -> str
                   "are written; its tests are run when all of them are (no interim look)."]
     long = found["long"]
     if long is not None and len(analysis.finished_runs(long[0])):
-        from .profiles import LONG_MAX_ITERATIONS
         lines += ["", f"**Five-times budget** (`long.csv`, exploratory; areas over {LONG_MAX_ITERATIONS:,} "
                   f"iterations; {len(long[0])} runs so far):", "",
                   plan_table(analysis.plan_comparisons(*long, pairs, tasks=["temporal_order"],
