@@ -26,7 +26,7 @@ from . import analysis
 from .config import PROTOCOLS
 from .experiments.protocols import protocol_summary
 from .profiles import AUTHORS_MAX_ITERATIONS, LONG_MAX_ITERATIONS, PAPER_MAX_ITERATIONS, is_complete, profile_configs
-from .results import KEY, history_path, load_history, load_results, with_arm
+from .results import KEY, history_path, load_history, load_profiles, load_results, with_arm
 from .sweep import written_by_length
 
 RESULTS_BEGIN = "<!-- results: written by `python -m gradreg readme` from data/results/; do not edit by hand -->"
@@ -245,34 +245,33 @@ def plan_table(comparisons: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _with_history(results_dir, name: str) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
-    path = Path(results_dir) / f"{name}.csv"
-    if not path.is_file():
-        return None
-    return load_results(path), load_history(path) if history_path(path).is_file() else None
+PLAN_PROFILES = ("control", "confirm", "long")    # the plan's sweeps beside the paper grid, where committed
 
 
-def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame) -> str:
+def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame, sweeps: dict | None = None) -> str:
     """docs/results.md's part on the analysis plan's runs (docs/method.md section 11): how far
     each of its profiles got, the positive control's table, and the plan's comparisons on the
     paper grid (exploratory), on `confirm` (confirmatory, once complete) with the summary, and
-    on `long` (exploratory, at its own budget)."""
+    on `long` (exploratory, at its own budget). `sweeps`: what `load_profiles` gives for
+    PLAN_PROFILES (read from results_dir when not given)."""
     from .experiments.sensitivity import screen_results
     from .profiles import variant_labels
-    found = {name: _with_history(results_dir, name) for name in ("screen", "control", "confirm", "long")}
+    found = load_profiles(results_dir, PLAN_PROFILES) if sweeps is None else sweeps
     lines = ["## The analysis plan's runs (docs/method.md section 11)", "",
              "| profile | what it is for | runs written | core-hours |", "| --- | --- | --- | --- |"]
     roles = {"paper": "the grid; exploratory (11.2)", "screen": "choose the variant V (11.6)",
              "control": "the positive control (11.7)", "confirm": "the confirmatory verdict (11.2)",
              "long": "a five-times budget; exploratory (11.8)"}
+    screen_runs, screen_history, _ = screen_results(results_dir)
+    profile_rows = {"paper": paper, "screen": screen_runs if len(screen_runs) else None,
+               **{name: runs for name, (runs, _) in found.items()}}
     for name, role in roles.items():
-        runs = paper if name == "paper" else (found[name] or (None,))[0]
+        runs = profile_rows.get(name)
         written = "none yet" if runs is None else f"{len(runs)} of {len(profile_configs(name))}"
         hours = "–" if runs is None else f"{runs['seconds'].sum() / 3600:.1f}"
         lines.append(f"| `{name}` | {role} | {written} | {hours} |")
-    screen_runs, screen_history, _ = screen_results(results_dir)
     lines += ["", _screen_sentence((screen_runs, screen_history)).strip() or "The screen has no rows yet."]
-    if found["control"] is not None:
+    if "control" in found:
         s = analysis.summarise(found["control"][0])
         lines += ["", "The positive control (an LSTM with Adam and a forget-gate bias of 5; the harness passes at a "
                   "length when at least 3 of 5 runs of each task solve):", "",
@@ -285,7 +284,7 @@ def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame) -> str
     lines += ["", f"**Exploratory**: the paper grid, T ≥ {analysis.CLAIM_MIN_LENGTH}, seeds 0–4 (these "
               "comparisons were looked at before the plan was written):", "",
               plan_table(analysis.plan_comparisons(paper, history, analysis.plan_pairs()))]
-    confirm = found["confirm"]
+    confirm = found.get("confirm")
     if confirm is not None and is_complete(confirm[0], "confirm"):
         lines += ["", "**Confirmatory**: `confirm.csv` alone (temporal order, T = 100, seeds 5–16):", "",
                   plan_table(analysis.plan_comparisons(*confirm, pairs, tasks=["temporal_order"])),
@@ -296,7 +295,7 @@ def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame) -> str
         written = 0 if confirm is None else len(confirm[0])
         lines += ["", f"**Confirmatory**: {written} of the {len(profile_configs('confirm'))} rows of `confirm.csv` "
                   "are written; its tests are run when all of them are (no interim look)."]
-    long = found["long"]
+    long = found.get("long")
     if long is not None and len(analysis.finished_runs(long[0])):
         lines += ["", f"**Five-times budget** (`long.csv`, exploratory; areas over {LONG_MAX_ITERATIONS:,} "
                   f"iterations; {len(long[0])} runs so far):", "",
@@ -307,11 +306,6 @@ def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame) -> str
               "over seed pairs of the first arm's mean test error minus the second's (below 0: the first arm's "
               "error was lower). `gradreg.analysis` computes every number; notebook 06 draws the curves."]
     return "\n".join(lines) + "\n"
-
-
-def _optional(results_dir, name: str) -> pd.DataFrame | None:
-    path = Path(results_dir) / f"{name}.csv"
-    return load_results(path) if path.is_file() else None
 
 
 def _control_sentence(control: pd.DataFrame | None, paper: pd.DataFrame) -> str:
@@ -392,33 +386,35 @@ def headline(paper: pd.DataFrame, authors: pd.DataFrame, control: pd.DataFrame |
     return text + f"Under the authors' own protocol: {authors_progress[0].lower()}{authors_progress[1:]}.\n"
 
 
-def _load(results_dir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """paper.csv, its history and authors.csv of `results_dir`; ValueError when one is missing."""
+def _load(results_dir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """paper.csv, its history and authors.csv of `results_dir` (ValueError when one is missing),
+    and the plan's other sweeps that exist there (`load_profiles` of PLAN_PROFILES)."""
     results_dir = Path(results_dir)
     paper_csv, authors_csv = results_dir / "paper.csv", results_dir / "authors.csv"
     for path in (paper_csv, authors_csv, history_path(paper_csv)):
         if not path.is_file():
             raise ValueError(f"results file {path} does not exist; the README's results are written "
                              f"from {paper_csv}, its history and {authors_csv}")
-    return load_results(paper_csv), load_history(paper_csv), load_results(authors_csv)
+    return (load_results(paper_csv), load_history(paper_csv), load_results(authors_csv),
+            load_profiles(results_dir, PLAN_PROFILES))
 
 
 def results_section(results_dir="data/results", loaded=None) -> str:
     """docs/results.md's results section from `results_dir`'s paper.csv (with its history) and
     authors.csv, between the markers (`loaded`: what `_load` gave, to read the files once)."""
-    paper, history, authors = loaded or _load(results_dir)
-    body = (paper_section(paper, history) + "\n" + plan_section(results_dir, paper, history) + "\n"
+    paper, history, authors, sweeps = loaded or _load(results_dir)
+    body = (paper_section(paper, history) + "\n" + plan_section(results_dir, paper, history, sweeps) + "\n"
             + authors_section(authors, paper))
     return f"{RESULTS_BEGIN}\n\n{body}\n{RESULTS_END}"
 
 
 def headline_block(results_dir="data/results", loaded=None) -> str:
     """The README's headline between its markers."""
-    paper, _, authors = loaded or _load(results_dir)
+    paper, _, authors, sweeps = loaded or _load(results_dir)
     from .experiments.sensitivity import screen_results
-    control, confirm = _optional(results_dir, "control"), _optional(results_dir, "confirm")
+    control, confirm, long = (sweeps[name][0] if name in sweeps else None for name in PLAN_PROFILES)
     runs, history, _ = screen_results(results_dir)
-    text = headline(paper, authors, control, confirm, (runs, history), _optional(results_dir, "long"))
+    text = headline(paper, authors, control, confirm, (runs, history), long)
     return f"{HEADLINE_BEGIN}\n{text}{HEADLINE_END}"
 
 

@@ -580,6 +580,18 @@ def load_results(path) -> pd.DataFrame:
     return df.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
 
 
+def load_profiles(results_dir, names) -> dict:
+    """The results files of the profiles `names` that exist in `results_dir`: name -> (its rows,
+    as `load_results` gives them; its check history, or None where it has no history file)."""
+    found = {}
+    for name in names:
+        path = Path(results_dir) / f"{name}.csv"
+        if path.is_file():
+            history = load_history(path) if history_path(path).is_file() else None
+            found[name] = (load_results(path), history)
+    return found
+
+
 def with_arm(df: pd.DataFrame) -> pd.DataFrame:
     """`df` with an `arm` column ("" where it had none): a table made by hand, or by an older
     version, keyed like a results file's."""

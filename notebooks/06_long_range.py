@@ -48,11 +48,11 @@ print("tasks:", sorted(table["task"].unique()), "| lengths:", sorted(table["leng
 
 from pathlib import Path
 
-from gradreg.results import history_path, load_history
+from gradreg.results import history_path, load_history, load_profiles
 
 history_file = history_path(source) if Path(str(source)).is_file() else None
 history = load_history(history_file) if history_file is not None and history_file.exists() else None
-sweeps = long_range.committed_sweeps(results_dir)   # the plan's other sweeps, where committed
+sweeps = load_profiles(results_dir, ("paper", "control", "confirm", "long"))   # the plan's sweeps, where committed
 print("committed sweeps of the plan:", {name: len(runs) for name, (runs, _) in sweeps.items()})
 
 # %% [markdown]

@@ -19,6 +19,7 @@ from gradreg.results import (
     ResultsFile,
     history_path,
     load_history,
+    load_profiles,
     load_results,
 )
 
@@ -157,6 +158,17 @@ def test_history_cut_short_is_truncated_and_a_corrupt_member_costs_no_other(tmp_
     assert data.startswith(good[0] + bytes(damaged) + good[2])   # nothing before the cut lost
     with pytest.warns(RuntimeWarning):
         assert sorted(load_history(results)["seed"]) == [0, 2, 9]
+
+
+def test_load_profiles_gives_the_files_that_exist_with_their_histories(tmp_path):
+    (tmp_path / "confirm.csv").write_text(HEADER + ROW_SGD + "\n" + ROW_SGR + "\n")
+    history_path(tmp_path / "confirm.csv").write_bytes(_member(0))
+    (tmp_path / "long.csv").write_text(HEADER + ROW_SGD + "\n")      # rows, but no history file yet
+    found = load_profiles(tmp_path, ("control", "confirm", "long"))
+    assert sorted(found) == ["confirm", "long"]                       # no control.csv: left out
+    runs, history = found["confirm"]
+    assert len(runs) == 2 and list(history["seed"]) == [0]
+    assert len(found["long"][0]) == 1 and found["long"][1] is None
 
 
 def test_history_that_is_not_gzip_is_kept_not_truncated(tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis import finished_runs, results_table
-from ..results import history_path, load_history, load_results
+from ..results import load_results
 from ..runs import run_configs
 from .settings import notebook_settings
 from .training import method_configs
@@ -48,18 +48,6 @@ def long_range_results(profile: str, results: str = "auto", results_dir="../data
     table = results_table(run_configs(configs, workers=s.workers if workers is None else workers,
                                       progress=progress))
     return table, f"computed now at profile {profile!r}{note}"
-
-
-def committed_sweeps(results_dir="../data/results", names=("paper", "control", "confirm", "long")) -> dict:
-    """The committed sweeps of the analysis plan that exist in results_dir: name -> (finished
-    runs, check histories; an empty table where a file has no history)."""
-    found = {}
-    for name in names:
-        path = Path(results_dir) / f"{name}.csv"
-        if path.is_file():
-            history = load_history(path) if history_path(path).is_file() else pd.DataFrame()
-            found[name] = (finished_runs(load_results(path)), history)
-    return found
 
 
 def budget_curves(paper: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
