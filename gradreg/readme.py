@@ -264,7 +264,7 @@ def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame, sweeps
              "long": "a five-times budget; exploratory (11.8)"}
     screen_runs, screen_history, _ = screen_results(results_dir)
     profile_rows = {"paper": paper, "screen": screen_runs if len(screen_runs) else None,
-               **{name: runs for name, (runs, _) in found.items()}}
+                    **{name: runs for name, (runs, _) in found.items()}}
     for name, role in roles.items():
         runs = profile_rows.get(name)
         written = "none yet" if runs is None else f"{len(runs)} of {len(profile_configs(name))}"
@@ -412,7 +412,7 @@ def headline_block(results_dir="data/results", loaded=None) -> str:
     """The README's headline between its markers."""
     paper, _, authors, sweeps = loaded or _load(results_dir)
     from .experiments.sensitivity import screen_results
-    control, confirm, long = (sweeps[name][0] if name in sweeps else None for name in PLAN_PROFILES)
+    control, confirm, long = (sweeps.get(name, (None,))[0] for name in ("control", "confirm", "long"))
     runs, history, _ = screen_results(results_dir)
     text = headline(paper, authors, control, confirm, (runs, history), long)
     return f"{HEADLINE_BEGIN}\n{text}{HEADLINE_END}"

@@ -8,18 +8,19 @@ import pandas as pd
 
 from ..analysis import SCREEN_CHECKS, finished_runs, screen_choice, screen_table
 from ..profiles import SCREEN_REFERENCES, SCREEN_SETTINGS, profile_configs, setting_name
-from ..results import history_path, load_history, load_results
+from ..results import load_profiles
 
 
 def screen_results(results_dir="../data/results") -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(finished runs, check histories, a line saying how much of the screen they are) of the
     committed `screen` sweep; empty tables when it has not been run."""
     path = Path(results_dir) / "screen.csv"
-    if not path.is_file():
+    found = load_profiles(results_dir, ["screen"])
+    if not found:
         return (pd.DataFrame(), pd.DataFrame(),
                 f"no screen results at {path}: python -m gradreg sweep --profile screen --results {path}")
-    runs = finished_runs(load_results(path))
-    history = load_history(path) if history_path(path).is_file() else pd.DataFrame()
+    rows, history = found["screen"]
+    runs, history = finished_runs(rows), pd.DataFrame() if history is None else history
     planned = len(profile_configs("screen"))
     return runs, history, f"{len(runs)} of the screen's {planned} runs, from {path}"
 
