@@ -389,7 +389,9 @@ def _client(scheduler, workers, pending):
                 with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
                     cluster = stack.enter_context(LocalCluster(
                         n_workers=min(n, max(pending, 1)), threads_per_worker=1, processes=True,
-                        dashboard_address=None, silence_logs=logging.ERROR, preload=[__name__]))
+                        # None does not turn the dashboard off (dask/distributed#8136): it
+                        # binds 8787 and warns when another cluster holds it; ":0" takes a free port
+                        dashboard_address=":0", silence_logs=logging.ERROR, preload=[__name__]))
         finally:
             _restore_sigmask(mask)
             _undefer_sigint(handler)

@@ -49,8 +49,8 @@ def data_lines(path):
 def scheduler():
     """One LocalCluster for the tests that pass a scheduler address (the --scheduler path)."""
     from distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,   # ":0": see gradreg.sweep
+                      dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
@@ -313,7 +313,7 @@ def test_a_unit_in_flight_tells_the_sweep_how_far_its_runs_have_come(method, tol
     configs = [tiny(method, seed=s, max_iterations=300, check_every=100) for s in range(2)]
     label = f"temporal_order T=10 {method} seeds 0,1"
     assert sweep_module.unit_label(configs) == label
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         queue = Queue("progress-test", client=client)
         rows = client.submit(sweep_module.run_unit, configs, "progress-test", pure=False).result()
