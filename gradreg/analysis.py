@@ -556,6 +556,42 @@ def verdict_sentence(row) -> str:
             f"{r['solved_second']}/{r['runs_second']}, hazard ratio of solving {hr}{interval}, {p}.")
 
 
+#: Section 11.7: the harness passes at a length when at least this many control runs of each task solve.
+CONTROL_SOLVED_TO_PASS = 3
+
+
+def harness_passes(control: pd.DataFrame, length: int, at_least: int = CONTROL_SOLVED_TO_PASS) -> bool | None:
+    """Whether the positive control (profile `control`) passes at `length` (section 11.7): at
+    least `at_least` of each task's control runs there solved within the budget. None when no
+    control run at `length` has finished, so that a verdict can say it is conditional."""
+    runs = finished_runs(control)
+    runs = runs[runs["length"] == length]
+    if not len(runs):
+        return None
+    return bool((runs.groupby("task")["solved"].sum() >= at_least).all())
+
+
+VERDICT_WORDS = {"better": "solved sooner than {second}",
+                 "worse": "solved later than {second}",
+                 "equivalent": "solved as fast as {second}, within a factor of two",
+                 "undecided": "could not be told from {second} (no difference shown, and no equivalence "
+                              "within a factor of two)"}
+
+
+def verdict_in_words(comparisons: pd.DataFrame) -> str:
+    """The verdicts of `plan_comparisons` rows as one plain sentence, lower case as arm labels
+    are: the comparisons that share a task, a second arm and a verdict are said together ("a and
+    b solved later than c")."""
+    if not len(comparisons):
+        return ""
+    several_tasks = comparisons["task"].nunique() > 1
+    clauses = []
+    for (task, second, verdict), group in comparisons.groupby(["task", "second", "verdict"], sort=False):
+        where = f"at {task.replace('_', ' ')}, " if several_tasks else ""
+        clauses.append(where + " and ".join(group["first"]) + " " + VERDICT_WORDS[verdict].format(second=second))
+    return "; ".join(clauses) + "."
+
+
 def screen_table(runs: pd.DataFrame, history: pd.DataFrame, names, reference: str = "sgr/random",
                  checks=SCREEN_CHECKS, clip: float = 1.0) -> pd.DataFrame:
     """The screen's measurements (section 11.6), one row per (setting, seed, check): rho(W_rec),

@@ -65,8 +65,9 @@ FIGURE_FORMATS = ("png", "pdf")
 
 
 def method_color(label: str) -> str:
-    """The colour of a method label; an arm ("lstm [optimizer=adam,...]") takes its method's."""
-    return METHOD_COLORS.get(label.split(" [")[0], OKABE_ITO["grey"])
+    """The colour of a method label; an arm ("lstm [optimizer=adam,...]") or a budget ("pascanu,
+    50k iterations") takes its method's."""
+    return METHOD_COLORS.get(label.split(" [")[0].split(", ")[0], OKABE_ITO["grey"])
 
 
 def use_style() -> None:
@@ -732,7 +733,9 @@ def plot_run_histories(history: pd.DataFrame, runs: pd.DataFrame, task: str, len
 def plot_time_to_solve(km: pd.DataFrame, labels=None, title: str = "Time to solve"):
     """Kaplan-Meier curves: the fraction of runs still unsolved against iterations, one panel
     per (task, length), the arms overlaid (a step line, its 95% band shaded; an arm with
-    settings of its own, drawn thicker and solid). km: `gradreg.analysis.kaplan_meier`."""
+    settings of its own, drawn thicker and solid; with a column `budget`, as
+    `experiments.long_range.budget_curves` gives, the largest budget thick and solid and the
+    others thin and dashed). km: `gradreg.analysis.kaplan_meier`."""
     if labels is not None:
         km = km[km["label"].isin(labels)]
     tasks, lengths = sorted(set(km["task"])), sorted(set(km["length"].astype(int)))
@@ -741,8 +744,10 @@ def plot_time_to_solve(km: pd.DataFrame, labels=None, title: str = "Time to solv
         ax.text(0.5, 0.5, "no runs to draw", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    fig, axes = plt.subplots(max(len(tasks), 1), max(len(lengths), 1), figsize=(4.3 * max(len(lengths), 1),
-                             3.5 * max(len(tasks), 1)), squeeze=False, sharey=True)
+    single = len(tasks) == 1 and len(lengths) == 1     # its legend goes beside it: room for that
+    fig, axes = plt.subplots(len(tasks), len(lengths), figsize=(4.3 * len(lengths) + 2.7 * single,
+                             3.5 * len(tasks)), squeeze=False, sharey=True)
+    longest = km["budget"].max() if "budget" in km else None
     for (i, task), (j, length) in itertools.product(enumerate(tasks), enumerate(lengths)):
         ax = axes[i, j]
         cell = km[(km["task"] == task) & (km["length"] == length)]
@@ -751,17 +756,24 @@ def plot_time_to_solve(km: pd.DataFrame, labels=None, title: str = "Time to solv
             continue
         for label in ordered(cell["label"]):
             curve = cell[cell["label"] == label]
-            color, arm = method_color(label), " [" in label
-            first = curve.iloc[0]
-            ax.step(curve["time"], curve["unsolved"], where="post", color=color, linewidth=2.2 if arm else 1.4,
-                    dashes=() if arm else (METHOD_DASHES.get(label) or ()),
+            color, first = method_color(label), curve.iloc[0]
+            if longest is None:
+                bold, dashes = " [" in label, METHOD_DASHES.get(label) or ()
+            else:
+                bold = first["budget"] == longest
+                dashes = () if bold else (4, 2)
+            ax.step(curve["time"], curve["unsolved"], where="post", color=color, linewidth=2.2 if bold else 1.4,
+                    dashes=() if bold else dashes,
                     label=f"{label} ({int(first['solved'])}/{int(first['runs'])})")
             ax.fill_between(curve["time"], curve["low"], curve["high"], step="post", color=color, alpha=0.07,
                             linewidth=0)
         ax.set_title(f"{task.replace('_', ' ')}, T = {length}", fontsize=10)
         ax.set_xlabel("iterations")
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize=7, loc="lower left", title="solved/runs", title_fontsize=7)
+        # one panel: beside it, since its curves may fall anywhere; a grid of panels: in each
+        # panel's lower left, which curves that start at 1 leave free until late
+        where = dict(loc="center left", bbox_to_anchor=(1.02, 0.5)) if single else dict(loc="lower left")
+        ax.legend(fontsize=7, title="solved/runs", title_fontsize=7, **where)
     for ax in axes[:, 0]:
         ax.set_ylabel("runs not yet solved")
     fig.suptitle(title)

@@ -101,7 +101,8 @@ plt.show()
 # alone (seeds 5–16 at temporal order $T = 100$), computed once all its 48 rows are committed
 # (no interim look). The **summary** runs the same tests on the paper grid and `confirm`
 # together (seventeen seeds per arm at temporal order $T = 100$): it illustrates the
-# confirmatory verdict and cannot overturn it.
+# confirmatory verdict and cannot overturn it. Once `confirm` is complete, its own
+# Kaplan–Meier curves are drawn below its table (`06_confirm_time_to_solve`).
 
 # %%
 columns = ["task", "first", "second", "solved_first", "runs_first", "solved_second", "runs_second", "hazard_ratio",
@@ -122,6 +123,11 @@ else:
     display(confirmatory[columns].round(4))
     for row in confirmatory.to_dict("records"):
         print("confirmatory:", analysis.verdict_sentence(row))
+    print("in words:", analysis.verdict_in_words(confirmatory))
+    fig = plotting.plot_time_to_solve(analysis.kaplan_meier(confirm_runs),
+                                      title="Confirmatory runs, seeds 5–16: not yet solved (Kaplan–Meier)")
+    plotting.save_figure(fig, "06_confirm_time_to_solve", output_dir)
+    plt.show()
     if "paper" in sweeps:
         paper_runs, paper_history = sweeps["paper"]
         summary_table = analysis.summary_comparisons(paper_runs, confirm_runs, plan, paper_history, confirm_history)

@@ -219,6 +219,26 @@ def test_the_verdict_of_hand_made_results_whose_answer_is_known():
     twins = analysis.plan_comparisons(_timed_runs(same * 3, same * 3), None, pairs)
     assert twins["verdict"].tolist() == ["equivalent"] and twins["hazard_ratio"].iloc[0] == pytest.approx(1.0)
     assert "**equivalent**" in analysis.verdict_sentence(twins.iloc[0].to_dict())
+    # the plain sentence groups comparisons by their second arm and verdict
+    rows = pd.concat([better, better.assign(first="sgr/random"), twins.assign(second="sgr/random"),
+                      nobody.assign(first="sgr/band")])
+    assert analysis.verdict_in_words(rows) == (
+        "sgr/top and sgr/random solved sooner than pascanu; sgr/top solved as fast as sgr/random, within a "
+        "factor of two; sgr/band could not be told from pascanu (no difference shown, and no equivalence "
+        "within a factor of two).")
+    assert analysis.verdict_in_words(rows.assign(task=["adding", "temporal_order", "adding", "adding"])) \
+        .startswith("at adding, sgr/top solved sooner than pascanu; at temporal order, sgr/random solved sooner")
+
+
+def test_the_harness_passes_where_three_of_each_tasks_control_runs_solve():
+    def control(solved_per_task, length=100):
+        return pd.DataFrame([dict(task=task, length=length, method="lstm", rule="", seed=seed,
+                                  solved=seed < k, iterations=7_000, examples=10**5, seconds=1.0,
+                                  final_error=0.0, diverged=False, device="cpu", error="")
+                             for task, k in solved_per_task.items() for seed in range(5)])
+    assert analysis.harness_passes(control({"adding": 3, "temporal_order": 5}), 100) is True
+    assert analysis.harness_passes(control({"adding": 2, "temporal_order": 5}), 100) is False
+    assert analysis.harness_passes(control({"adding": 5}, length=200), 100) is None
 
 
 def test_holm_adjusts_a_tasks_log_rank_p_values_together():

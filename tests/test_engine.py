@@ -198,6 +198,20 @@ def test_the_two_cheapest_solved_rows_of_paper_csv_reproduce_bit_for_bit():
         assert got == (True, int(row.iterations), int(row.examples), float(row.final_error)), row
 
 
+def test_the_long_budgets_runs_are_the_paper_grids_runs_up_to_its_budget():
+    """`long` trains the paper grid's configurations with a five-times budget, so each run is
+    the same run up to 50,000 iterations: where the paper's run solved or diverged, the long
+    run's row is the same row; where it reached the budget, the long run went past it."""
+    long, paper = (load_results(f"data/results/{name}.csv") for name in ("long", "paper"))
+    both = long[long["error"] == ""].merge(paper, on=list(KEY), suffixes=("_long", "_paper"))
+    if not len(both):
+        pytest.skip("no run of long.csv that is also in paper.csv is committed yet")
+    ended = both["solved_paper"] | both["diverged_paper"]
+    for column in ("solved", "iterations", "examples", "final_error", "diverged"):
+        assert both.loc[ended, f"{column}_long"].tolist() == both.loc[ended, f"{column}_paper"].tolist(), column
+    assert (both.loc[~ended, "iterations_long"] > both.loc[~ended, "iterations_paper"]).all()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("profile", ["screen", "control", "confirm", "long"])
 def test_the_cheapest_solved_row_of_each_plan_profile_reproduces_bit_for_bit(profile):

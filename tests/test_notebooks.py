@@ -30,7 +30,8 @@ EXPECTED_FIGURES = {
     "03_minibatch_theory": ["03_minibatch_theory", "03_selection_rules"],
     "04_tasks": ["04_task_gallery", "04_relevant_positions"],
     "05_training": ["05_learning_curves", "05_long_term_norm"],
-    "06_long_range": ["06_time_to_solve", "06_success_rate", "06_examples_to_solve"],
+    "06_long_range": ["06_time_to_solve", "06_confirm_time_to_solve", "06_success_rate",   # confirm: committed
+                      "06_examples_to_solve"],
     "07_protocols": ["07_relevant_positions_T50", "07_relevant_positions_T100"],
     "08_sensitivity": ["08_screen"],   # from the committed screen (data/results/screen.csv)
 }

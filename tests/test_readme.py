@@ -69,8 +69,10 @@ def test_each_part_is_written_between_its_markers_only(tmp_path):
     assert text.startswith(f"# title\n\nbefore\n\n{readme.HEADLINE_BEGIN}\n")
     assert text.endswith(f"{readme.HEADLINE_END}\n\nafter\n")
     headline = text[text.index(readme.HEADLINE_BEGIN) + len(readme.HEADLINE_BEGIN):text.index(readme.HEADLINE_END)]
-    assert "old headline" not in text and "**Exploratory verdict**" in headline and headline.count("\n") <= 16
-    assert headline.count("hazard ratio of solving") == 4 and "**Positive control**" in headline
+    # the committed confirm.csv holds all 48 rows: C1-C4 on it, then the summary's six comparisons
+    assert "old headline" not in text and "**Confirmatory verdict**" in headline and headline.count("\n") <= 26
+    assert headline.count("hazard ratio of solving") == 4 + 6 and "**Positive control**" in headline
+    assert "In words: on 12 seeds never run before, " in headline
     assert "The plan's rule carries **weighted-ht**" in headline and "adam 2 of 5" in headline
     assert full.startswith("# results\n\n") and full.endswith(f"{readme.RESULTS_END}\n\nafter\n")
     assert "old numbers" not in full and "## The reproduction" in full and "## The authors' protocol" in full
@@ -149,6 +151,14 @@ def test_a_complete_confirm_profile_puts_its_verdict_and_the_summary_in_the_head
     assert confirmatory.count("- temporal order (T = 100): ") == 4        # C1-C4, one family
     assert "sgr/top against sgr/random is **better**: solved 12/12 against 4/12" in confirmatory
     assert "sgr/weighted [importance_weights=True] against pascanu is " in confirmatory
+    assert "In words: on 12 seeds never run before, sgr/top solved sooner than sgr/random; " in confirmatory
+    assert "has no finished run at T = 100 (section 11.7), so this verdict is conditional" in confirmatory
+    control = pd.DataFrame([dict(zip(COLUMNS, (task, 100, "lstm", "", seed, seed < 3, 7_000, 10**5, 60.0,
+                                               0.0, False, "cpu", "")))
+                            for task in ("adding", "temporal_order") for seed in range(5)])
+    assert "The positive control passed at T = 100" in readme.headline(paper, authors, control, confirm)
+    failed = control.assign(solved=control["seed"] < 2)
+    assert "The positive control did not pass at T = 100" in readme.headline(paper, authors, failed, confirm)
     # the summary pools the paper grid's seeds 0-4 with confirm's 5-16, stratified by length
     solved_top = int(paper.query("task == 'temporal_order' and length >= 100 and method == 'sgr' and "
                                  "rule == 'top'")["solved"].sum())

@@ -53,8 +53,8 @@ def long_range_results(profile: str, results: str = "auto", results_dir="../data
 def budget_curves(paper: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
     """Kaplan-Meier curves (`analysis.kaplan_meier`) of the `long` profile's runs beside those
     of the paper profile's runs of the same (task, length, label), each label suffixed with its
-    budget ("sgr/top, 50k iterations"): does a five-times budget change which method wins?
-    Empty without long runs."""
+    budget ("sgr/top, 50k iterations") and with a column `budget`: does a five-times budget
+    change which method wins? Empty without long runs."""
     from ..analysis import kaplan_meier
     from ..profiles import LONG_MAX_ITERATIONS, PAPER_MAX_ITERATIONS
     long = finished_runs(long)
@@ -66,4 +66,4 @@ def budget_curves(paper: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
     curves = [kaplan_meier(runs).assign(budget=budget)
               for runs, budget in ((paper, PAPER_MAX_ITERATIONS), (long, LONG_MAX_ITERATIONS))]
     km = pd.concat(curves, ignore_index=True)
-    return km.assign(label=km["label"] + ", " + (km.pop("budget") // 1000).astype(str) + "k iterations")
+    return km.assign(label=km["label"] + ", " + (km["budget"] // 1000).astype(str) + "k iterations")
