@@ -398,7 +398,10 @@ def kaplan_meier(runs: pd.DataFrame) -> pd.DataFrame:
                 rows.append(dict(start, time=float(t), unsolved=float(s), low=float(lo), high=float(hi)))
         last = rows[-1]
         rows.append(dict(last, time=float(g["time"].max())))
-    return pd.DataFrame(rows, columns=["task", "length", "label", "runs", "solved", "time", "unsolved", "low", "high"])
+    # typed even when empty: concatenated with curves, an object column would reach matplotlib
+    columns = {"task": str, "length": int, "label": str, "runs": int, "solved": int, "time": float,
+               "unsolved": float, "low": float, "high": float}
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
 
 def curve_areas(runs: pd.DataFrame, history: pd.DataFrame, budget: int, check_every: int = 100) -> pd.DataFrame:

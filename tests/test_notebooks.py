@@ -13,11 +13,12 @@ import struct
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import nbformat
 import pandas as pd
 import pytest
 
-from gradreg import analysis, cli, notebook_runner, notebook_sources, teaching
+from gradreg import analysis, cli, notebook_runner, notebook_sources, plotting, teaching
 from gradreg.experiments import long_range, settings
 from gradreg.results import load_results
 
@@ -299,6 +300,10 @@ def test_long_budget_runs_sit_beside_the_paper_runs_of_their_cells():
         "pascanu, 250k iterations": {"runs": 2, "solved": 2}, "pascanu, 50k iterations": {"runs": 2, "solved": 1}}
     assert km["time"].max() == 120_000
     assert long_range.budget_curves(paper, long.iloc[:0]).empty
+    # a long cell the paper runs do not have (notebook 06 computing small runs here) draws alone
+    alone = long_range.budget_curves(paper[paper["length"] == 150], long)
+    assert set(alone["label"]) == {"pascanu, 250k iterations"} and alone["low"].dtype == float
+    plt.close(plotting.plot_time_to_solve(alone))
 
 
 def test_the_plans_comparisons_read_the_long_runs_to_their_own_budget():
