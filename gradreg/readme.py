@@ -228,7 +228,10 @@ def _p(x: float) -> str:
 def plan_table(comparisons: pd.DataFrame) -> str:
     """`analysis.plan_comparisons`' rows as a Markdown table: the primary endpoint (hazard ratio of
     solving with its 95% interval, log-rank p raw and Holm-adjusted, the verdict) and the
-    secondary ones (the seed-paired areas and Fisher's test with Newcombe's interval)."""
+    secondary ones (the seed-paired areas and Fisher's test with Newcombe's interval); a sentence
+    in its place when there is no row."""
+    if not len(comparisons):
+        return "No comparison yet: no pair of the plan has finished runs in both of its arms."
     lines = ["| task | T | first | second | solved | hazard ratio [95% CI] | log-rank p | Holm p | verdict "
              "| median area difference (Wilcoxon p, pairs) | Fisher p | solved difference [95% Newcombe] |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -300,7 +303,7 @@ def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame, sweeps
     long = found.get("long")
     if long is not None and len(analysis.finished_runs(long[0])):
         lines += ["", f"**Five-times budget** (`long.csv`, exploratory; areas over {LONG_MAX_ITERATIONS:,} "
-                  f"iterations; {len(long[0])} runs so far):", "",
+                  f"iterations; {len(long[0])} run{'s' * (len(long[0]) != 1)} so far):", "",
                   plan_table(analysis.plan_comparisons(*long, pairs, tasks=["temporal_order"],
                                                        budget=LONG_MAX_ITERATIONS))]
     lines += ["", "Hazard ratio above 1: the first arm solves sooner (stratified Cox); the log-rank test is "

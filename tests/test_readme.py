@@ -200,3 +200,7 @@ def test_the_plan_section_shows_confirm_only_when_complete(tmp_path):
     assert confirmatory.count("| temporal_order | 100 |") == 4
     assert "| temporal_order | 100 | sgr/top | sgr/random | 12/12 against 4/12 |" in confirmatory
     assert "| temporal_order | 100, 150, 200 | sgr/top | sgr/random | 13/27 against 5/27 |" in text
+    # one long run: progress, and no table until some pair has runs in both arms
+    confirm.iloc[:1].assign(seed=0, iterations=60_000).to_csv(tmp_path / "long.csv", index=False)
+    text = readme.plan_section(tmp_path, paper, history)
+    assert "250,000 iterations; 1 run so far):\n\nNo comparison yet: no pair of the plan has finished runs" in text
