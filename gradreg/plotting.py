@@ -758,12 +758,12 @@ def plot_time_to_solve(km: pd.DataFrame, labels=None, title: str = "Time to solv
             curve = cell[cell["label"] == label]
             color, first = method_color(label), curve.iloc[0]
             if longest is None:
-                bold, dashes = " [" in label, METHOD_DASHES.get(label) or ()
-            else:
+                bold, dashes, alpha, zorder = " [" in label, METHOD_DASHES.get(label) or (), 1.0, 2
+            else:   # the same runs up to the shorter budget: its dashes go on top of a paler line
                 bold = first["budget"] == longest
-                dashes = () if bold else (4, 2)
+                dashes, alpha, zorder = (3, 2), 0.45 if bold else 1.0, 2 if bold else 3
             ax.step(curve["time"], curve["unsolved"], where="post", color=color, linewidth=2.2 if bold else 1.4,
-                    dashes=() if bold else dashes,
+                    dashes=() if bold else dashes, alpha=alpha, zorder=zorder,
                     label=f"{label} ({int(first['solved'])}/{int(first['runs'])})")
             ax.fill_between(curve["time"], curve["low"], curve["high"], step="post", color=color, alpha=0.07,
                             linewidth=0)

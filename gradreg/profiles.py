@@ -232,3 +232,19 @@ def is_complete(runs, name: str) -> bool:
     from .results import config_key, row_key
     done = {row_key(r) for r in runs.to_dict("records")} if len(runs) else set()
     return all(config_key(c) in done for c in profile_configs(name))
+
+
+def complete_arms(runs, name: str):
+    """The rows of `runs` (a results table of profile `name`) whose arm at their (task, length)
+    has all its planned runs written: a partly run arm is left out, since its first rows are
+    the runs that ended first, the early solvers, and would draw it too good."""
+    from .results import config_key, row_key
+    if not len(runs):
+        return runs
+    def cell(key):                                 # the key without its seed
+        return key[:4] + key[5:]
+    done = {row_key(r) for r in runs.to_dict("records")}
+    planned = [config_key(c) for c in profile_configs(name)]
+    partial = {cell(key) for key in planned if key not in done}
+    keep = [cell(row_key(r)) not in partial for r in runs.to_dict("records")]
+    return runs[keep].reset_index(drop=True)

@@ -25,7 +25,14 @@ import pandas as pd
 from . import analysis
 from .config import PROTOCOLS
 from .experiments.protocols import protocol_summary
-from .profiles import AUTHORS_MAX_ITERATIONS, LONG_MAX_ITERATIONS, PAPER_MAX_ITERATIONS, is_complete, profile_configs
+from .profiles import (
+    AUTHORS_MAX_ITERATIONS,
+    LONG_MAX_ITERATIONS,
+    PAPER_MAX_ITERATIONS,
+    complete_arms,
+    is_complete,
+    profile_configs,
+)
 from .results import KEY, history_path, load_history, load_profiles, load_results, with_arm
 from .sweep import written_by_length
 
@@ -302,9 +309,11 @@ def plan_section(results_dir, paper: pd.DataFrame, history: pd.DataFrame, sweeps
                   "are written; its tests are run when all of them are (no interim look)."]
     long = found.get("long")
     if long is not None and len(analysis.finished_runs(long[0])):
+        done = complete_arms(long[0], "long")     # a partly run arm holds its early solvers only
         lines += ["", f"**Five-times budget** (`long.csv`, exploratory; areas over {LONG_MAX_ITERATIONS:,} "
-                  f"iterations; {len(long[0])} run{'s' * (len(long[0]) != 1)} so far):", "",
-                  plan_table(analysis.plan_comparisons(*long, pairs, tasks=["temporal_order"],
+                  f"iterations; {len(long[0])} run{'s' * (len(long[0]) != 1)} so far, the {len(done)} in arms "
+                  "with all their runs written enter the tests):", "",
+                  plan_table(analysis.plan_comparisons(done, long[1], pairs, tasks=["temporal_order"],
                                                        budget=LONG_MAX_ITERATIONS))]
     lines += ["", "Hazard ratio above 1: the first arm solves sooner (stratified Cox); the log-rank test is "
               "stratified by T; Holm's correction within each task's family; the area difference is the median "

@@ -33,7 +33,7 @@ from IPython.display import display
 from gradreg import analysis, plotting
 from gradreg.experiments import long_range
 from gradreg.experiments.settings import notebook_settings, setup
-from gradreg.profiles import LONG_MAX_ITERATIONS, is_complete, profile_configs, variant_labels
+from gradreg.profiles import LONG_MAX_ITERATIONS, complete_arms, is_complete, profile_configs, variant_labels
 
 dev = setup(profile, seed, device)   # figure style, seeds, device, one CPU thread
 cfg = notebook_settings("06_long_range", profile)
@@ -143,10 +143,14 @@ else:
 # plan's arms at temporal order $T = 100$ (then 150) for 250,000 iterations on the paper
 # grid's seeds 0–4; beside each arm's curve at 50,000 iterations, its curve at 250,000 says
 # whether the budget changes which method wins. The plan's comparisons on these runs (their own
-# family, section 11.8) are exploratory: they cannot change the confirmatory verdict.
+# family, section 11.8) are exploratory: they cannot change the confirmatory verdict. While
+# the sweep runs, an arm is drawn and tested only once all its runs are written: its first
+# rows are the runs that ended first, the early solvers (`gradreg.profiles.complete_arms`).
 
 # %%
 long_runs, long_history = sweeps["long"] if "long" in sweeps else (table.iloc[0:0], None)
+print(f"long: {len(long_runs)} runs written, {len(complete_arms(long_runs, 'long'))} of them in complete arms")
+long_runs = complete_arms(long_runs, "long")
 long_budget = long_range.budget_curves(table, long_runs)
 if len(long_budget):
     fig = plotting.plot_time_to_solve(long_budget,
@@ -157,9 +161,9 @@ if len(long_budget):
                                                tasks=["temporal_order"], budget=LONG_MAX_ITERATIONS)
     display(at_long_budget[columns].round(4))
     for row in at_long_budget.to_dict("records"):
-        print(f"long budget, exploratory ({len(long_runs)} runs so far):", analysis.verdict_sentence(row))
+        print(f"long budget, exploratory ({len(long_runs)} runs in complete arms):", analysis.verdict_sentence(row))
 else:
-    print("no run of the long profile is committed yet (python -m gradreg sweep --profile long ...)")
+    print("no arm of the long profile is complete yet (python -m gradreg sweep --profile long ...)")
 
 # %% [markdown]
 # ## Success rates with honest error bars

@@ -203,4 +203,5 @@ def test_the_plan_section_shows_confirm_only_when_complete(tmp_path):
     # one long run: progress, and no table until some pair has runs in both arms
     confirm.iloc[:1].assign(seed=0, iterations=60_000).to_csv(tmp_path / "long.csv", index=False)
     text = readme.plan_section(tmp_path, paper, history)
-    assert "250,000 iterations; 1 run so far):\n\nNo comparison yet: no pair of the plan has finished runs" in text
+    assert ("250,000 iterations; 1 run so far, the 0 in arms with all their runs written enter the tests):\n\n"
+            "No comparison yet: no pair of the plan has finished runs") in text

@@ -78,6 +78,18 @@ def test_profiles():
     assert len(profile_configs("smoke")) <= 10
 
 
+def test_complete_and_complete_arms_read_the_rows_against_the_profiles_plan():
+    from gradreg.profiles import complete_arms, is_complete
+    rows = pd.DataFrame([dict(zip(KEY, config_key(c)), solved=True) for c in profile_configs("long")])
+    assert is_complete(rows, "long") and not is_complete(rows.iloc[1:], "long")
+    assert len(complete_arms(rows, "long")) == 40
+    # without one sgr/top seed at T = 100, that arm's other four rows go and nothing else
+    first = rows[(rows["method"] == "sgr") & (rows["rule"] == "top") & (rows["length"] == 100)].index[0]
+    kept = complete_arms(rows.drop(index=first), "long")
+    assert len(kept) == 35 and not ((kept["rule"] == "top") & (kept["length"] == 100)).any()
+    assert complete_arms(rows.iloc[:0], "long").empty
+
+
 def test_carried_forward_is_what_the_committed_screen_names():
     """CARRIED_FORWARD is not a free choice: section 11.6's rule, applied to the committed
     screen, must still name it."""
