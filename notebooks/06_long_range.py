@@ -157,6 +157,7 @@ if len(long_budget):
                                       title="Runs not yet solved: the paper budget against five times it")
     plotting.save_figure(fig, "06_long_budget", output_dir)
     plt.show()
+    display(long_range.budget_table(long_runs))   # solved within 50,000 and within 250,000 iterations
     at_long_budget = analysis.plan_comparisons(long_runs, long_history, analysis.plan_pairs(*variant_labels()),
                                                tasks=["temporal_order"], budget=LONG_MAX_ITERATIONS)
     display(at_long_budget[columns].round(4))

@@ -306,6 +306,21 @@ def test_long_budget_runs_sit_beside_the_paper_runs_of_their_cells():
     plt.close(plotting.plot_time_to_solve(alone))
 
 
+def test_the_budget_table_counts_what_the_five_times_budget_bought():
+    """A run solved at the paper's budget exactly counts within it; one solved after it, one
+    unsolved at 250,000 and one that raised (left out) do not."""
+    common = dict(task="temporal_order", length=100, method="pascanu", rule="", seconds=1.0, final_error=0.0,
+                  diverged=False, device="cpu", examples=0, arm="")
+    long = pd.DataFrame([dict(common, seed=0, solved=True, iterations=50_000, error=""),
+                         dict(common, seed=1, solved=True, iterations=50_100, error=""),
+                         dict(common, seed=2, solved=False, iterations=250_000, error=""),
+                         dict(common, seed=3, solved=True, iterations=100, error="RuntimeError: boom")])
+    (row,) = long_range.budget_table(long).to_dict("records")
+    assert (row["label"], row["runs"], row["solved_at_paper_budget"], row["solved_at_long_budget"]) == (
+        "pascanu", 3, 1, 2)
+    assert long_range.budget_table(long.iloc[:0]).empty
+
+
 def test_the_plans_comparisons_read_the_long_runs_to_their_own_budget():
     """Notebook 06's table of the long profile: C1 on long runs, the areas under the test-error
     curves taken over the 250,000-iteration budget (a solved run keeps its last error to it)."""

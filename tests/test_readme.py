@@ -173,6 +173,11 @@ def test_a_complete_confirm_profile_puts_its_verdict_and_the_summary_in_the_head
     assert ("**Five-times budget** (profile `long`, section 11.8: temporal order, 250,000 iterations; "
             "exploratory): 3 of its 40 runs ran so far (T = 100: 3 of 20, T = 150: 0 of 20)") in \
         readme.headline(paper, authors, confirm=confirm, long=long)
+    assert "in its complete arms" not in readme.headline(paper, authors, confirm=confirm, long=long)
+    top = confirm[confirm["rule"] == "top"]
+    long = top.iloc[:5].assign(seed=range(5), iterations=[50_000, 60_000, 70_000, 80_000, 90_000])
+    assert ("in its complete arms, sgr/top at T = 100 solved 1 of 5 runs within 50,000 iterations and 5 of 5 "
+            "within 250,000; notebook 06") in readme.headline(paper, authors, confirm=confirm, long=long)
     with pytest.raises(ValueError, match="in both files"):
         readme.analysis.summary_comparisons(paper, paper.iloc[:1], [("sgr/top", "pascanu")])
 

@@ -67,3 +67,19 @@ def budget_curves(paper: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
               for runs, budget in ((paper, PAPER_MAX_ITERATIONS), (long, LONG_MAX_ITERATIONS))]
     km = pd.concat(curves, ignore_index=True)
     return km.assign(label=km["label"] + ", " + (km["budget"] // 1000).astype(str) + "k iterations")
+
+
+def budget_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, length, label) of the `long` profile's finished runs: how many ran and how many
+    solved within the paper's budget and within the five-times one. A long run is the paper
+    grid's run up to the paper's budget (tests/test_engine.py holds them to it), so the first
+    count is the paper's; the second says what the extra budget bought."""
+    from ..profiles import PAPER_MAX_ITERATIONS
+    long = finished_runs(long)
+    early = long["solved"].astype(bool) & (long["iterations"] <= PAPER_MAX_ITERATIONS)
+    return (long.assign(early=early)
+            .groupby(["task", "length", "label"], sort=True)
+            .agg(runs=("seed", "size"), solved_at_paper_budget=("early", "sum"),
+                 solved_at_long_budget=("solved", "sum"))
+            .astype({"solved_at_paper_budget": int, "solved_at_long_budget": int})
+            .reset_index())
