@@ -15,7 +15,7 @@ import torch
 
 import gradreg.engine as engine
 from gradreg import TrainConfig, train, train_many
-from gradreg.profiles import profile_configs
+from gradreg.profiles import PAPER_MAX_ITERATIONS, profile_configs
 from gradreg.results import KEY, config_key, load_history, load_results, row_key
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -223,6 +223,21 @@ def test_the_cheapest_solved_row_of_each_plan_profile_reproduces_bit_for_bit(pro
         pytest.skip(f"no solved row committed in {path} yet")
     row = df[df["solved"] & (df["error"] == "")].sort_values("iterations").iloc[0]
     config = {config_key(c): c for c in profile_configs(profile)}[row_key(row)]
+    result = train(config, progress=False, step_logs=False)
+    got = (result.solved, result.iterations, result.examples, result.final_error)
+    assert got == (True, int(row["iterations"]), int(row["examples"]), float(row["final_error"])), row_key(row)
+
+
+@pytest.mark.slow  # replays a committed row of 52,800 iterations
+def test_the_cheapest_solved_row_of_long_past_the_paper_budget_reproduces_bit_for_bit():
+    """What `long` adds to the paper grid is the iterations past 50,000, made from checkpoints
+    sessions apart: the cheapest run that solved there is rerun whole from its key."""
+    df = load_results("data/results/long.csv")
+    late = df[df["solved"] & (df["error"] == "") & (df["iterations"] > PAPER_MAX_ITERATIONS)]
+    if not len(late):
+        pytest.skip("no run of long.csv has solved past the paper's budget yet")
+    row = late.sort_values("iterations").iloc[0]
+    config = {config_key(c): c for c in profile_configs("long")}[row_key(row)]
     result = train(config, progress=False, step_logs=False)
     got = (result.solved, result.iterations, result.examples, result.final_error)
     assert got == (True, int(row["iterations"]), int(row["examples"]), float(row["final_error"])), row_key(row)
