@@ -1,6 +1,5 @@
 """The training engine: K runs as one program are, bit for bit, K separate `train` calls; the
 early-exit check decides exactly as a full count; committed results reproduce."""
-import dataclasses
 import math
 import os
 import subprocess
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import assert_first_checks_replay
 
 import gradreg.engine as engine
 from gradreg import TrainConfig, train, train_many
@@ -247,36 +247,15 @@ def test_the_cheapest_solved_row_of_long_past_the_paper_budget_reproduces_bit_fo
 @pytest.mark.parametrize("profile", ["paper", "authors", "screen", "control", "confirm", "long"])
 def test_the_first_checks_of_a_committed_run_of_every_cell_reproduce_bit_for_bit(profile):
     """Every (task, length, method, arm) cell with committed rows and histories, solved or not: its
-    lowest seed's first two checks, rerun with the current code, are its committed history rows
-    number for number (the rows were made in batched, checkpointed sweeps; full reruns are too
-    dear for the 50,000- and 100,000-iteration failures)."""
+    lowest seed's first two checks replay number for number (`assert_first_checks_replay`)."""
     path = Path(f"data/results/{profile}.csv")
     if not path.is_file():
         pytest.skip(f"no row of {path} committed yet")
     rows = load_results(path)
     history = load_history(path).merge(rows[list(KEY)], on=list(KEY))
     keys = history.groupby(list(KEY[:4]) + ["arm"], sort=True)["seed"].min().reset_index()
-    configs = {config_key(c): c for c in profile_configs(profile)}
-    wanted = [configs[row_key(r)] for r in keys.to_dict("records")]
-    assert len(wanted) >= (1 if profile in ("confirm", "long") else 3)   # those two fill arm by arm
-    # two checks and a third that ends the run (its row is then completed by a full count)
-    wanted = [dataclasses.replace(c, max_iterations=3 * c.check_every) for c in wanted]
-    by_key = dict(iter(history.groupby(list(KEY), sort=False)))
-    for config, result in zip(wanted, train_many(wanted)):
-        committed = by_key[config_key(config)].drop(columns=[*KEY, "seconds"]).reset_index(drop=True)
-        got = result.history.drop(columns="seconds")
-        got = got[got["iteration"] < config.max_iterations]
-        assert len(got) == 2 or (result.solved and len(got) >= 1), config
-        got, committed = got.reset_index(drop=True), committed.iloc[:len(got)][list(got.columns)]
-        # rows made before the early-exit check counted every test sequence: where the counts
-        # differ, both must say "cannot be solved" (the trajectory is checked by every other column)
-        same = got["test_counted"] == committed["test_counted"]
-        limit = config.solved_error
-        assert ((got["test_error"] > limit) & (committed["test_error"] > limit))[~same].all(), config
-        for frame in (got, committed):
-            frame.loc[~same, ["test_error", "test_counted"]] = -1
-        pd.testing.assert_frame_equal(got, committed, check_exact=True, check_dtype=False,
-                                      obj=str(config_key(config)))
+    assert len(keys) >= (1 if profile in ("confirm", "long") else 3)   # those two fill arm by arm
+    assert_first_checks_replay(profile, keys)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
