@@ -212,6 +212,14 @@ def test_the_long_budgets_runs_are_the_paper_grids_runs_up_to_its_budget():
     assert (both.loc[~ended, "iterations_long"] > both.loc[~ended, "iterations_paper"]).all()
 
 
+def _assert_solved_row_replays(profile, row):
+    """Rerun one committed solved row of `profile` whole from its key: the same row comes out."""
+    config = {config_key(c): c for c in profile_configs(profile)}[row_key(row)]
+    result = train(config, progress=False, step_logs=False)
+    got = (result.solved, result.iterations, result.examples, result.final_error)
+    assert got == (True, int(row["iterations"]), int(row["examples"]), float(row["final_error"])), row_key(row)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("profile", ["screen", "control", "confirm", "long"])
 def test_the_cheapest_solved_row_of_each_plan_profile_reproduces_bit_for_bit(profile):
@@ -221,11 +229,7 @@ def test_the_cheapest_solved_row_of_each_plan_profile_reproduces_bit_for_bit(pro
     df = load_results(path) if path.is_file() else None
     if df is None or not (df["solved"] & (df["error"] == "")).any():
         pytest.skip(f"no solved row committed in {path} yet")
-    row = df[df["solved"] & (df["error"] == "")].sort_values("iterations").iloc[0]
-    config = {config_key(c): c for c in profile_configs(profile)}[row_key(row)]
-    result = train(config, progress=False, step_logs=False)
-    got = (result.solved, result.iterations, result.examples, result.final_error)
-    assert got == (True, int(row["iterations"]), int(row["examples"]), float(row["final_error"])), row_key(row)
+    _assert_solved_row_replays(profile, df[df["solved"] & (df["error"] == "")].sort_values("iterations").iloc[0])
 
 
 @pytest.mark.slow  # replays a committed row of 52,800 iterations
@@ -236,11 +240,7 @@ def test_the_cheapest_solved_row_of_long_past_the_paper_budget_reproduces_bit_fo
     late = df[df["solved"] & (df["error"] == "") & (df["iterations"] > PAPER_MAX_ITERATIONS)]
     if not len(late):
         pytest.skip("no run of long.csv has solved past the paper's budget yet")
-    row = late.sort_values("iterations").iloc[0]
-    config = {config_key(c): c for c in profile_configs("long")}[row_key(row)]
-    result = train(config, progress=False, step_logs=False)
-    got = (result.solved, result.iterations, result.examples, result.final_error)
-    assert got == (True, int(row["iterations"]), int(row["examples"]), float(row["final_error"])), row_key(row)
+    _assert_solved_row_replays("long", late.sort_values("iterations").iloc[0])
 
 
 @pytest.mark.slow  # replays committed rows
